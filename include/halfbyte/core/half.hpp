@@ -1,0 +1,141 @@
+// IEEE 754 binary16 (fp16) and bfloat16 <-> fp32 conversion.
+//
+// Both directions are exact where possible; fp32 -> 16-bit rounds to nearest,
+// ties to even, overflows to +-Inf, keeps NaN a (quiet) NaN with its sign, and
+// produces fp16 subnormals correctly. The portable code is the contract; on x86
+// builds with F16C (-mf16c) and on AArch64 the hardware instruction is used, and
+// the exhaustive tests check both give the same bits.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+namespace halfbyte {
+
+namespace detail {
+inline uint32_t f32_bits(float f) noexcept {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float bits_f32(uint32_t u) noexcept {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+}  // namespace detail
+
+// ---- fp16 --------------------------------------------------------------------------
+
+// Portable fp16 -> fp32 (exact for every input).
+inline float fp16_to_fp32_portable(uint16_t h) noexcept {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1Fu;
+  uint32_t mant = h & 0x3FFu;
+  uint32_t bits;
+  if (exp == 0x1F) {  // Inf / NaN: keep payload, force quiet bit on NaN
+    bits = sign | 0x7F800000u | (mant << 13) | (mant ? 0x00400000u : 0u);
+  } else if (exp != 0) {  // normal
+    bits = sign | ((exp + 112u) << 23) | (mant << 13);
+  } else if (mant == 0) {  // +-0
+    bits = sign;
+  } else {  // subnormal: normalise
+    int e = -1;
+    do {
+      ++e;
+      mant <<= 1;
+    } while ((mant & 0x400u) == 0);
+    bits = sign | (uint32_t(112 - e) << 23) | ((mant & 0x3FFu) << 13);
+  }
+  return detail::bits_f32(bits);
+}
+
+// Portable fp32 -> fp16, round to nearest even.
+inline uint16_t fp32_to_fp16_portable(float f) noexcept {
+  const uint32_t x = detail::f32_bits(f);
+  const uint16_t sign = uint16_t((x >> 16) & 0x8000u);
+  const uint32_t ax = x & 0x7FFFFFFFu;
+  if (ax > 0x7F800000u) {  // NaN: keep the top payload bits, force quiet
+    return uint16_t(sign | 0x7E00u | ((ax >> 13) & 0x3FFu));
+  }
+  if (ax >= 0x477FF000u) {  // >= 65520 (halfway to 2^16) rounds to Inf
+    return uint16_t(sign | 0x7C00u);
+  }
+  if (ax < 0x38800000u) {  // below the smallest normal 2^-14: subnormal or zero
+    if (ax < 0x33000000u) return sign;  // < 2^-25 (half the smallest subnormal): 0
+    const uint32_t e = ax >> 23;           // 102..112
+    const uint32_t m = (ax & 0x7FFFFFu) | 0x800000u;
+    const uint32_t shift = 126u - e;       // 14..24: value = m * 2^(e-150), unit 2^-24
+    uint32_t q = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1u);
+    const uint32_t half = 1u << (shift - 1u);
+    if (rem > half || (rem == half && (q & 1u))) ++q;
+    return uint16_t(sign | q);  // q may carry into the exponent: still correct
+  }
+  // normal: rebias exponent, round 13 dropped bits to nearest even
+  uint32_t r = ax - 0x38000000u;  // exponent 127 -> 15
+  r += 0x0FFFu + ((r >> 13) & 1u);
+  return uint16_t(sign | (r >> 13));
+}
+
+inline float fp16_to_fp32(uint16_t h) noexcept {
+#if defined(__F16C__)
+  return _cvtsh_ss(h);
+#elif defined(__aarch64__)
+  __fp16 v;
+  std::memcpy(&v, &h, 2);
+  return float(v);
+#else
+  return fp16_to_fp32_portable(h);
+#endif
+}
+
+inline uint16_t fp32_to_fp16(float f) noexcept {
+#if defined(__F16C__)
+  return uint16_t(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#elif defined(__aarch64__)
+  __fp16 v = __fp16(f);
+  uint16_t h;
+  std::memcpy(&h, &v, 2);
+  return h;
+#else
+  return fp32_to_fp16_portable(f);
+#endif
+}
+
+// ---- bf16 --------------------------------------------------------------------------
+
+inline float bf16_to_fp32(uint16_t b) noexcept { return detail::bits_f32(uint32_t(b) << 16); }
+
+// Round to nearest even; NaN stays NaN (quiet), Inf stays Inf, large finite
+// values round up to Inf as IEEE requires.
+inline uint16_t fp32_to_bf16(float f) noexcept {
+  const uint32_t x = detail::f32_bits(f);
+  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return uint16_t((x >> 16) | 0x0040u);
+  return uint16_t((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
+}
+
+// ---- 16-bit storage types ------------------------------------------------------------
+// Plain wrappers so that fp16 and bf16 data cannot be confused with each other or
+// with uint16_t in overloads. Trivially copyable, 2 bytes, no implicit arithmetic.
+struct f16 {
+  uint16_t bits = 0;
+  static f16 from_float(float f) noexcept { return f16{fp32_to_fp16(f)}; }
+  float to_float() const noexcept { return fp16_to_fp32(bits); }
+};
+struct bf16 {
+  uint16_t bits = 0;
+  static bf16 from_float(float f) noexcept { return bf16{fp32_to_bf16(f)}; }
+  float to_float() const noexcept { return bf16_to_fp32(bits); }
+};
+static_assert(sizeof(f16) == 2 && sizeof(bf16) == 2, "16-bit types must be 2 bytes");
+
+inline float to_float(float v) noexcept { return v; }
+inline float to_float(f16 v) noexcept { return v.to_float(); }
+inline float to_float(bf16 v) noexcept { return v.to_float(); }
+
+}  // namespace halfbyte

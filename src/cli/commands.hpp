@@ -1,0 +1,14 @@
+// Sub-commands of the `halfbyte` tool. Each takes the arguments after its name and
+// returns the process exit code.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace halfbyte::cli {
+
+using Args = std::vector<std::string>;
+
+int cmd_formats(const Args& args);
+
+}  // namespace halfbyte::cli

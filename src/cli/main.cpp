@@ -1,0 +1,50 @@
+// `halfbyte`: the command-line tool.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "cli/commands.hpp"
+#include "halfbyte/halfbyte.hpp"
+
+namespace {
+
+void usage(std::FILE* out) {
+  std::fprintf(out,
+               "usage: halfbyte <command> [options]\n"
+               "\n"
+               "commands:\n"
+               "  formats   quantize a random Gaussian matrix in every format and print the\n"
+               "            error of round-to-nearest vs the error-minimising search\n"
+               "  version   print the version and the kernel ISA in use\n"
+               "\n"
+               "`halfbyte <command> --help` describes a command's options.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  const halfbyte::cli::Args args(argv + 2, argv + argc);
+  try {
+    if (cmd == "formats") return halfbyte::cli::cmd_formats(args);
+    if (cmd == "version" || cmd == "--version") {
+      std::printf("halfbyte %s (isa: %s)\n", halfbyte::library_version(), halfbyte::isa().c_str());
+      return 0;
+    }
+    if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+      usage(stdout);
+      return 0;
+    }
+    std::fprintf(stderr, "halfbyte: unknown command '%s'\n\n", cmd.c_str());
+    usage(stderr);
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "halfbyte %s: error: %s\n", cmd.c_str(), e.what());
+    return 1;
+  }
+}
