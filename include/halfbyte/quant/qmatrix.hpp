@@ -26,10 +26,12 @@ class QMatrix {
   // Copies raw block bytes (GGUF layout, rows back to back). Throws if the byte
   // count does not match rows x row_bytes(f, cols).
   static QMatrix from_bytes(Format f, int64_t rows, int64_t cols, const void* bytes, size_t nbytes) {
-    QMatrix q(f, rows, cols);
-    if (nbytes != q.nbytes())
+    const size_t rb = quant::row_bytes(f, cols);
+    // Check the size before allocating: a hostile shape must not allocate.
+    if (rows < 0 || (rows > 0 && rb > SIZE_MAX / size_t(rows)) || nbytes != size_t(rows) * rb)
       throw_invalid("QMatrix::from_bytes: ", nbytes, " bytes given, ", f.name(), " [", rows, ", ",
-                    cols, "] needs ", q.nbytes());
+                    cols, "] needs ", rows, " x ", rb);
+    QMatrix q(f, rows, cols);
     if (nbytes) std::memcpy(q.data(), bytes, nbytes);
     return q;
   }

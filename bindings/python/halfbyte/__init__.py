@@ -1,0 +1,62 @@
+"""halfbyte: 4-bit weight quantization with GGUF-compatible block formats.
+
+Quantize a float32 or float16 matrix [rows, cols] along its columns into one of
+the formats in ``FORMATS`` and get it back as float32::
+
+    import numpy as np
+    import halfbyte
+
+    w = np.random.default_rng(0).standard_normal((4096, 4096), dtype=np.float32)
+    qt = halfbyte.quantize(w, "q4_0")            # error-minimising scale search
+    qt_ref = halfbyte.quantize(w, "q4_0", method="rtn")  # ggml's round-to-nearest
+    w_hat = qt.dequantize()                      # float32 [4096, 4096]
+    raw = qt.to_bytes()                          # GGUF Q4_0 block bytes, rows back to back
+    same = halfbyte.QTensor.from_bytes(raw, "q4_0", w.shape)
+
+``q4_0``, ``q4_1`` and ``q8_0`` are byte-identical to GGUF's Q4_0, Q4_1 and Q8_0;
+``int4_gG`` / ``int4a_gG`` are group-wise INT4 (symmetric / with a min) with
+group G in {32, 64, 128}, fp16 scales, or bf16 scales with the ``_bf16`` suffix.
+
+Errors: bad arguments raise ValueError, OS failures OSError, and requests this
+build or CPU cannot serve RuntimeError.
+"""
+
+from ._core import (
+    QTensor,
+    __version__,
+    available_isas,
+    dequantize,
+    isa,
+    quantize,
+    set_isa,
+)
+
+#: Format names accepted by quantize() and QTensor.from_bytes().
+FORMATS = (
+    "q4_0",
+    "q4_1",
+    "q8_0",
+    "int4_g32",
+    "int4_g64",
+    "int4_g128",
+    "int4a_g32",
+    "int4a_g64",
+    "int4a_g128",
+    "int4_g32_bf16",
+    "int4_g64_bf16",
+    "int4_g128_bf16",
+    "int4a_g32_bf16",
+    "int4a_g64_bf16",
+    "int4a_g128_bf16",
+)
+
+__all__ = [
+    "FORMATS",
+    "QTensor",
+    "__version__",
+    "available_isas",
+    "dequantize",
+    "isa",
+    "quantize",
+    "set_isa",
+]
