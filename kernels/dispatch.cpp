@@ -1,5 +1,6 @@
 // The only place that knows which ISAs exist. Reads HALFBYTE_ISA once; set_isa()
 // switches tables at run time (not meant to race with running kernels).
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <iterator>
@@ -8,6 +9,7 @@
 
 #include "halfbyte/core/error.hpp"
 #include "halfbyte/runtime.hpp"
+#include "cpu_features.hpp"
 #include "kernel_table.hpp"
 
 namespace halfbyte::kernels {
@@ -17,13 +19,37 @@ struct Entry {
   const char* name;
   void (*fill)(KernelTable&);
   bool (*supported)();
+  int base;  // index of the entry whose kernels fill the gaps (-1: none)
 };
 
 bool always() { return true; }
 
-// Worst first. The SIMD ISAs join this list with their kernels.
+#if defined(HALFBYTE_HAVE_X86_KERNELS)
+bool has_avx2() {
+  const CpuFeatures& f = cpu_features();
+  return f.avx2 && f.fma && f.f16c;
+}
+bool has_avx512() {
+  const CpuFeatures& f = cpu_features();
+  return has_avx2() && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni;
+}
+#endif
+#if defined(HALFBYTE_HAVE_NEON_KERNELS)
+bool has_neon_dotprod() { return cpu_features().neon && cpu_features().dotprod; }
+bool has_neon_i8mm() { return has_neon_dotprod() && cpu_features().i8mm; }
+#endif
+
+// Worst first; the default is the last one the CPU supports.
 const Entry kEntries[] = {
-    {"scalar", scalar::fill, always},
+    {"scalar", scalar::fill, always, -1},
+#if defined(HALFBYTE_HAVE_X86_KERNELS)
+    {"avx2", avx2::fill, has_avx2, 0},
+    {"avx512", avx512::fill, has_avx512, 1},
+#endif
+#if defined(HALFBYTE_HAVE_NEON_KERNELS)
+    {"neon", neon::fill, has_neon_dotprod, 0},
+    {"neon_i8mm", neon_i8mm::fill, has_neon_i8mm, 1},
+#endif
 };
 
 KernelTable g_tables[std::size(kEntries)];
@@ -38,18 +64,37 @@ const Entry* find(std::string_view name) {
 
 void select(std::string_view name) {
   const Entry* e = find(name);
+  static const char* const kAllKnown[] = {"scalar", "avx2", "avx512", "amx", "neon", "neon_i8mm"};
+  if (!e && std::find(std::begin(kAllKnown), std::end(kAllKnown), name) != std::end(kAllKnown))
+    throw_error(ErrorKind::Unsupported, "ISA '", name, "' is not part of this build (",
+#if defined(__x86_64__)
+                "x86-64"
+#elif defined(__aarch64__)
+                "aarch64"
+#else
+                "this architecture"
+#endif
+                ")");
   if (!e) {
     std::string known;
     for (const Entry& k : kEntries) known += std::string(known.empty() ? "" : ", ") + k.name;
     throw_invalid("unknown ISA '", name, "' (this build has: ", known, ")");
   }
   if (!e->supported())
-    throw_error(ErrorKind::Unsupported, "ISA '", name, "' is not supported by this CPU");
+    throw_error(ErrorKind::Unsupported, "ISA '", name, "' is not supported by this CPU (it has: ",
+                cpu_feature_string(), ")");
   g_active.store(&g_tables[size_t(e - kEntries)], std::memory_order_release);
 }
 
+// An entry's table: its base's kernels, then its own on top.
+void fill_chain(int i, KernelTable& t) {
+  if (kEntries[i].base >= 0) fill_chain(kEntries[i].base, t);
+  kEntries[i].fill(t);
+  t.isa = kEntries[i].name;
+}
+
 void init() {
-  for (size_t i = 0; i < std::size(kEntries); ++i) kEntries[i].fill(g_tables[i]);
+  for (size_t i = 0; i < std::size(kEntries); ++i) fill_chain(int(i), g_tables[i]);
   const char* env = std::getenv("HALFBYTE_ISA");
   if (env && *env) {
     try {
@@ -78,6 +123,12 @@ const KernelTable& active() {
 namespace halfbyte {
 
 std::string isa() { return kernels::active().isa; }
+
+std::vector<std::string> compiled_isas() {
+  std::vector<std::string> out;
+  for (const auto& e : kernels::kEntries) out.emplace_back(e.name);
+  return out;
+}
 
 std::vector<std::string> available_isas() {
   kernels::active();

@@ -1,24 +1,97 @@
 // The kernel table: function pointers per operation, filled once per ISA by
 // dispatch.cpp. Internal to the library (not installed).
+//
+// Contract shared by every ISA (kernels/scalar is the reference):
+//  * Integer path. Activations are quantized per 32-block like q8_0: d = amax/127,
+//    q = round(x/d), s = sum(q), ds = d*s (quantize_act). For output (m, n) the
+//    kernel walks the blocks of K in order and does, per block,
+//      isum = sum_k code[k] * q[k]          (4-bit codes unsigned 0..15, q8 signed)
+//      sym 4-bit: isum -= 8 * s
+//      acc = fma(float(isum), dw * d, acc)   (dw: the row's scale for this block)
+//      affine:    acc = fma(mw, ds, acc)
+//    so every ISA computes the same value, bit for bit.
+//  * Float path. Per block: t = sum_k fma(value(code[k]), x[k]) in k order
+//    (value: code - 8, code, or the int8), acc = fma(t, dw, acc), affine:
+//    acc = fma(mw, xsum, acc) with xsum the block's fp32 sum of x in k order.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
+#include "halfbyte/ops/packed.hpp"
 #include "halfbyte/quant/format.hpp"
 
 namespace halfbyte::kernels {
 
-struct KernelTable {
-  const char* isa = "scalar";
-  // y[0..n) = dequantized row of n elements (n a multiple of f's block size).
-  void (*dequantize_row)(const quant::Format& f, const void* src, int64_t n, float* y) = nullptr;
+// Per activation block (32 values) of the integer path.
+struct ActBlock {
+  float d;    // scale
+  int32_t s;  // sum of the int8 codes
+  float ds;   // d * s
 };
 
-// The table in use (thread-safe; chosen on first call).
+// Quantized activations: rows m of K int8 codes and K/32 blocks.
+struct ActQ8 {
+  const int8_t* qs;       // [M][K]
+  const ActBlock* meta;   // [M][K/32]
+  int64_t K;
+};
+
+// Float activations with per-block sums (affine formats need them).
+struct ActF32 {
+  const float* x;      // row m at x + m * ldx
+  int64_t ldx;
+  const float* xsum;   // [M][K/32]
+};
+
+enum Family : int { kSym4 = 0, kAffine4 = 1, kQ8 = 2, kFamilies = 3 };
+
+// Geometry of a PackedMatrix as plain values.
+struct Packed {
+  const uint8_t* data;
+  int64_t rows, cols;
+  int64_t scale_groups;   // per row group
+  int bps;                // 32-weight sub-blocks per scale group
+  size_t header_bytes, sub_block_bytes, scale_group_bytes, row_group_bytes;
+  Family family;
+  bool bf16;              // scales (and mins) are bf16, else fp16
+
+  static Packed of(const ops::PackedMatrix& p);
+  const uint8_t* group(int64_t g) const { return data + size_t(g) * row_group_bytes; }
+};
+
+// A block of work: row groups [g0, g1) of W against rows [m0, m1) of x, writing
+// y[m * ldy + n] for the valid n (< rows) of those groups.
+struct GemmTask {
+  int64_t g0, g1, m0, m1;
+  float* y;
+  int64_t ldy;
+};
+
+using QuantizeActFn = void (*)(const float* x, int64_t K, int8_t* qs, ActBlock* meta);
+using GemmIntFn = void (*)(const Packed& w, const ActQ8& x, const GemmTask& t);
+using GemmFloatFn = void (*)(const Packed& w, const ActF32& x, const GemmTask& t);
+using DequantizeRowFn = void (*)(const quant::Format& f, const void* src, int64_t n, float* y);
+
+struct KernelTable {
+  const char* isa = "scalar";
+  QuantizeActFn quantize_act = nullptr;
+  GemmIntFn gemm_int[kFamilies][2] = {};      // [family][bf16 scales]
+  GemmFloatFn gemm_float[kFamilies][2] = {};
+  DequantizeRowFn dequantize_row = nullptr;
+};
+
+Family family_of(const quant::Format& f);
+
+// The table in use (chosen on first call: HALFBYTE_ISA or the best available).
 const KernelTable& active();
 
-namespace scalar {
-void fill(KernelTable& t);
-}
+// Each ISA folder provides fill(); an ISA may leave entries null to inherit the
+// ones of the ISA below it (filled first).
+namespace scalar { void fill(KernelTable& t); }
+namespace avx2 { void fill(KernelTable& t); }
+namespace avx512 { void fill(KernelTable& t); }
+namespace neon { void fill(KernelTable& t); }
+namespace neon_i8mm { void fill(KernelTable& t); }
 
 }  // namespace halfbyte::kernels

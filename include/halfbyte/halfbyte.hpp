@@ -11,3 +11,6 @@
 #include "halfbyte/quant/quantize.hpp"
 #include "halfbyte/quant/qmatrix.hpp"
 #include "halfbyte/runtime.hpp"
+#include "halfbyte/threads.hpp"
+#include "halfbyte/ops/packed.hpp"
+#include "halfbyte/ops/matmul.hpp"

@@ -10,11 +10,18 @@
 
 namespace halfbyte {
 
-// Name of the kernel set in use, e.g. "scalar".
+// Kernel sets: "scalar" (portable C++, the reference), "avx2" (AVX2 + FMA + F16C),
+// "avx512" (AVX-512 F/BW/VL/DQ + VNNI), "neon" (ARMv8.2 dotprod), "neon_i8mm"
+// (+ the i8mm matrix instructions for GEMM).
+
+// Name of the kernel set in use, e.g. "avx512".
 std::string isa();
 
 // Kernel sets this build contains *and* this CPU can run, best last.
 std::vector<std::string> available_isas();
+
+// Kernel sets compiled into this build, whether or not this CPU can run them.
+std::vector<std::string> compiled_isas();
 
 // Selects a kernel set by name. Throws Error(InvalidArgument) for an unknown name
 // and Error(Unsupported) for one this build or CPU cannot run.

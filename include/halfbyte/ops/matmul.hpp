@@ -1,0 +1,40 @@
+// y = x . W^T for quantized or float weights.
+//
+//   x: float32 [M, K] (rows may be strided; elements within a row contiguous)
+//   W: PackedMatrix [N, K] (quantized), or float32 / fp16 [N, K]
+//   y: float32 [M, N] (rows may be strided)
+//
+// M = 1 is decoding (GEMV, bandwidth-bound); M > 1 is prompt processing (GEMM).
+#pragma once
+
+#include <cstdint>
+
+#include "halfbyte/core/half.hpp"
+#include "halfbyte/core/tensor.hpp"
+#include "halfbyte/ops/packed.hpp"
+
+namespace halfbyte::ops {
+
+enum class Precision : uint8_t {
+  Auto,     // Int for every quantized format
+  Int,      // activations quantized per 32-block to int8 (q8_0 rules), integer dot
+            // products, one float multiply-add per block
+  Float,    // weights dequantized to fp32 in registers, fp32 FMA: matches the
+            // dequantized weights' product to ~1e-6 relative
+};
+
+struct MatmulOptions {
+  Precision precision = Precision::Auto;
+  int n_threads = 0;  // 0: the global setting (set_num_threads)
+};
+
+void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> y,
+            const MatmulOptions& opts = {});
+
+// Float weights (layers kept in float; also a reference). Uses Eigen.
+void matmul(TensorView<const float> x, TensorView<const float> w, TensorView<float> y,
+            const MatmulOptions& opts = {});
+void matmul(TensorView<const float> x, TensorView<const f16> w, TensorView<float> y,
+            const MatmulOptions& opts = {});
+
+}  // namespace halfbyte::ops

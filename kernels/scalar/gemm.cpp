@@ -1,0 +1,115 @@
+// Scalar kernels: portable C++ that defines the results every ISA must give (see
+// kernel_table.hpp). Also the fallback on CPUs without a SIMD kernel set.
+#include <cmath>
+
+#include "halfbyte/quant/quantize.hpp"
+#include "kernel_table.hpp"
+#include "packed_io.hpp"
+
+namespace halfbyte::kernels::scalar {
+namespace {
+
+void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
+  for (int64_t b = 0; b < K / 32; ++b) {
+    const float* xb = x + b * 32;
+    float amax = 0.0f;
+    for (int k = 0; k < 32; ++k) amax = std::fmax(amax, std::fabs(xb[k]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 127.0f / amax : 0.0f;
+    int32_t s = 0;
+    for (int k = 0; k < 32; ++k) {
+      const int q = int(std::nearbyint(xb[k] * id));
+      qs[b * 32 + k] = int8_t(q);
+      s += q;
+    }
+    meta[b] = ActBlock{d, s, d * float(s)};
+  }
+}
+
+template <Family F>
+void gemm_int(const Packed& w, const ActQ8& x, const GemmTask& t) {
+  const bool is4 = F != kQ8;
+  for (int64_t g = t.g0; g < t.g1; ++g) {
+    const uint8_t* grp = w.group(g);
+    for (int r = 0; r < 16; ++r) {
+      const int64_t n = g * 16 + r;
+      if (n >= w.rows) break;
+      for (int64_t m = t.m0; m < t.m1; ++m) {
+        const int8_t* xq = x.qs + m * x.K;
+        const ActBlock* xm = x.meta + m * (x.K / 32);
+        float acc = 0.0f;
+        for (int64_t s = 0; s < w.scale_groups; ++s) {
+          const uint8_t* sg = grp + size_t(s) * w.scale_group_bytes;
+          const float dw = load_scale(sg, r, w.bf16);
+          const float mw = F == kAffine4 ? load_scale(sg + 32, r, w.bf16) : 0.0f;
+          for (int b = 0; b < w.bps; ++b) {
+            const uint8_t* sub = sg + w.header_bytes + size_t(b) * w.sub_block_bytes;
+            const int64_t kb = s * w.bps + b;
+            const int8_t* q = xq + kb * 32;
+            int32_t isum = 0;
+            for (int k = 0; k < 32; ++k) isum += code_at(sub, is4, r, k) * int32_t(q[k]);
+            if (F == kSym4) isum -= 8 * xm[kb].s;
+            acc = std::fma(float(isum), dw * xm[kb].d, acc);
+            if (F == kAffine4) acc = std::fma(mw, xm[kb].ds, acc);
+          }
+        }
+        t.y[m * t.ldy + n] = acc;
+      }
+    }
+  }
+}
+
+template <Family F>
+void gemm_float(const Packed& w, const ActF32& x, const GemmTask& t) {
+  const bool is4 = F != kQ8;
+  const int bias = F == kSym4 ? 8 : 0;
+  for (int64_t g = t.g0; g < t.g1; ++g) {
+    const uint8_t* grp = w.group(g);
+    for (int r = 0; r < 16; ++r) {
+      const int64_t n = g * 16 + r;
+      if (n >= w.rows) break;
+      for (int64_t m = t.m0; m < t.m1; ++m) {
+        const float* xr = x.x + m * x.ldx;
+        const float* xs = x.xsum + m * (w.cols / 32);
+        float acc = 0.0f;
+        for (int64_t s = 0; s < w.scale_groups; ++s) {
+          const uint8_t* sg = grp + size_t(s) * w.scale_group_bytes;
+          const float dw = load_scale(sg, r, w.bf16);
+          const float mw = F == kAffine4 ? load_scale(sg + 32, r, w.bf16) : 0.0f;
+          for (int b = 0; b < w.bps; ++b) {
+            const uint8_t* sub = sg + w.header_bytes + size_t(b) * w.sub_block_bytes;
+            const int64_t kb = s * w.bps + b;
+            const float* xb = xr + kb * 32;
+            float tsum = 0.0f;
+            for (int k = 0; k < 32; ++k) tsum = std::fma(float(code_at(sub, is4, r, k) - bias), xb[k], tsum);
+            acc = std::fma(tsum, dw, acc);
+            if (F == kAffine4) acc = std::fma(mw, xs[kb], acc);
+          }
+        }
+        t.y[m * t.ldy + n] = acc;
+      }
+    }
+  }
+}
+
+void dequantize_row(const quant::Format& f, const void* src, int64_t n, float* y) {
+  quant::dequantize_row(f, src, n, y);
+}
+
+}  // namespace
+
+void fill(KernelTable& t) {
+  t.isa = "scalar";
+  t.quantize_act = quantize_act;
+  for (int bf = 0; bf < 2; ++bf) {
+    t.gemm_int[kSym4][bf] = gemm_int<kSym4>;
+    t.gemm_int[kAffine4][bf] = gemm_int<kAffine4>;
+    t.gemm_int[kQ8][bf] = gemm_int<kQ8>;
+    t.gemm_float[kSym4][bf] = gemm_float<kSym4>;
+    t.gemm_float[kAffine4][bf] = gemm_float<kAffine4>;
+    t.gemm_float[kQ8][bf] = gemm_float<kQ8>;
+  }
+  t.dequantize_row = dequantize_row;
+}
+
+}  // namespace halfbyte::kernels::scalar

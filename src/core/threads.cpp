@@ -1,0 +1,33 @@
+#include "halfbyte/threads.hpp"
+
+#include <atomic>
+
+#include "halfbyte/core/error.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace halfbyte {
+namespace {
+int default_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+std::atomic<int> g_threads{0};  // 0: not set yet
+}  // namespace
+
+void set_num_threads(int n) {
+  if (n < 1) throw_invalid("set_num_threads: n must be >= 1, got ", n);
+  g_threads.store(n);
+}
+
+int num_threads() noexcept {
+  const int n = g_threads.load();
+  return n > 0 ? n : default_threads();
+}
+
+}  // namespace halfbyte

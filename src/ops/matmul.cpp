@@ -1,0 +1,190 @@
+// ops::matmul: shape checks, activation preparation, thread partitioning; the
+// arithmetic is in the kernel table (kernels/).
+#include "halfbyte/ops/matmul.hpp"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <vector>
+
+#include "halfbyte/core/error.hpp"
+#include "halfbyte/threads.hpp"
+#include "kernel_table.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace halfbyte::ops {
+namespace {
+
+using kernels::ActBlock;
+
+// Per calling thread, reused across calls: no allocation on the token path once
+// the largest shape has been seen.
+struct Scratch {
+  std::vector<int8_t> qs;
+  std::vector<ActBlock> meta;
+  std::vector<float> xsum;
+};
+thread_local Scratch t_scratch;
+
+template <class T>
+T* grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+int threads_for(const MatmulOptions& o) {
+  if (o.n_threads < 0) throw_invalid("matmul: n_threads must be >= 0, got ", o.n_threads);
+  return o.n_threads > 0 ? o.n_threads : num_threads();
+}
+
+// Runs body(tid, nthreads) on nt threads (inline when nt == 1: no fork/join).
+template <class F>
+void parallel(int nt, F&& body) {
+#ifdef _OPENMP
+  if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+    body(omp_get_thread_num(), omp_get_num_threads());
+    return;
+  }
+#endif
+  body(0, 1);
+}
+
+void check_shapes(const char* what, TensorView<const float> x, int64_t n, int64_t k, TensorView<float> y) {
+  if (x.ndim() != 2) throw_invalid(what, ": x must be 2-D [M, K], got rank ", x.ndim());
+  if (y.ndim() != 2) throw_invalid(what, ": y must be 2-D [M, N], got rank ", y.ndim());
+  if (x.dim(1) != k)
+    throw_invalid(what, ": x has ", x.dim(1), " columns but W has K = ", k, " (W is [", n, ", ", k, "])");
+  if (y.dim(0) != x.dim(0) || y.dim(1) != n)
+    throw_invalid(what, ": y must be [", x.dim(0), ", ", n, "], got [", y.dim(0), ", ", y.dim(1), "]");
+  if (x.dim(0) > 1 && x.stride(1) != 1) throw_invalid(what, ": x rows must be contiguous (stride(1) == 1)");
+  if (x.stride(1) != 1 && x.dim(1) > 1) throw_invalid(what, ": x rows must be contiguous (stride(1) == 1)");
+  if (y.stride(1) != 1 && y.dim(1) > 1) throw_invalid(what, ": y rows must be contiguous (stride(1) == 1)");
+}
+
+}  // namespace
+
+void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> y, const MatmulOptions& opts) {
+  check_shapes("matmul", x, w.rows(), w.cols(), y);
+  const int64_t M = x.dim(0), K = w.cols();
+  const int nt = threads_for(opts);
+  if (M == 0 || w.rows() == 0) return;
+  const kernels::KernelTable& kt = kernels::active();
+  const kernels::Packed p = kernels::Packed::of(w);
+  const int bf = p.bf16 ? 1 : 0;
+  const int64_t G = (w.rows() + kRowGroup - 1) / kRowGroup;
+  const int64_t nb = K / 32;
+
+  // Threads split the row groups (each reads its weights once, for all M rows);
+  // only when there are fewer groups than threads are the rows of x split.
+  auto task_for = [&](int tid, int nthr) {
+    kernels::GemmTask t{0, G, 0, M, y.data(), y.stride(0)};
+    if (G >= nthr || M == 1) {
+      t.g0 = G * tid / nthr;
+      t.g1 = G * (tid + 1) / nthr;
+    } else {
+      t.m0 = M * tid / nthr;
+      t.m1 = M * (tid + 1) / nthr;
+    }
+    return t;
+  };
+
+  Scratch& s = t_scratch;
+  if (opts.precision == Precision::Float) {
+    float* xsum = grow(s.xsum, size_t(M * nb));
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xr = x.data() + m * x.stride(0);
+      for (int64_t b = 0; b < nb; ++b) {
+        float acc = 0.0f;
+        for (int k = 0; k < 32; ++k) acc += xr[b * 32 + k];
+        xsum[m * nb + b] = acc;
+      }
+    }
+    const kernels::ActF32 a{x.data(), x.stride(0), xsum};
+    const auto fn = kt.gemm_float[p.family][bf];
+    parallel(nt, [&](int tid, int nthr) {
+      const auto t = task_for(tid, nthr);
+      if (t.g0 < t.g1 && t.m0 < t.m1) fn(p, a, t);
+    });
+    return;
+  }
+
+  int8_t* qs = grow(s.qs, size_t(M * K));
+  ActBlock* meta = grow(s.meta, size_t(M * nb));
+  const auto quantize_rows = [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) kt.quantize_act(x.data() + m * x.stride(0), K, qs + m * K, meta + m * nb);
+  };
+  const kernels::ActQ8 a{qs, meta, K};
+  const auto fn = kt.gemm_int[p.family][bf];
+  if (M * K < (1 << 16) || nt == 1) {
+    quantize_rows(0, M);
+    parallel(nt, [&](int tid, int nthr) {
+      const auto t = task_for(tid, nthr);
+      if (t.g0 < t.g1 && t.m0 < t.m1) fn(p, a, t);
+    });
+  } else {
+    parallel(nt, [&](int tid, int nthr) {
+      quantize_rows(M * tid / nthr, M * (tid + 1) / nthr);
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+      const auto t = task_for(tid, nthr);
+      if (t.g0 < t.g1 && t.m0 < t.m1) fn(p, a, t);
+    });
+  }
+}
+
+namespace {
+
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstMap = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
+using Map = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
+
+// y[:, n0:n1] = x . w[n0:n1]^T for float rows produced by row(n) -> const float*.
+template <class RowPanel>
+void float_matmul(TensorView<const float> x, int64_t N, int64_t K, TensorView<float> y, int nt,
+                  RowPanel&& panel) {
+  const int64_t M = x.dim(0);
+  if (M == 0 || N == 0) return;
+  const ConstMap X(x.data(), M, K, Eigen::OuterStride<>(std::max<int64_t>(x.stride(0), K)));
+  parallel(nt, [&](int tid, int nthr) {
+    const int64_t n0 = N * tid / nthr, n1 = N * (tid + 1) / nthr;
+    if (n0 < n1) panel(X, n0, n1, Map(y.data() + n0, M, n1 - n0, Eigen::OuterStride<>(y.stride(0))));
+  });
+}
+
+}  // namespace
+
+void matmul(TensorView<const float> x, TensorView<const float> w, TensorView<float> y, const MatmulOptions& opts) {
+  if (w.ndim() != 2) throw_invalid("matmul: W must be 2-D [N, K], got rank ", w.ndim());
+  if (w.stride(1) != 1) throw_invalid("matmul: W rows must be contiguous (stride(1) == 1)");
+  check_shapes("matmul", x, w.dim(0), w.dim(1), y);
+  const int64_t K = w.dim(1);
+  float_matmul(x, w.dim(0), K, y, threads_for(opts), [&](const ConstMap& X, int64_t n0, int64_t n1, Map Y) {
+    const ConstMap W(w.row(n0), n1 - n0, K, Eigen::OuterStride<>(std::max<int64_t>(w.stride(0), K)));
+    Y.noalias() = X * W.transpose();
+  });
+}
+
+void matmul(TensorView<const float> x, TensorView<const f16> w, TensorView<float> y, const MatmulOptions& opts) {
+  if (w.ndim() != 2) throw_invalid("matmul: W must be 2-D [N, K], got rank ", w.ndim());
+  if (w.stride(1) != 1) throw_invalid("matmul: W rows must be contiguous (stride(1) == 1)");
+  check_shapes("matmul", x, w.dim(0), w.dim(1), y);
+  const int64_t K = w.dim(1);
+  float_matmul(x, w.dim(0), K, y, threads_for(opts), [&](const ConstMap& X, int64_t n0, int64_t n1, Map Y) {
+    // Converted 64 rows at a time into a thread-local fp32 panel.
+    constexpr int64_t kPanel = 64;
+    std::vector<float> buf(size_t(std::min(kPanel, n1 - n0) * K));
+    for (int64_t a = n0; a < n1; a += kPanel) {
+      const int64_t b = std::min(n1, a + kPanel);
+      for (int64_t n = a; n < b; ++n)
+        for (int64_t k = 0; k < K; ++k) buf[size_t((n - a) * K + k)] = w(n, k).to_float();
+      const ConstMap W(buf.data(), b - a, K, Eigen::OuterStride<>(K));
+      Y.middleCols(a - n0, b - a).noalias() = X * W.transpose();
+    }
+  });
+}
+
+}  // namespace halfbyte::ops

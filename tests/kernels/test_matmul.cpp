@@ -1,0 +1,145 @@
+// Every ISA x precision x format against the oracle (double-precision x . W^T of
+// the dequantized weights) and against the scalar kernels, over a randomized
+// sweep of shapes with tails, plus adversarial weights and activations.
+//
+// Error bounds (u = 2^-24, the fp32 unit roundoff):
+//   float path:   |y - y*| <= (K/32 + 34) u * sum_k |w_k x_k|
+//       (a 32-term fp32 FMA chain per block, then one FMA per block)
+//   integer path: |y - y*| <= sum_k |w_k| d_x(k) / 2 + (K/32 + 34) u * (sum_k |w_k x_k| + that)
+//       (each activation moves by at most half its block's step d_x = amax/127)
+//   and every ISA's integer path equals the scalar kernels bit for bit (the
+//   contract in kernels/kernel_table.hpp), for any thread count.
+#include "kernel_test_util.hpp"
+
+using namespace halfbyte;
+using namespace halfbyte::test;
+
+namespace {
+
+const char* kFormats[] = {"q4_0", "q4_1", "q8_0", "int4_g64", "int4a_g128", "int4_g32_bf16", "int4a_g64_bf16"};
+
+struct Shape {
+  int64_t M, N, K;
+};
+
+std::vector<Shape> shapes_for(const quant::Format& f, uint64_t seed) {
+  const int64_t Ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 33, 64};
+  const int64_t Ns[] = {1, 5, 15, 16, 17, 31, 33, 100, 257};
+  std::mt19937_64 rng{seed};
+  const int64_t g = f.block_size();
+  std::vector<Shape> s = {{1, 17, g}, {3, 16, 2 * g}, {9, 1, 4096 + g - (4096 % g == 0 ? 0 : 4096 % g)},
+                          {64, 33, 4096 + 128}, {1, 257, 4096 + 128}};
+  for (int i = 0; i < 10; ++i) {
+    const int64_t K = g * int64_t(1 + rng() % (1024 / g * 2));
+    s.push_back({Ms[rng() % std::size(Ms)], Ns[rng() % std::size(Ns)], K});
+  }
+  return s;
+}
+
+std::vector<float> run(const ops::PackedMatrix& p, const std::vector<float>& x, int64_t M,
+                       ops::Precision prec, int threads) {
+  std::vector<float> y(size_t(M * p.rows()), -12345.0f);
+  ops::MatmulOptions o;
+  o.precision = prec;
+  o.n_threads = threads;
+  ops::matmul(TensorView<const float>(x.data(), {M, p.cols()}), p, TensorView<float>(y.data(), {M, p.rows()}), o);
+  return y;
+}
+
+void check_case(const quant::Format& f, const Shape& s, uint64_t seed, bool adversarial) {
+  const quant::QMatrix q = random_weights(f, s.N, s.K, seed, adversarial);
+  const auto x = random_activations(s.M, s.K, seed + 1);
+  const auto w = dequantized(q);
+  const Oracle o = oracle(w, x, s.M, s.N, s.K);
+  const auto p = ops::PackedMatrix::pack(q);
+  const double u = std::ldexp(1.0, -24), gamma = (double(s.K) / 32 + 34) * u;
+  IsaGuard guard;
+  set_isa("scalar");
+  const auto y_scalar_int = run(p, x, s.M, ops::Precision::Int, 1);
+  for (const auto& isa_name : isas_under_test()) {
+    set_isa(isa_name);
+    for (ops::Precision prec : {ops::Precision::Int, ops::Precision::Float}) {
+      const bool is_int = prec == ops::Precision::Int;
+      const auto y1 = run(p, x, s.M, prec, 1);
+      const auto y2 = run(p, x, s.M, prec, 2);
+      for (int64_t i = 0; i < s.M * s.N; ++i) {
+        const size_t k = size_t(i);
+        INFO(f.name() << (adversarial ? " adversarial" : "") << " isa " << isa_name << (is_int ? " int" : " float")
+                      << " M=" << s.M << " N=" << s.N << " K=" << s.K << " at m=" << i / s.N << " n=" << i % s.N
+                      << ": got " << y1[k] << ", oracle " << o.y[k]);
+        const double bound = is_int ? o.wabs_dx[k] + gamma * (o.abs_sum[k] + o.wabs_dx[k]) : gamma * o.abs_sum[k];
+        REQUIRE(std::fabs(double(y1[k]) - o.y[k]) <= bound * 1.0001 + 1e-30);
+        REQUIRE(std::memcmp(&y1[k], &y2[k], 4) == 0);  // thread count changes nothing
+        if (is_int) REQUIRE(std::memcmp(&y1[k], &y_scalar_int[k], 4) == 0);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("matmul: every ISA, precision and format against the oracle", "[matmul]") {
+  uint64_t seed = 1000;
+  for (const char* name : kFormats) {
+    const quant::Format f = quant::Format::parse(name);
+    for (const Shape& s : shapes_for(f, seed++)) check_case(f, s, seed++, false);
+  }
+}
+
+TEST_CASE("matmul: adversarial weights (zero, saturated, extreme and subnormal scales)", "[matmul]") {
+  uint64_t seed = 5000;
+  for (const char* name : kFormats) {
+    const quant::Format f = quant::Format::parse(name);
+    for (const Shape& s : {Shape{1, 33, 4 * f.block_size()}, Shape{7, 47, 8 * f.block_size()},
+                           Shape{20, 16, 512}})
+      check_case(f, s, seed++, true);
+  }
+}
+
+TEST_CASE("matmul: the ISA override is honoured and reported", "[matmul][dispatch]") {
+  IsaGuard guard;
+  for (const auto& name : isas_under_test()) {
+    set_isa(name);
+    REQUIRE(isa() == name);
+  }
+  REQUIRE_THROWS_WITH(set_isa("bogus"), Catch::Contains("unknown ISA 'bogus'"));
+}
+
+TEST_CASE("matmul: shape and argument errors", "[matmul]") {
+  const auto q = random_weights(quant::Format::q4_0(), 8, 64, 1, false);
+  const auto p = ops::PackedMatrix::pack(q);
+  std::vector<float> x(2 * 64), y(2 * 8), y_bad(2 * 9);
+  REQUIRE_THROWS_WITH(ops::matmul(TensorView<const float>(x.data(), {2, 32}), p, TensorView<float>(y.data(), {2, 8})),
+                      Catch::Contains("x has 32 columns but W has K = 64"));
+  REQUIRE_THROWS_WITH(ops::matmul(TensorView<const float>(x.data(), {2, 64}), p, TensorView<float>(y_bad.data(), {2, 9})),
+                      Catch::Contains("y must be [2, 8]"));
+  REQUIRE_THROWS_WITH(ops::matmul(TensorView<const float>(x.data(), {128}), p, TensorView<float>(y.data(), {2, 8})),
+                      Catch::Contains("x must be 2-D"));
+  ops::MatmulOptions o;
+  o.n_threads = -1;
+  REQUIRE_THROWS_WITH(ops::matmul(TensorView<const float>(x.data(), {2, 64}), p, TensorView<float>(y.data(), {2, 8}), o),
+                      Catch::Contains("n_threads"));
+}
+
+TEST_CASE("matmul: float and fp16 weights through Eigen", "[matmul]") {
+  const int64_t M = 5, N = 37, K = 96;
+  const auto x = random_activations(M, K, 3);
+  const auto w = random_activations(N, K, 4);
+  std::vector<f16> wh(w.size());
+  std::vector<float> wr(w.size());
+  for (size_t i = 0; i < w.size(); ++i) {
+    wh[i] = f16::from_float(w[i]);
+    wr[i] = wh[i].to_float();
+  }
+  std::vector<float> y(size_t(M * N)), yh(size_t(M * N));
+  ops::matmul(TensorView<const float>(x.data(), {M, K}), TensorView<const float>(w.data(), {N, K}),
+              TensorView<float>(y.data(), {M, N}));
+  ops::matmul(TensorView<const float>(x.data(), {M, K}), TensorView<const f16>(wh.data(), {N, K}),
+              TensorView<float>(yh.data(), {M, N}));
+  const Oracle o = oracle(w, x, M, N, K), oh = oracle(wr, x, M, N, K);
+  const double gamma = double(K + 2) * std::ldexp(1.0, -24);
+  for (size_t i = 0; i < y.size(); ++i) {
+    REQUIRE(std::fabs(y[i] - o.y[i]) <= gamma * o.abs_sum[i]);
+    REQUIRE(std::fabs(yh[i] - oh.y[i]) <= gamma * oh.abs_sum[i]);
+  }
+}
