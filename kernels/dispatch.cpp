@@ -19,12 +19,12 @@ struct Entry {
   const char* name;
   void (*fill)(KernelTable&);
   bool (*supported)();
-  int base;  // index of the entry whose kernels fill the gaps (-1: none)
+  const char* base;  // entry whose kernels fill the gaps (nullptr: none)
 };
 
 bool always() { return true; }
 
-#if defined(HALFBYTE_HAVE_X86_KERNELS)
+#if defined(HALFBYTE_HAVE_AVX2_KERNELS) || defined(HALFBYTE_HAVE_AVX512_KERNELS)
 bool has_avx2() {
   const CpuFeatures& f = cpu_features();
   return f.avx2 && f.fma && f.f16c;
@@ -41,14 +41,18 @@ bool has_neon_i8mm() { return has_neon_dotprod() && cpu_features().i8mm; }
 
 // Worst first; the default is the last one the CPU supports.
 const Entry kEntries[] = {
-    {"scalar", scalar::fill, always, -1},
-#if defined(HALFBYTE_HAVE_X86_KERNELS)
-    {"avx2", avx2::fill, has_avx2, 0},
-    {"avx512", avx512::fill, has_avx512, 1},
+    {"scalar", scalar::fill, always, nullptr},
+#if defined(HALFBYTE_HAVE_AVX2_KERNELS)
+    {"avx2", avx2::fill, has_avx2, "scalar"},
+#endif
+#if defined(HALFBYTE_HAVE_AVX512_KERNELS) && defined(HALFBYTE_HAVE_AVX2_KERNELS)
+    {"avx512", avx512::fill, has_avx512, "avx2"},
+#elif defined(HALFBYTE_HAVE_AVX512_KERNELS)
+    {"avx512", avx512::fill, has_avx512, "scalar"},
 #endif
 #if defined(HALFBYTE_HAVE_NEON_KERNELS)
-    {"neon", neon::fill, has_neon_dotprod, 0},
-    {"neon_i8mm", neon_i8mm::fill, has_neon_i8mm, 1},
+    {"neon", neon::fill, has_neon_dotprod, "scalar"},
+    {"neon_i8mm", neon_i8mm::fill, has_neon_i8mm, "neon"},
 #endif
 };
 
@@ -88,7 +92,7 @@ void select(std::string_view name) {
 
 // An entry's table: its base's kernels, then its own on top.
 void fill_chain(int i, KernelTable& t) {
-  if (kEntries[i].base >= 0) fill_chain(kEntries[i].base, t);
+  if (kEntries[i].base) fill_chain(int(find(kEntries[i].base) - kEntries), t);
   kEntries[i].fill(t);
   t.isa = kEntries[i].name;
 }

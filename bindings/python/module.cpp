@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -33,7 +34,23 @@ using halfbyte::quant::Format;
 using halfbyte::quant::Method;
 using halfbyte::quant::QMatrix;
 using halfbyte::quant::QuantizeOptions;
-using QTensorPtr = std::shared_ptr<QMatrix>;
+using halfbyte::ops::PackedMatrix;
+
+// The Python QTensor: the quantized bytes, plus the kernels' packed copy made on
+// first use by matmul() (thread-safe; costs as much memory again, freed with the
+// tensor).
+struct QTensor : QMatrix {
+  explicit QTensor(QMatrix&& q) : QMatrix(std::move(q)) {}
+  const PackedMatrix& packed() const {
+    std::call_once(pack_once, [&] { packed_ = std::make_unique<PackedMatrix>(PackedMatrix::pack(*this)); });
+    return *packed_;
+  }
+
+ private:
+  mutable std::once_flag pack_once;
+  mutable std::unique_ptr<PackedMatrix> packed_;
+};
+using QTensorPtr = std::shared_ptr<QTensor>;
 
 // ---- helpers -----------------------------------------------------------------------
 
@@ -123,7 +140,7 @@ QTensorPtr quantize(py::array a, const std::string& fmt, const std::string& meth
       q = halfbyte::quant::quantize(
           TensorView<const f16>(static_cast<const f16*>(data), {rows, cols}), f, opts);
   }
-  return std::make_shared<QMatrix>(std::move(q));
+  return std::make_shared<QTensor>(std::move(q));
 }
 
 py::array_t<float> dequantize(const QTensorPtr& q) {
@@ -156,8 +173,93 @@ QTensorPtr from_bytes(const py::buffer& buf, const std::string& fmt,
     value_error("QTensor.from_bytes: buf has " + std::to_string(len) + " bytes; " + f.name() +
                 " shape (" + std::to_string(rows) + ", " + std::to_string(cols) + ") needs " +
                 std::to_string(rows) + " rows x " + std::to_string(row) + " bytes");
-  return std::make_shared<QMatrix>(QMatrix::from_bytes(f, rows, cols, view.buf, len));
+  return std::make_shared<QTensor>(QMatrix::from_bytes(f, rows, cols, view.buf, len));
 }
+
+halfbyte::ops::Precision parse_precision(const std::string& name) {
+  std::string s = name;
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  if (s == "auto") return halfbyte::ops::Precision::Auto;
+  if (s == "int") return halfbyte::ops::Precision::Int;
+  if (s == "float") return halfbyte::ops::Precision::Float;
+  value_error("matmul: unknown precision '" + name + "' (expected 'auto', 'int' or 'float')");
+}
+
+py::array_t<float> matmul(py::array x, const py::object& w, const std::string& precision,
+                          std::optional<int> n_threads) {
+  if (!x.dtype().equal(py::dtype::of<float>()))
+    value_error("matmul: x must have dtype float32, got " + dtype_name(x));
+  if (x.ndim() != 1 && x.ndim() != 2)
+    value_error("matmul: x must be 1-D [K] or 2-D [M, K], got shape " + shape_name(x));
+  halfbyte::ops::MatmulOptions opts;
+  opts.precision = parse_precision(precision);
+  if (n_threads) {
+    if (*n_threads < 1) value_error("matmul: n_threads must be >= 1, got " + std::to_string(*n_threads));
+    opts.n_threads = *n_threads;
+  }
+  const bool vec = x.ndim() == 1;
+  const int64_t M = vec ? 1 : x.shape(0), K = x.shape(x.ndim() - 1);
+  x = py::array::ensure(x, py::array::c_style | py::detail::npy_api::NPY_ARRAY_ALIGNED_);
+  if (!x) throw py::error_already_set();
+
+  const QTensor* q = nullptr;
+  py::array wa;
+  int64_t N = 0, wk = 0;
+  bool w_f16 = false;
+  if (py::isinstance<QTensor>(w)) {
+    q = &w.cast<const QTensor&>();
+    N = q->rows();
+    wk = q->cols();
+  } else if (py::isinstance<py::array>(w)) {
+    wa = w.cast<py::array>();
+    w_f16 = wa.dtype().equal(py::dtype("float16"));
+    if (!w_f16 && !wa.dtype().equal(py::dtype::of<float>()))
+      value_error("matmul: w must be a QTensor or a float32/float16 array, got dtype " + dtype_name(wa));
+    if (wa.ndim() != 2) value_error("matmul: w must be 2-D [N, K], got shape " + shape_name(wa));
+    wa = py::array::ensure(wa, py::array::c_style | py::detail::npy_api::NPY_ARRAY_ALIGNED_);
+    if (!wa) throw py::error_already_set();
+    N = wa.shape(0);
+    wk = wa.shape(1);
+  } else {
+    value_error("matmul: w must be a QTensor or a 2-D numpy array, got " +
+                py::str(py::type::of(w)).cast<std::string>());
+  }
+  if (wk != K)
+    value_error("matmul: x has K = " + std::to_string(K) + " but w is [" + std::to_string(N) + ", " +
+                std::to_string(wk) + "] (w must be [N, K])");
+  py::array_t<float> out = vec ? py::array_t<float>({py::ssize_t(N)}) : py::array_t<float>({py::ssize_t(M), py::ssize_t(N)});
+  const TensorView<const float> xv(static_cast<const float*>(x.data()), {M, K});
+  const TensorView<float> yv(out.mutable_data(), {M, N});
+  {
+    py::gil_scoped_release nogil;
+    if (q)
+      halfbyte::ops::matmul(xv, q->packed(), yv, opts);
+    else if (w_f16)
+      halfbyte::ops::matmul(xv, TensorView<const f16>(static_cast<const f16*>(wa.data()), {N, K}), yv, opts);
+    else
+      halfbyte::ops::matmul(xv, TensorView<const float>(static_cast<const float*>(wa.data()), {N, K}), yv, opts);
+  }
+  return out;
+}
+
+const char* kMatmulDoc = R"doc(y = x @ w.T with quantized (or float) weights.
+
+Args:
+    x: float32 array [M, K] or [K] (copied first if not C-contiguous).
+    w: QTensor [N, K] (packed for the kernels on first use and cached in the
+       tensor), or a float32 / float16 numpy array [N, K].
+    precision: "auto" (= "int" for quantized w), "int" (activations quantized
+       per 32-block to int8, integer dot products), or "float" (weights
+       dequantized to float32 in registers). Ignored for float w.
+    n_threads: threads for this call (default: halfbyte.num_threads()).
+
+Returns:
+    float32 array [M, N] (or [N] for 1-D x).
+
+Raises:
+    ValueError: wrong dtypes, ranks or K, unknown precision, n_threads < 1.
+
+The GIL is released during the computation.)doc";
 
 const char* kQuantizeDoc = R"doc(Quantize a matrix row by row, each row along its columns (the GGUF / ONNX
 convention for weights W[N, K]).
@@ -233,7 +335,7 @@ PYBIND11_MODULE(_core, m) {
       "Raises ValueError for an unknown name and RuntimeError for one this build or CPU\n"
       "cannot run. Not meant to be called while other threads run kernels.");
 
-  py::class_<QMatrix, QTensorPtr>(m, "QTensor", py::buffer_protocol(), R"doc(
+  py::class_<QTensor, QTensorPtr>(m, "QTensor", py::buffer_protocol(), R"doc(
 A quantized matrix [rows, cols]: raw block bytes in GGUF layout, rows back to back.
 
 Immutable. Create one with halfbyte.quantize() or QTensor.from_bytes().
@@ -241,39 +343,39 @@ Supports the buffer protocol as a read-only 1-D uint8 view of its bytes, shared
 without a copy: np.frombuffer(qt, np.uint8) and memoryview(qt) alias its memory.
 Picklable; == compares format, shape and bytes.)doc")
       .def_property_readonly(
-          "format", [](const QMatrix& q) { return q.format().name(); },
+          "format", [](const QTensor& q) { return q.format().name(); },
           "Format name (str), e.g. 'q4_0'.")
       .def_property_readonly(
-          "shape", [](const QMatrix& q) { return py::make_tuple(q.rows(), q.cols()); },
+          "shape", [](const QTensor& q) { return py::make_tuple(q.rows(), q.cols()); },
           "(rows, cols) of the unquantized matrix (tuple of int).")
       .def_property_readonly("nbytes", &QMatrix::nbytes,
                              "Size of the raw block bytes (int) = rows * bytes per row.")
       .def("dequantize", &dequantize, kDequantizeDoc)
-      .def("to_bytes", &raw_bytes,
+      .def("to_bytes", [](const QTensor& q) { return raw_bytes(q); },
            "Copy of the raw block bytes (bytes, length nbytes), GGUF layout, rows back to back.")
       .def_static("from_bytes", &from_bytes, py::arg("buf"), py::arg("fmt"), py::arg("shape"),
                   kFromBytesDoc)
       .def("__repr__",
-           [](const QMatrix& q) {
+           [](const QTensor& q) {
              return "QTensor(format='" + q.format().name() + "', shape=(" +
                     std::to_string(q.rows()) + ", " + std::to_string(q.cols()) +
                     "), nbytes=" + std::to_string(q.nbytes()) + ")";
            })
       .def(
           "__eq__",
-          [](const QMatrix& a, const QMatrix& b) {
+          [](const QTensor& a, const QTensor& b) {
             return a.format() == b.format() && a.rows() == b.rows() && a.cols() == b.cols() &&
                    (a.nbytes() == 0 || std::memcmp(a.data(), b.data(), a.nbytes()) == 0);
           },
           py::is_operator(), "True if format, shape and bytes are equal.")
-      .def_buffer([](QMatrix& q) {
+      .def_buffer([](QTensor& q) {
         static uint8_t empty = 0;  // a valid address for a 0-byte view
         return py::buffer_info(q.nbytes() ? q.data() : &empty, 1,
                                py::format_descriptor<uint8_t>::format(), 1,
                                {py::ssize_t(q.nbytes())}, {py::ssize_t(1)}, /*readonly=*/true);
       })
       .def(py::pickle(
-          [](const QMatrix& q) {  // __getstate__: (format, (rows, cols), bytes)
+          [](const QTensor& q) {  // __getstate__: (format, (rows, cols), bytes)
             return py::make_tuple(q.format().name(), py::make_tuple(q.rows(), q.cols()),
                                   raw_bytes(q));
           },
@@ -285,6 +387,12 @@ Picklable; == compares format, shape and bytes.)doc")
 
   m.def("quantize", &quantize, py::arg("a"), py::arg("fmt") = "q4_0", py::arg("method") = "auto",
         py::arg("importance") = py::none(), kQuantizeDoc);
+  m.def("matmul", &matmul, py::arg("x"), py::arg("w"), py::arg("precision") = "auto",
+        py::arg("n_threads") = py::none(), kMatmulDoc);
+  m.def(
+      "set_num_threads", [](int n) { halfbyte::set_num_threads(n); }, py::arg("n"),
+      "Threads used by calls that do not pass n_threads (int >= 1). Raises ValueError for n < 1.");
+  m.def("num_threads", &halfbyte::num_threads, "Threads used by default (int).");
   m.def("dequantize", &dequantize, py::arg("qt"),
         "Same as qt.dequantize(): a new float32 array of shape qt.shape.");
 }

@@ -12,6 +12,8 @@ the formats in ``FORMATS`` and get it back as float32::
     w_hat = qt.dequantize()                      # float32 [4096, 4096]
     raw = qt.to_bytes()                          # GGUF Q4_0 block bytes, rows back to back
     same = halfbyte.QTensor.from_bytes(raw, "q4_0", w.shape)
+    x = np.ones((8, 4096), dtype=np.float32)
+    y = halfbyte.matmul(x, qt)                   # x @ w_hat.T, float32 [8, 4096]
 
 ``q4_0``, ``q4_1`` and ``q8_0`` are byte-identical to GGUF's Q4_0, Q4_1 and Q8_0;
 ``int4_gG`` / ``int4a_gG`` are group-wise INT4 (symmetric / with a min) with
@@ -27,8 +29,11 @@ from ._core import (
     available_isas,
     dequantize,
     isa,
+    matmul,
+    num_threads,
     quantize,
     set_isa,
+    set_num_threads,
 )
 
 #: Format names accepted by quantize() and QTensor.from_bytes().
@@ -57,6 +62,9 @@ __all__ = [
     "available_isas",
     "dequantize",
     "isa",
+    "matmul",
+    "num_threads",
     "quantize",
     "set_isa",
+    "set_num_threads",
 ]

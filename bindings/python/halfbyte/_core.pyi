@@ -60,3 +60,17 @@ def available_isas() -> List[str]:
 
 def set_isa(name: str) -> None:
     """Select the kernel set by name; ValueError if unknown, RuntimeError if unsupported."""
+
+def matmul(
+    x: npt.NDArray[np.float32],
+    w: Union[QTensor, npt.NDArray[np.float32], npt.NDArray[np.float16]],
+    precision: Literal["auto", "int", "float"] = "auto",
+    n_threads: Optional[int] = None,
+) -> npt.NDArray[np.float32]:
+    """y = x @ w.T: x [M, K] or [K] float32, w QTensor or float array [N, K]; returns [M, N] or [N]."""
+
+def set_num_threads(n: int) -> None:
+    """Threads used by calls that do not pass n_threads (int >= 1)."""
+
+def num_threads() -> int:
+    """Threads used by default."""

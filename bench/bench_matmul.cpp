@@ -1,0 +1,113 @@
+// GEMV / GEMM throughput per format x ISA x precision x threads.
+//
+//   ./build/bench/bench_matmul                                   # everything
+//   ./build/bench/bench_matmul --benchmark_filter='q4_0/avx512/int/M1/' --benchmark_format=json
+//
+// Names: <format>/<isa>/<int|float>/M<m>/N<n>/K<k>/t<threads>. Counters:
+//   wGB/s   packed weight bytes streamed per second (the GEMV roofline is DRAM or
+//           cache read bandwidth: compare with bench_roofline)
+//   GOP/s   2*M*N*K per second (int8 multiply-adds on the integer path)
+// Shapes: K=N=4096, K=4096 N=11008 (Llama-7B MLP), K=576 N=1536 (SmolLM2 MLP),
+// and K=16384 N=16384+ weights over 256 MB (the DRAM-bound case).
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "halfbyte/halfbyte.hpp"
+
+namespace {
+
+using namespace halfbyte;
+
+// Weights are built once per (format, N, K) and shared by every benchmark.
+const ops::PackedMatrix& weights(const std::string& fmt, int64_t N, int64_t K) {
+  static std::vector<std::pair<std::string, std::unique_ptr<ops::PackedMatrix>>> cache;
+  const std::string key = fmt + "/" + std::to_string(N) + "/" + std::to_string(K);
+  for (auto& [k, p] : cache)
+    if (k == key) return *p;
+  std::mt19937 rng(1);
+  // Random codes and moderate scales: quantizing 256 MB of floats would take minutes.
+  const quant::Format f = quant::Format::parse(fmt);
+  quant::QMatrix q(f, N, K);
+  for (size_t i = 0; i < q.nbytes(); ++i) q.data()[i] = uint8_t(rng());
+  const size_t codes = f.has_min() ? 4 : 2;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t b = 0; b < K / f.block_size(); ++b) {
+      uint8_t* blk = q.row(n) + size_t(b) * f.block_bytes();
+      const uint16_t d = fp32_to_fp16(0.01f), m = fp32_to_fp16(-0.05f);
+      std::memcpy(blk, &d, 2);
+      if (codes == 4) std::memcpy(blk + 2, &m, 2);
+    }
+  cache.emplace_back(key, std::make_unique<ops::PackedMatrix>(ops::PackedMatrix::pack(q)));
+  return *cache.back().second;
+}
+
+void BM_matmul(benchmark::State& state, std::string fmt, std::string isa_name, ops::Precision prec, int64_t M,
+               int64_t N, int64_t K, int threads) {
+  const ops::PackedMatrix& w = weights(fmt, N, K);
+  set_isa(isa_name);
+  std::vector<float> x(size_t(M * K)), y(size_t(M * N));
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd;
+  for (float& v : x) v = nd(rng);
+  ops::MatmulOptions o;
+  o.precision = prec;
+  o.n_threads = threads;
+  for (auto _ : state) {
+    ops::matmul(TensorView<const float>(x.data(), {M, K}), w, TensorView<float>(y.data(), {M, N}), o);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double it = double(state.iterations());
+  state.counters["wGB/s"] = benchmark::Counter(it * double(w.nbytes()) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GOP/s"] = benchmark::Counter(it * 2.0 * double(M * N * K) / 1e9, benchmark::Counter::kIsRate);
+}
+
+struct Shape {
+  int64_t N, K;
+};
+
+void register_all() {
+  const Shape shapes[] = {{4096, 4096}, {11008, 4096}, {1536, 576}};
+  const Shape dram = {16384 + 4096, 16384};  // q4_0: 340 MB
+  const int64_t Ms[] = {1, 8, 32, 128, 512};
+  const char* formats[] = {"q4_0", "q4_1", "q8_0", "int4_g128"};
+  for (const auto& isa_name : available_isas()) {
+    for (const char* fmt : formats) {
+      for (ops::Precision prec : {ops::Precision::Int, ops::Precision::Float}) {
+        const char* pname = prec == ops::Precision::Int ? "int" : "float";
+        for (int threads : {1, 2}) {
+          auto add = [&](int64_t M, Shape s) {
+            const std::string name = std::string(fmt) + "/" + isa_name + "/" + pname + "/M" + std::to_string(M) +
+                                     "/N" + std::to_string(s.N) + "/K" + std::to_string(s.K) + "/t" +
+                                     std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), BM_matmul, fmt, isa_name, prec, M, s.N, s.K, threads)
+                ->Unit(benchmark::kMicrosecond)
+                ->UseRealTime();
+          };
+          for (int64_t M : Ms)
+            for (const Shape& s : shapes) {
+              if (isa_name == "scalar" && M > 8) continue;  // minutes per call: one row suffices
+              if (prec == ops::Precision::Float && M > 32) continue;
+              add(M, s);
+            }
+          if (prec == ops::Precision::Int) add(1, dram);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("halfbyte_isa_default", isa());
+  register_all();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
