@@ -1,0 +1,296 @@
+// GGUF reader. Layout (little-endian):
+//   "GGUF" u32 version, u64 tensor_count, u64 kv_count,
+//   kv_count x (string key, u32 type, value), tensor_count x (string name,
+//   u32 n_dims, u64 ne[n_dims], u32 ggml_type, u64 offset), padding to
+//   general.alignment, tensor data (offsets relative to the data start).
+// A string is u64 length + bytes; an array is u32 element type, u64 count, items.
+#include "halfbyte/io/gguf.hpp"
+
+#include <cstring>
+#include <limits>
+
+#include "halfbyte/core/error.hpp"
+#include "io/mapped_file.hpp"
+
+namespace halfbyte::io {
+namespace {
+
+constexpr uint64_t kMaxDims = 4;
+constexpr int kMaxArrayDepth = 4;
+
+const GgmlTypeInfo kTypes[] = {
+    {"f32", 1, 4},       {"f16", 1, 2},     {"q4_0", 32, 18},   {"q4_1", 32, 20},  {nullptr, 0, 0},
+    {nullptr, 0, 0},     {"q5_0", 32, 22},  {"q5_1", 32, 24},   {"q8_0", 32, 34},  {"q8_1", 32, 36},
+    {"q2_K", 256, 84},   {"q3_K", 256, 110}, {"q4_K", 256, 144}, {"q5_K", 256, 176}, {"q6_K", 256, 210},
+    {"q8_K", 256, 292},  {nullptr, 0, 0},   {nullptr, 0, 0},    {nullptr, 0, 0},   {nullptr, 0, 0},
+    {nullptr, 0, 0},     {nullptr, 0, 0},   {nullptr, 0, 0},    {nullptr, 0, 0},   {"i8", 1, 1},
+    {"i16", 1, 2},       {"i32", 1, 4},     {"i64", 1, 8},      {"f64", 1, 8},     {nullptr, 0, 0},
+    {"bf16", 1, 2},
+};
+
+// Bounds-checked cursor over the mapped bytes.
+class Reader {
+ public:
+  Reader(const std::string& path, const uint8_t* p, uint64_t size) : path_(path), p_(p), size_(size) {}
+
+  uint64_t pos() const { return pos_; }
+  uint64_t remaining() const { return size_ - pos_; }
+
+  void need(uint64_t n, const std::string& what) const {
+    if (n > remaining())
+      throw_error(ErrorKind::Format, path_, ": truncated while reading ", what, " at offset ", pos_, " (need ",
+                  n, " bytes, ", remaining(), " left)");
+  }
+  template <class T>
+  T read(const std::string& what) {
+    need(sizeof(T), what);
+    T v;
+    std::memcpy(&v, p_ + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  std::string string(const std::string& what) {
+    const uint64_t n = read<uint64_t>(what + " length");
+    need(n, what + " (" + std::to_string(n) + " bytes)");
+    std::string s(reinterpret_cast<const char*>(p_ + pos_), size_t(n));
+    pos_ += n;
+    return s;
+  }
+  [[noreturn]] void fail(const std::string& msg) const { throw_error(ErrorKind::Format, path_, ": ", msg); }
+
+ private:
+  const std::string& path_;
+  const uint8_t* p_;
+  uint64_t size_;
+  uint64_t pos_ = 0;
+};
+
+// Smallest encoded size of one value of type t (for bounding array counts).
+uint64_t min_size(GgufType t) {
+  switch (t) {
+    case GgufType::U8: case GgufType::I8: case GgufType::BOOL: return 1;
+    case GgufType::U16: case GgufType::I16: return 2;
+    case GgufType::U32: case GgufType::I32: case GgufType::F32: return 4;
+    case GgufType::U64: case GgufType::I64: case GgufType::F64: case GgufType::STRING: return 8;
+    case GgufType::ARRAY: return 12;
+  }
+  return 1;
+}
+
+GgufValue read_value(Reader& r, GgufType type, const std::string& key, int depth) {
+  GgufValue v;
+  v.type = type;
+  const std::string what = "value of '" + key + "'";
+  switch (type) {
+    case GgufType::U8: v.v = uint64_t(r.read<uint8_t>(what)); break;
+    case GgufType::I8: v.v = int64_t(r.read<int8_t>(what)); break;
+    case GgufType::U16: v.v = uint64_t(r.read<uint16_t>(what)); break;
+    case GgufType::I16: v.v = int64_t(r.read<int16_t>(what)); break;
+    case GgufType::U32: v.v = uint64_t(r.read<uint32_t>(what)); break;
+    case GgufType::I32: v.v = int64_t(r.read<int32_t>(what)); break;
+    case GgufType::U64: v.v = r.read<uint64_t>(what); break;
+    case GgufType::I64: v.v = r.read<int64_t>(what); break;
+    case GgufType::F32: v.v = double(r.read<float>(what)); break;
+    case GgufType::F64: v.v = r.read<double>(what); break;
+    case GgufType::BOOL: {
+      const uint8_t b = r.read<uint8_t>(what);
+      if (b > 1) r.fail("metadata '" + key + "': bool value " + std::to_string(b) + " is not 0 or 1");
+      v.v = b != 0;
+      break;
+    }
+    case GgufType::STRING: v.v = r.string(what); break;
+    case GgufType::ARRAY: {
+      if (depth >= kMaxArrayDepth) r.fail("metadata '" + key + "': arrays nested deeper than 4");
+      const uint32_t et = r.read<uint32_t>("array type of '" + key + "'");
+      if (et > uint32_t(GgufType::F64))
+        r.fail("metadata '" + key + "': unknown array element type " + std::to_string(et));
+      const uint64_t n = r.read<uint64_t>("array length of '" + key + "'");
+      const GgufType etype = GgufType(et);
+      if (n > r.remaining() / min_size(etype))
+        r.fail("metadata '" + key + "': array of " + std::to_string(n) + " " + gguf_type_name(etype) +
+               " does not fit in the " + std::to_string(r.remaining()) + " bytes left");
+      auto arr = std::make_shared<GgufArray>();
+      arr->type = etype;
+      arr->items.reserve(size_t(n));
+      for (uint64_t i = 0; i < n; ++i) arr->items.push_back(read_value(r, etype, key, depth + 1));
+      v.v = std::move(arr);
+      break;
+    }
+    default:
+      r.fail("metadata '" + key + "': unknown value type " + std::to_string(uint32_t(type)));
+  }
+  return v;
+}
+
+[[noreturn]] void type_error(std::string_view key, const GgufValue& v, const char* want) {
+  throw_error(ErrorKind::Format, "gguf: metadata '", key, "' is ", gguf_type_name(v.type), ", expected ", want);
+}
+
+}  // namespace
+
+const char* gguf_type_name(GgufType t) {
+  static const char* const names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32",
+                                      "bool", "string", "array", "u64", "i64", "f64"};
+  const auto i = uint32_t(t);
+  return i < std::size(names) ? names[i] : "unknown";
+}
+
+bool ggml_type_known(uint32_t id) { return id < std::size(kTypes) && kTypes[id].name != nullptr; }
+
+const GgmlTypeInfo& ggml_type_info(GgmlType t) {
+  if (!ggml_type_known(uint32_t(t))) throw_error(ErrorKind::Format, "unknown ggml tensor type ", uint32_t(t));
+  return kTypes[uint32_t(t)];
+}
+
+bool GgufValue::is_integer() const noexcept {
+  return std::holds_alternative<uint64_t>(v) || std::holds_alternative<int64_t>(v);
+}
+
+int64_t GgufValue::as_int(std::string_view key) const {
+  if (const auto* u = std::get_if<uint64_t>(&v)) {
+    if (*u > uint64_t(std::numeric_limits<int64_t>::max()))
+      throw_error(ErrorKind::Format, "gguf: metadata '", key, "' = ", *u, " is out of range");
+    return int64_t(*u);
+  }
+  if (const auto* i = std::get_if<int64_t>(&v)) return *i;
+  type_error(key, *this, "an integer");
+}
+
+double GgufValue::as_float(std::string_view key) const {
+  if (const auto* d = std::get_if<double>(&v)) return *d;
+  if (is_integer()) return double(as_int(key));
+  type_error(key, *this, "a number");
+}
+
+bool GgufValue::as_bool(std::string_view key) const {
+  if (const auto* b = std::get_if<bool>(&v)) return *b;
+  type_error(key, *this, "bool");
+}
+
+const std::string& GgufValue::as_string(std::string_view key) const {
+  if (const auto* s = std::get_if<std::string>(&v)) return *s;
+  type_error(key, *this, "string");
+}
+
+const GgufArray& GgufValue::as_array(std::string_view key) const {
+  if (const auto* a = std::get_if<std::shared_ptr<GgufArray>>(&v)) return **a;
+  type_error(key, *this, "array");
+}
+
+int64_t GgufTensorInfo::numel() const noexcept {
+  int64_t n = 1;
+  for (int64_t d : ne) n *= d;
+  return n;
+}
+
+GgufFile::GgufFile(GgufFile&&) noexcept = default;
+GgufFile& GgufFile::operator=(GgufFile&&) noexcept = default;
+GgufFile::~GgufFile() = default;
+
+GgufFile GgufFile::open(const std::string& path) {
+  GgufFile f;
+  f.path_ = path;
+  f.map_ = std::make_unique<MappedFile>(path);
+  f.base_ = f.map_->data();
+  f.size_ = f.map_->size();
+  Reader r(f.path_, f.base_, f.size_);
+
+  const uint32_t magic = r.read<uint32_t>("magic");
+  if (magic != 0x46554747u) r.fail("not a GGUF file (magic is not 'GGUF')");
+  f.version_ = r.read<uint32_t>("version");
+  if (f.version_ != 2 && f.version_ != 3)
+    r.fail("GGUF version " + std::to_string(f.version_) + " is not supported (2 or 3)");
+  const uint64_t n_tensors = r.read<uint64_t>("tensor count");
+  const uint64_t n_kv = r.read<uint64_t>("metadata count");
+  // Each kv needs >= 13 bytes, each tensor info >= 24: bound counts before looping.
+  if (n_kv > r.remaining() / 13) r.fail("metadata count " + std::to_string(n_kv) + " exceeds the file size");
+  for (uint64_t i = 0; i < n_kv; ++i) {
+    std::string key = r.string("metadata key #" + std::to_string(i));
+    const uint32_t t = r.read<uint32_t>("type of '" + key + "'");
+    if (t > uint32_t(GgufType::F64)) r.fail("metadata '" + key + "': unknown value type " + std::to_string(t));
+    GgufValue v = read_value(r, GgufType(t), key, 0);
+    if (f.kv_.count(key)) r.fail("metadata key '" + key + "' appears twice");
+    f.kv_.emplace(std::move(key), std::move(v));
+  }
+  if (f.has("general.alignment")) {
+    const int64_t a = f.get("general.alignment").as_int("general.alignment");
+    if (a <= 0 || a > 65536 || (a & (a - 1)) != 0)
+      r.fail("general.alignment = " + std::to_string(a) + " is not a power of two in [1, 65536]");
+    f.alignment_ = uint64_t(a);
+  }
+
+  if (n_tensors > r.remaining() / 24) r.fail("tensor count " + std::to_string(n_tensors) + " exceeds the file size");
+  std::vector<uint64_t> rel_offsets;
+  for (uint64_t i = 0; i < n_tensors; ++i) {
+    GgufTensorInfo t;
+    t.name = r.string("tensor name #" + std::to_string(i));
+    const std::string at = "tensor '" + t.name + "'";
+    const uint32_t nd = r.read<uint32_t>(at + " n_dims");
+    if (nd == 0 || nd > kMaxDims) r.fail(at + ": n_dims = " + std::to_string(nd) + " (must be 1..4)");
+    uint64_t numel = 1;
+    for (uint32_t d = 0; d < nd; ++d) {
+      const uint64_t n = r.read<uint64_t>(at + " ne[" + std::to_string(d) + "]");
+      if (n == 0 || n > uint64_t(std::numeric_limits<int64_t>::max()) || numel > uint64_t(INT64_MAX) / n)
+        r.fail(at + ": dimension ne[" + std::to_string(d) + "] = " + std::to_string(n) + " is invalid");
+      numel *= n;
+      t.ne.push_back(int64_t(n));
+    }
+    const uint32_t type = r.read<uint32_t>(at + " type");
+    if (!ggml_type_known(type)) r.fail(at + ": unknown ggml type " + std::to_string(type));
+    t.type = GgmlType(type);
+    const GgmlTypeInfo& ti = kTypes[type];
+    if (t.ne[0] % ti.block != 0)
+      r.fail(at + ": ne[0] = " + std::to_string(t.ne[0]) + " is not a multiple of the " + ti.name +
+             " block size " + std::to_string(ti.block));
+    t.nbytes = numel / uint64_t(ti.block) * uint64_t(ti.block_bytes);
+    const uint64_t off = r.read<uint64_t>(at + " offset");
+    if (off % f.alignment_ != 0)
+      r.fail(at + ": offset " + std::to_string(off) + " is not aligned to " + std::to_string(f.alignment_));
+    rel_offsets.push_back(off);
+    if (f.by_name_.count(t.name)) r.fail("tensor name '" + t.name + "' appears twice");
+    f.by_name_.emplace(t.name, f.tensors_.size());
+    f.tensors_.push_back(std::move(t));
+  }
+  // The data section starts at the next multiple of the alignment.
+  const uint64_t data_start = (r.pos() + f.alignment_ - 1) / f.alignment_ * f.alignment_;
+  for (size_t i = 0; i < f.tensors_.size(); ++i) {
+    GgufTensorInfo& t = f.tensors_[i];
+    const uint64_t off = rel_offsets[i];
+    if (data_start > f.size_ || off > f.size_ - data_start || t.nbytes > f.size_ - data_start - off)
+      r.fail("tensor '" + t.name + "' extends past the end of the file (data offset " + std::to_string(data_start) +
+             " + " + std::to_string(off) + " + " + std::to_string(t.nbytes) + " > " + std::to_string(f.size_) + ")");
+    t.offset = data_start + off;
+  }
+  return f;
+}
+
+bool GgufFile::has(std::string_view key) const { return kv_.find(std::string(key)) != kv_.end(); }
+
+const GgufValue& GgufFile::get(std::string_view key) const {
+  const auto it = kv_.find(std::string(key));
+  if (it == kv_.end()) throw_error(ErrorKind::Format, path_, ": metadata key '", key, "' is missing");
+  return it->second;
+}
+
+int64_t GgufFile::get_int(std::string_view key, int64_t fallback) const {
+  return has(key) ? get(key).as_int(key) : fallback;
+}
+double GgufFile::get_float(std::string_view key, double fallback) const {
+  return has(key) ? get(key).as_float(key) : fallback;
+}
+std::string GgufFile::get_string(std::string_view key, const std::string& fallback) const {
+  return has(key) ? get(key).as_string(key) : fallback;
+}
+
+const GgufTensorInfo* GgufFile::find_tensor(std::string_view name) const {
+  const auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : &tensors_[it->second];
+}
+
+const GgufTensorInfo& GgufFile::tensor(std::string_view name) const {
+  const GgufTensorInfo* t = find_tensor(name);
+  if (!t) throw_error(ErrorKind::Format, path_, ": tensor '", name, "' is missing");
+  return *t;
+}
+
+}  // namespace halfbyte::io
