@@ -11,6 +11,12 @@
 namespace halfbyte::kernels::avx512 {
 namespace {
 
+// Everything in this file has internal linkage, and it calls no inline function of
+// a shared header: such a function compiled here with AVX-512 flags could be the
+// copy the linker keeps for the whole program.
+
+inline const uint8_t* group_ptr(const Packed& w, int64_t g) { return w.data + size_t(g) * w.row_group_bytes; }
+
 // 16 scales (fp16 or bf16 bits) -> 16 floats.
 template <bool BF16>
 inline __m512 load_scales(const uint8_t* p) {
@@ -75,7 +81,7 @@ inline void load_sub_block(const uint8_t* sub, __m512i (&wc)[8]) {
 template <Family F, bool BF16, int MR>
 inline void tile_int(const Packed& w, const ActQ8& x, int64_t g, int64_t m, float* y, int64_t ldy, int nvalid) {
   const int64_t nb = x.K / 32;
-  const uint8_t* grp = w.group(g);
+  const uint8_t* grp = group_ptr(w, g);
   __m512 acc[MR];
   for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t s = 0; s < w.scale_groups; ++s) {
@@ -155,7 +161,7 @@ inline __m512 lane_byte(__m512i v, int i) {
 template <Family F, bool BF16, int MR>
 inline void tile_float(const Packed& w, const ActF32& x, int64_t g, int64_t m, float* y, int64_t ldy, int nvalid) {
   const int64_t nb = w.cols / 32;
-  const uint8_t* grp = w.group(g);
+  const uint8_t* grp = group_ptr(w, g);
   __m512 acc[MR];
   for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t s = 0; s < w.scale_groups; ++s) {

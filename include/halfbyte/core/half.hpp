@@ -2,17 +2,15 @@
 //
 // Both directions are exact where possible; fp32 -> 16-bit rounds to nearest,
 // ties to even, overflows to +-Inf, keeps NaN a (quiet) NaN with its sign, and
-// produces fp16 subnormals correctly. The portable code is the contract; on x86
-// builds with F16C (-mf16c) and on AArch64 the hardware instruction is used, and
-// the exhaustive tests check both give the same bits.
+// produces fp16 subnormals correctly. On AArch64 the base ISA's conversion
+// instruction is used; on x86 the portable code, whatever the compile flags:
+// these are inline functions, and a copy compiled with -mf16c in one translation
+// unit could be the one the linker keeps for all (an ODR trap for run-time ISA
+// dispatch). The SIMD kernels convert with their own intrinsics.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
-
-#if defined(__F16C__)
-#include <immintrin.h>
-#endif
 
 namespace halfbyte {
 
@@ -83,9 +81,7 @@ inline uint16_t fp32_to_fp16_portable(float f) noexcept {
 }
 
 inline float fp16_to_fp32(uint16_t h) noexcept {
-#if defined(__F16C__)
-  return _cvtsh_ss(h);
-#elif defined(__aarch64__)
+#if defined(__aarch64__)
   __fp16 v;
   std::memcpy(&v, &h, 2);
   return float(v);
@@ -95,9 +91,7 @@ inline float fp16_to_fp32(uint16_t h) noexcept {
 }
 
 inline uint16_t fp32_to_fp16(float f) noexcept {
-#if defined(__F16C__)
-  return uint16_t(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-#elif defined(__aarch64__)
+#if defined(__aarch64__)
   __fp16 v = __fp16(f);
   uint16_t h;
   std::memcpy(&h, &v, 2);
