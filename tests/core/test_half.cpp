@@ -111,11 +111,16 @@ TEST_CASE("fp32 -> fp16 overflow, underflow and specials", "[half]") {
 }
 
 #if defined(__FLT16_MAX__) && (defined(__x86_64__) || defined(__aarch64__))
+#if defined(__aarch64__) && !defined(__clang__) && __GNUC__ < 13
+using CompilerF16 = __fp16;  // GCC < 13 has no _Float16 in C++ on AArch64; __fp16 is IEEE there
+#else
+using CompilerF16 = _Float16;
+#endif
 TEST_CASE("fp32 -> fp16 matches the compiler's _Float16 on random fp32 bit patterns", "[half]") {
   std::mt19937 rng(7);
   for (int i = 0; i < 2000000; ++i) {
     const float f = from_bits(rng());
-    const _Float16 ref = static_cast<_Float16>(f);
+    const CompilerF16 ref = static_cast<CompilerF16>(f);
     uint16_t rb;
     std::memcpy(&rb, &ref, 2);
     const uint16_t got = fp32_to_fp16_portable(f);
