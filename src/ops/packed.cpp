@@ -72,11 +72,20 @@ void encode_codes(const quant::Format& f, const uint8_t* codes, uint8_t* blk) {
 }  // namespace
 
 PackedMatrix PackedMatrix::pack(const quant::QMatrix& q) {
+  return pack_rows(q.format(), q.cols(), {RowSource{q.data(), q.rows()}});
+}
+
+PackedMatrix PackedMatrix::pack_rows(const quant::Format& f, int64_t cols, const std::vector<RowSource>& parts) {
   PackedMatrix p;
-  p.format_ = q.format();
-  p.rows_ = q.rows();
-  p.cols_ = q.cols();
-  const quant::Format& f = p.format_;
+  p.format_ = f;
+  p.cols_ = cols;
+  const size_t row_bytes = quant::row_bytes(f, cols);
+  std::vector<const uint8_t*> row_ptr;
+  for (const RowSource& part : parts) {
+    if (part.rows < 0) throw_invalid("pack: a part has ", part.rows, " rows");
+    for (int64_t i = 0; i < part.rows; ++i) row_ptr.push_back(static_cast<const uint8_t*>(part.data) + size_t(i) * row_bytes);
+  }
+  p.rows_ = int64_t(row_ptr.size());
   if (f.block_size() % kSubBlock != 0)
     throw_invalid("pack: format ", f.name(), " is not supported by the matmul kernels");
   const int64_t groups = p.row_groups();
@@ -98,7 +107,7 @@ PackedMatrix PackedMatrix::pack(const quant::QMatrix& q) {
       for (int r = 0; r < kRowGroup; ++r) {
         const int64_t n = g * kRowGroup + r;
         if (n >= p.rows_) break;
-        const uint8_t* blk = q.row(n) + size_t(s) * f.block_bytes();
+        const uint8_t* blk = row_ptr[size_t(n)] + size_t(s) * f.block_bytes();
         std::memcpy(sg + 2 * r, blk, 2);
         if (f.has_min()) std::memcpy(sg + 32 + 2 * r, blk + 2, 2);
         decode_codes(f, blk, codes);

@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "halfbyte/core/tensor.hpp"
 #include "halfbyte/quant/format.hpp"
@@ -35,6 +36,15 @@ class PackedMatrix {
   // Repacks a quantized matrix (any supported format). Throws for formats the
   // kernels do not take.
   static PackedMatrix pack(const quant::QMatrix& q);
+
+  // Repacks rows given as file-layout bytes (rows back to back within a part),
+  // stacking the parts in order: e.g. the Q, K and V projections of a layer fused
+  // into one matrix, read straight from a memory-mapped file.
+  struct RowSource {
+    const void* data;
+    int64_t rows;
+  };
+  static PackedMatrix pack_rows(const quant::Format& f, int64_t cols, const std::vector<RowSource>& parts);
   // The exact inverse of pack().
   quant::QMatrix unpack() const;
 
