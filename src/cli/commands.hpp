@@ -10,5 +10,7 @@ namespace halfbyte::cli {
 using Args = std::vector<std::string>;
 
 int cmd_formats(const Args& args);
+int cmd_run(const Args& args);
+int cmd_info(const Args& args);
 
 }  // namespace halfbyte::cli

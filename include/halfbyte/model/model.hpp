@@ -1,0 +1,103 @@
+// Llama-family decoder models (Llama, SmolLM2, TinyLlama, Mistral, Qwen2) loaded
+// from GGUF: load, tokenize, evaluate logits, generate text.
+//
+//   auto m = halfbyte::model::Model::load("SmolLM2-135M-Instruct.Q4_1.gguf");
+//   halfbyte::model::SamplingParams sp;  // greedy by default
+//   std::string text = m->generate("The capital of France is", sp,
+//                                  [](std::string_view piece) { std::cout << piece; return true; });
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace halfbyte::model {
+
+class Tokenizer;
+
+// Architecture as data: every supported model is this graph with these knobs.
+struct Config {
+  std::string arch;         // GGUF general.architecture, e.g. "llama", "qwen2"
+  int64_t n_vocab = 0;
+  int64_t n_embd = 0;       // model width D
+  int64_t n_layer = 0;
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;    // < n_head: grouped-query attention
+  int64_t head_dim = 0;
+  int64_t n_ff = 0;         // SwiGLU hidden width
+  int64_t n_ctx_train = 0;  // context length the model was trained for
+  int64_t rope_dim = 0;     // dimensions rotated per head (<= head_dim)
+  float rope_theta = 10000.0f;
+  float rms_eps = 1e-5f;
+  bool rope_neox = false;   // rotate (i, i + d/2) pairs (HF / Qwen2) instead of (2i, 2i + 1)
+  bool qkv_bias = false;    // Qwen2
+  bool tied_output = false; // output head shares token_embd
+};
+
+struct LoadOptions {
+  int64_t n_ctx = 0;        // 0: the model's context length, at most 4096
+  int n_threads = 0;        // 0: halfbyte::num_threads()
+  int64_t n_batch = 256;    // tokens per forward pass when evaluating a prompt
+};
+
+struct SamplingParams {
+  int max_tokens = 128;
+  float temperature = 0.0f;  // 0: greedy
+  int top_k = 40;            // <= 0: off
+  float top_p = 0.95f;       // 1: off
+  float min_p = 0.0f;        // 0: off
+  float repeat_penalty = 1.0f;
+  int repeat_last_n = 64;
+  uint64_t seed = 0;         // with has_seed false, a random seed
+  bool has_seed = false;
+  std::vector<std::string> stop;  // stop strings (not included in the output)
+};
+
+struct GenerateStats {
+  int64_t prompt_tokens = 0, generated_tokens = 0;
+  double prompt_seconds = 0.0, decode_seconds = 0.0;
+  double prompt_tps() const { return prompt_seconds > 0 ? double(prompt_tokens) / prompt_seconds : 0.0; }
+  double decode_tps() const { return decode_seconds > 0 ? double(generated_tokens) / decode_seconds : 0.0; }
+};
+
+// Receives each piece of generated text as it comes (whole UTF-8 characters);
+// return false to stop.
+using TokenCallback = std::function<bool(std::string_view piece)>;
+
+class Model {
+ public:
+  // Throws Error(Io) for a missing file, Error(Format) for a malformed one,
+  // Error(Unsupported) for an architecture or tensor type not handled.
+  static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& opts = {});
+  virtual ~Model();
+
+  const Config& config() const noexcept;
+  const Tokenizer& tokenizer() const noexcept;
+  int64_t n_ctx() const noexcept;
+  int64_t position() const noexcept;  // tokens in the KV cache
+
+  // Forgets the KV cache (position 0).
+  void reset();
+  // Feeds tokens after the ones already in the cache and returns their logits:
+  // [n_vocab] for the last token, or [tokens.size() * n_vocab] with all_logits.
+  // Throws Error(InvalidArgument) if the context would overflow or an id is out of range.
+  std::vector<float> eval(const std::vector<int32_t>& tokens, bool all_logits = false);
+
+  // Text in, text out (without the prompt). `chat` wraps the prompt in the model's
+  // chat template (ChatML for SmolLM2/Qwen2 style models). Starts from an empty cache.
+  std::string generate(const std::string& prompt, const SamplingParams& params, const TokenCallback& on_piece = {},
+                       GenerateStats* stats = nullptr, bool chat = false);
+
+  std::vector<int32_t> tokenize(std::string_view text, bool add_special = true) const;
+  std::string detokenize(const std::vector<int32_t>& ids) const;
+
+ private:
+  Model();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace halfbyte::model

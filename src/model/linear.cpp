@@ -1,0 +1,103 @@
+#include "model/linear.hpp"
+
+#include <cstring>
+
+#include "halfbyte/core/error.hpp"
+#include "halfbyte/core/half.hpp"
+#include "halfbyte/ops/matmul.hpp"
+#include "halfbyte/quant/quantize.hpp"
+
+namespace halfbyte::model {
+
+bool native_format(io::GgmlType t, quant::Format* out) {
+  switch (t) {
+    case io::GgmlType::Q4_0: *out = quant::Format::q4_0(); return true;
+    case io::GgmlType::Q4_1: *out = quant::Format::q4_1(); return true;
+    case io::GgmlType::Q8_0: *out = quant::Format::q8_0(); return true;
+    default: return false;
+  }
+}
+
+void tensor_row_to_float(const io::GgufFile& f, const io::GgufTensorInfo& t, int64_t row, float* out) {
+  const int64_t n = t.ne[0];
+  const auto& ti = io::ggml_type_info(t.type);
+  const size_t row_bytes = size_t(n / ti.block) * size_t(ti.block_bytes);
+  const uint8_t* src = f.data(t) + size_t(row) * row_bytes;
+  quant::Format fmt;
+  if (native_format(t.type, &fmt)) {
+    quant::dequantize_row(fmt, src, n, out);
+    return;
+  }
+  switch (t.type) {
+    case io::GgmlType::F32: std::memcpy(out, src, size_t(n) * 4); return;
+    case io::GgmlType::F16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        out[i] = fp16_to_fp32(h);
+      }
+      return;
+    case io::GgmlType::BF16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        out[i] = bf16_to_fp32(h);
+      }
+      return;
+    default:
+      throw_error(ErrorKind::Unsupported, f.path(), ": tensor '", t.name, "' has type ", ti.name,
+                  ", which this version cannot read yet (supported: f32, f16, bf16, q4_0, q4_1, q8_0)");
+  }
+}
+
+std::vector<float> tensor_vector(const io::GgufFile& f, const io::GgufTensorInfo& t, int64_t n) {
+  if (t.numel() != n || t.ne.size() != 1)
+    throw_error(ErrorKind::Format, f.path(), ": tensor '", t.name, "' should be a vector of ", n, " values");
+  std::vector<float> v(static_cast<size_t>(n));
+  tensor_row_to_float(f, t, 0, v.data());
+  return v;
+}
+
+Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::GgufTensorInfo*>& parts, int64_t n_in) {
+  Linear l;
+  l.n_in_ = n_in;
+  quant::Format fmt;
+  bool all_native = true;
+  for (const auto* t : parts) {
+    if (t->ne.size() != 2 || t->ne[0] != n_in)
+      throw_error(ErrorKind::Format, f.path(), ": tensor '", t->name, "' should have ", n_in,
+                  " columns (GGUF ne[0]), has shape ne = [", t->ne[0], t->ne.size() > 1 ? ", ..." : "", "]");
+    l.n_out_ += t->ne[1];
+    quant::Format tf;
+    if (!native_format(t->type, &tf) || (t != parts[0] && !(tf == fmt))) all_native = false;
+    if (t == parts[0]) fmt = tf;
+  }
+  if (all_native) {
+    std::vector<ops::PackedMatrix::RowSource> src;
+    for (const auto* t : parts) src.push_back({f.data(*t), t->ne[1]});
+    l.packed_ = ops::PackedMatrix::pack_rows(fmt, n_in, src);
+    l.quantized_ = true;
+    return l;
+  }
+  l.dense_.resize(size_t(l.n_out_ * n_in));
+  int64_t row = 0;
+  for (const auto* t : parts)
+    for (int64_t r = 0; r < t->ne[1]; ++r, ++row) tensor_row_to_float(f, *t, r, l.dense_.data() + row * n_in);
+  return l;
+}
+
+void Linear::forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads) const {
+  ops::MatmulOptions o;
+  o.n_threads = n_threads;
+  const TensorView<const float> xv(x, {T, n_in_}, {ldx, 1});
+  const TensorView<float> yv(y, {T, n_out_}, {ldy, 1});
+  if (quantized_)
+    ops::matmul(xv, packed_, yv, o);
+  else
+    ops::matmul(xv, TensorView<const float>(dense_.data(), {n_out_, n_in_}), yv, o);
+  if (!bias.empty())
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t i = 0; i < n_out_; ++i) y[t * ldy + i] += bias[size_t(i)];
+}
+
+}  // namespace halfbyte::model

@@ -1,0 +1,50 @@
+// A linear layer y = x . W^T (+ b) whose weights are quantized (packed for the
+// kernels) or float. Built from GGUF tensors, several of which may be fused
+// (stacked along the output dimension) when they share a type.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "halfbyte/io/gguf.hpp"
+#include "halfbyte/ops/packed.hpp"
+
+namespace halfbyte::model {
+
+class Linear {
+ public:
+  Linear() = default;
+  // Stacks the given tensors (each [rows_i, n_in] in GGUF's ne = {n_in, rows_i})
+  // into one layer. Quantized tensors of one native type (q4_0, q4_1, q8_0) are
+  // repacked; anything else (f32, f16, bf16, mixed types) becomes fp32.
+  static Linear from_gguf(const io::GgufFile& f, const std::vector<const io::GgufTensorInfo*>& parts,
+                          int64_t n_in);
+
+  int64_t n_out() const noexcept { return n_out_; }
+  int64_t n_in() const noexcept { return n_in_; }
+  bool quantized() const noexcept { return quantized_; }
+  size_t nbytes() const noexcept { return quantized_ ? packed_.nbytes() : dense_.size() * sizeof(float); }
+
+  // y [T, n_out] = x [T, n_in] . W^T (+ bias). Rows of x and y may be strided.
+  void forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads) const;
+
+  std::vector<float> bias;  // [n_out] or empty
+
+ private:
+  int64_t n_out_ = 0, n_in_ = 0;
+  bool quantized_ = false;
+  ops::PackedMatrix packed_;
+  std::vector<float> dense_;  // [n_out, n_in]
+};
+
+// Native quantized format of a ggml type, if halfbyte's kernels take it.
+bool native_format(io::GgmlType t, quant::Format* out);
+
+// Row `row` of a 2-D GGUF tensor [rows, n] as fp32 (any type the loader reads).
+void tensor_row_to_float(const io::GgufFile& f, const io::GgufTensorInfo& t, int64_t row, float* out);
+
+// A whole 1-D fp32/f16/bf16 tensor as fp32, checked against the expected length.
+std::vector<float> tensor_vector(const io::GgufFile& f, const io::GgufTensorInfo& t, int64_t n);
+
+}  // namespace halfbyte::model

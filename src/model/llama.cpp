@@ -1,0 +1,233 @@
+// Llama-family forward pass. Follows one token through a layer as the math is
+// written (x: [n, D] activations of the n tokens in flight):
+//   h = rmsnorm(x) * attn_norm; q, k, v = h Wqkv^T (+ b); rope(q, k)
+//   append k, v to the cache; a = softmax(q k^T / sqrt(hd)) v  (causal, GQA)
+//   x += a Wo^T
+//   h = rmsnorm(x) * ffn_norm; g, u = h Wgu^T; x += (silu(g) * u) Wdown^T
+// then logits = rmsnorm(x) * out_norm . Wout^T.
+#include "model/llama.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "halfbyte/core/error.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace halfbyte::model {
+namespace {
+
+std::string key(const Config& c, const char* k) { return c.arch + "." + k; }
+
+void rmsnorm(const float* x, const float* w, int64_t n, float eps, float* out) {
+  double ss = 0.0;
+  for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * x[i];
+  const float scale = float(1.0 / std::sqrt(ss / double(n) + double(eps)));
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
+}  // namespace
+
+Config config_from_gguf(const io::GgufFile& f) {
+  Config c;
+  c.arch = f.get("general.architecture").as_string("general.architecture");
+  if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "mistral")
+    throw_error(ErrorKind::Unsupported, f.path(), ": architecture '", c.arch,
+                "' is not supported (llama, mistral, qwen2)");
+  auto req = [&](const char* k) {
+    const int64_t v = f.get(key(c, k)).as_int(key(c, k));
+    if (v <= 0 || v > (int64_t(1) << 24))
+      throw_error(ErrorKind::Format, f.path(), ": ", key(c, k), " = ", v, " is out of range");
+    return v;
+  };
+  c.n_embd = req("embedding_length");
+  c.n_layer = req("block_count");
+  c.n_head = req("attention.head_count");
+  c.n_ff = req("feed_forward_length");
+  c.n_ctx_train = req("context_length");
+  c.n_head_kv = f.has(key(c, "attention.head_count_kv")) ? req("attention.head_count_kv") : c.n_head;
+  c.head_dim = f.has(key(c, "attention.key_length")) ? req("attention.key_length") : c.n_embd / c.n_head;
+  c.rope_dim = f.has(key(c, "rope.dimension_count")) ? req("rope.dimension_count") : c.head_dim;
+  c.rope_theta = float(f.get_float(key(c, "rope.freq_base"), 10000.0));
+  c.rms_eps = float(f.get_float(key(c, "attention.layer_norm_rms_epsilon"), 1e-5));
+  if (c.n_head % c.n_head_kv != 0 || c.rope_dim > c.head_dim || c.rope_dim % 2 != 0 || c.head_dim % 2 != 0)
+    throw_error(ErrorKind::Format, f.path(), ": inconsistent attention shape (heads ", c.n_head, ", kv heads ",
+                c.n_head_kv, ", head dim ", c.head_dim, ", rope dim ", c.rope_dim, ")");
+  if (!(c.rope_theta > 0.0f) || !(c.rms_eps > 0.0f))
+    throw_error(ErrorKind::Format, f.path(), ": rope.freq_base and layer_norm_rms_epsilon must be > 0");
+  // llama.cpp rotates adjacent pairs for llama/mistral GGUFs (their converter
+  // permutes Q and K), halves ("NeoX" style) for qwen2.
+  c.rope_neox = c.arch == "qwen2";
+  c.qkv_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
+  const io::GgufTensorInfo& emb = f.tensor("token_embd.weight");
+  if (emb.ne.size() != 2 || emb.ne[0] != c.n_embd)
+    throw_error(ErrorKind::Format, f.path(), ": token_embd.weight should be [n_vocab, ", c.n_embd, "]");
+  c.n_vocab = emb.ne[1];
+  c.tied_output = f.find_tensor("output.weight") == nullptr;
+  return c;
+}
+
+Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads)
+    : file_(f), c_(c), n_ctx_(n_ctx), n_batch_(n_batch), n_threads_(n_threads) {
+  const int64_t D = c.n_embd, hd = c.head_dim, H = c.n_head, Hkv = c.n_head_kv;
+  tok_embd_ = &f.tensor("token_embd.weight");
+  auto t = [&](int l, const char* name) -> const io::GgufTensorInfo* {
+    return &f.tensor("blk." + std::to_string(l) + "." + name);
+  };
+  auto check_rows = [&](const Linear& lin, int64_t rows, const std::string& what) {
+    if (lin.n_out() != rows)
+      throw_error(ErrorKind::Format, f.path(), ": ", what, " has ", lin.n_out(), " output rows, expected ", rows);
+  };
+  for (int l = 0; l < c.n_layer; ++l) {
+    LayerWeights w;
+    const std::string at = "layer " + std::to_string(l);
+    w.attn_norm = tensor_vector(f, *t(l, "attn_norm.weight"), D);
+    w.ffn_norm = tensor_vector(f, *t(l, "ffn_norm.weight"), D);
+    w.wqkv = Linear::from_gguf(f, {t(l, "attn_q.weight"), t(l, "attn_k.weight"), t(l, "attn_v.weight")}, D);
+    check_rows(w.wqkv, (H + 2 * Hkv) * hd, at + " attn_q/k/v");
+    if (c.qkv_bias) {
+      for (const char* b : {"attn_q.bias", "attn_k.bias", "attn_v.bias"}) {
+        const auto* bt = t(l, b);
+        const auto v = tensor_vector(f, *bt, bt->numel());
+        w.wqkv.bias.insert(w.wqkv.bias.end(), v.begin(), v.end());
+      }
+      if (int64_t(w.wqkv.bias.size()) != w.wqkv.n_out())
+        throw_error(ErrorKind::Format, f.path(), ": ", at, " q/k/v biases do not match the projections");
+    }
+    w.wo = Linear::from_gguf(f, {t(l, "attn_output.weight")}, H * hd);
+    check_rows(w.wo, D, at + " attn_output");
+    w.w_gate_up = Linear::from_gguf(f, {t(l, "ffn_gate.weight"), t(l, "ffn_up.weight")}, D);
+    check_rows(w.w_gate_up, 2 * c.n_ff, at + " ffn_gate/up");
+    w.w_down = Linear::from_gguf(f, {t(l, "ffn_down.weight")}, c.n_ff);
+    check_rows(w.w_down, D, at + " ffn_down");
+    layers_.push_back(std::move(w));
+  }
+  out_norm_ = tensor_vector(f, f.tensor("output_norm.weight"), D);
+  output_ = Linear::from_gguf(f, {c.tied_output ? tok_embd_ : &f.tensor("output.weight")}, D);
+  check_rows(output_, c.n_vocab, "output");
+
+  const size_t kv = size_t(c.n_layer * Hkv * n_ctx * hd);
+  k_cache_.assign(kv, 0.0f);
+  v_cache_.assign(kv, 0.0f);
+  const size_t B = size_t(n_batch);
+  x_.resize(B * size_t(D));
+  xn_.resize(B * size_t(D));
+  qkv_.resize(B * size_t((H + 2 * Hkv) * hd));
+  att_.resize(B * size_t(H * hd));
+  tmp_.resize(B * size_t(D));
+  gu_.resize(B * size_t(2 * c.n_ff));
+  act_.resize(B * size_t(c.n_ff));
+  scores_.resize(size_t(std::max(1, n_threads)) * size_t(n_ctx));
+  rope_cs_.resize(B * size_t(c.rope_dim));
+  for (int64_t i = 0; i < c.rope_dim / 2; ++i)
+    inv_freq_.push_back(float(std::pow(double(c.rope_theta), -2.0 * double(i) / double(c.rope_dim))));
+}
+
+void Llama::embed(const int32_t* tokens, int64_t n, float* x) const {
+  for (int64_t i = 0; i < n; ++i) tensor_row_to_float(file_, *tok_embd_, tokens[i], x + i * c_.n_embd);
+}
+
+void Llama::attention(int layer, int64_t n, int64_t pos) {
+  const int64_t H = c_.n_head, Hkv = c_.n_head_kv, hd = c_.head_dim, group = H / Hkv;
+  const int64_t qkv_w = (H + 2 * Hkv) * hd;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  float* kc = k_cache_.data() + size_t(layer) * size_t(Hkv * n_ctx_ * hd);
+  float* vc = v_cache_.data() + size_t(layer) * size_t(Hkv * n_ctx_ * hd);
+  // Append this batch's keys and values.
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t g = 0; g < Hkv; ++g) {
+      const float* k = qkv_.data() + t * qkv_w + (H + g) * hd;
+      const float* v = qkv_.data() + t * qkv_w + (H + Hkv + g) * hd;
+      std::memcpy(kc + (g * n_ctx_ + pos + t) * hd, k, size_t(hd) * 4);
+      std::memcpy(vc + (g * n_ctx_ + pos + t) * hd, v, size_t(hd) * 4);
+    }
+  const int64_t jobs = n * H;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(n_threads_) schedule(dynamic, 1) if (n_threads_ > 1 && jobs > 1)
+#endif
+  for (int64_t job = 0; job < jobs; ++job) {
+    const int64_t t = job / H, h = job % H, g = h / group;
+#ifdef _OPENMP
+    float* sc = scores_.data() + size_t(omp_get_thread_num()) * size_t(n_ctx_);
+#else
+    float* sc = scores_.data();
+#endif
+    const float* q = qkv_.data() + t * qkv_w + h * hd;
+    const float* kb = kc + g * n_ctx_ * hd;
+    const float* vb = vc + g * n_ctx_ * hd;
+    const int64_t n_keys = pos + t + 1;  // causal: keys up to this token
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n_keys; ++j) {
+      const float* k = kb + j * hd;
+      float s = 0.0f;
+      for (int64_t d = 0; d < hd; ++d) s += q[d] * k[d];
+      sc[j] = s * scale;
+      mx = std::max(mx, sc[j]);
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n_keys; ++j) {
+      sc[j] = std::exp(sc[j] - mx);
+      sum += sc[j];
+    }
+    float* out = att_.data() + t * H * hd + h * hd;
+    std::fill(out, out + hd, 0.0f);
+    for (int64_t j = 0; j < n_keys; ++j) {
+      const float w = sc[j] / sum;
+      const float* v = vb + j * hd;
+      for (int64_t d = 0; d < hd; ++d) out[d] += w * v[d];
+    }
+  }
+}
+
+void Llama::forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logits, float* logits) {
+  const int64_t D = c_.n_embd, H = c_.n_head, Hkv = c_.n_head_kv, hd = c_.head_dim, F = c_.n_ff;
+  const int64_t qkv_w = (H + 2 * Hkv) * hd, rd = c_.rope_dim;
+  if (n <= 0 || n > n_batch_) throw_invalid("forward: batch of ", n, " tokens (1..", n_batch_, ")");
+  float* x = x_.data();
+  embed(tokens, n, x);
+  // cos/sin per token and frequency, shared by all layers and heads.
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < rd / 2; ++i) {
+      const float a = float(pos + t) * inv_freq_[size_t(i)];
+      rope_cs_[size_t(t * rd + 2 * i)] = std::cos(a);
+      rope_cs_[size_t(t * rd + 2 * i + 1)] = std::sin(a);
+    }
+  auto rope = [&](float* v, int64_t t) {
+    const float* cs = rope_cs_.data() + t * rd;
+    for (int64_t i = 0; i < rd / 2; ++i) {
+      const int64_t a = c_.rope_neox ? i : 2 * i, b = c_.rope_neox ? i + rd / 2 : 2 * i + 1;
+      const float x0 = v[a], x1 = v[b], c = cs[2 * i], s = cs[2 * i + 1];
+      v[a] = x0 * c - x1 * s;
+      v[b] = x0 * s + x1 * c;
+    }
+  };
+  for (int l = 0; l < c_.n_layer; ++l) {
+    const LayerWeights& w = layers_[size_t(l)];
+    for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, w.attn_norm.data(), D, c_.rms_eps, xn_.data() + t * D);
+    w.wqkv.forward(xn_.data(), n, D, qkv_.data(), qkv_w, n_threads_);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t h = 0; h < H + Hkv; ++h) rope(qkv_.data() + t * qkv_w + h * hd, t);
+    attention(l, n, pos);
+    w.wo.forward(att_.data(), n, H * hd, tmp_.data(), D, n_threads_);
+    for (int64_t i = 0; i < n * D; ++i) x[i] += tmp_[size_t(i)];
+
+    for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, w.ffn_norm.data(), D, c_.rms_eps, xn_.data() + t * D);
+    w.w_gate_up.forward(xn_.data(), n, D, gu_.data(), 2 * F, n_threads_);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* g = gu_.data() + t * 2 * F;
+      const float* u = g + F;
+      float* a = act_.data() + t * F;
+      for (int64_t i = 0; i < F; ++i) a[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    }
+    w.w_down.forward(act_.data(), n, F, tmp_.data(), D, n_threads_);
+    for (int64_t i = 0; i < n * D; ++i) x[i] += tmp_[size_t(i)];
+  }
+  const int64_t first = all_logits ? 0 : n - 1;
+  for (int64_t t = first; t < n; ++t) rmsnorm(x + t * D, out_norm_.data(), D, c_.rms_eps, xn_.data() + t * D);
+  output_.forward(xn_.data() + first * D, n - first, D, logits, c_.n_vocab, n_threads_);
+}
+
+}  // namespace halfbyte::model

@@ -1,0 +1,52 @@
+// The Llama-family decoder: weights, KV cache and the forward pass. Internal.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "halfbyte/io/gguf.hpp"
+#include "halfbyte/model/model.hpp"
+#include "model/linear.hpp"
+
+namespace halfbyte::model {
+
+Config config_from_gguf(const io::GgufFile& f);
+
+struct LayerWeights {
+  std::vector<float> attn_norm, ffn_norm;  // [D]
+  Linear wqkv;     // [(H + 2 Hkv) * hd, D]: Q, K, V stacked
+  Linear wo;       // [D, H * hd]
+  Linear w_gate_up;  // [2 F, D]: gate then up
+  Linear w_down;   // [D, F]
+};
+
+class Llama {
+ public:
+  Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads);
+
+  // Runs tokens at positions [pos, pos + n) (the KV cache holds [0, pos)).
+  // Writes logits for the last token, or for all n when all_logits.
+  void forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logits, float* logits);
+
+  int64_t n_ctx() const noexcept { return n_ctx_; }
+
+ private:
+  void embed(const int32_t* tokens, int64_t n, float* x) const;
+  void attention(int layer, int64_t n, int64_t pos);
+
+  const io::GgufFile& file_;
+  Config c_;
+  int64_t n_ctx_, n_batch_;
+  int n_threads_;
+  const io::GgufTensorInfo* tok_embd_;
+  std::vector<LayerWeights> layers_;
+  std::vector<float> out_norm_;
+  Linear output_;
+  // KV cache [layer][kv head][position][head_dim], fp32.
+  std::vector<float> k_cache_, v_cache_;
+  // Scratch for n_batch tokens, sized once.
+  std::vector<float> x_, xn_, qkv_, att_, tmp_, gu_, act_, scores_, rope_cs_;
+  std::vector<float> inv_freq_;
+};
+
+}  // namespace halfbyte::model

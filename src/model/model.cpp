@@ -1,0 +1,168 @@
+// Model: file + config + tokenizer + decoder + generation loop.
+#include "halfbyte/model/model.hpp"
+
+#include <chrono>
+#include <memory>
+
+#include "halfbyte/core/error.hpp"
+#include "halfbyte/io/gguf.hpp"
+#include "halfbyte/model/tokenizer.hpp"
+#include "halfbyte/threads.hpp"
+#include "model/llama.hpp"
+#include "model/sampler.hpp"
+
+namespace halfbyte::model {
+
+struct Model::Impl {
+  io::GgufFile file;
+  Config config;
+  Tokenizer tokenizer;
+  std::unique_ptr<Llama> net;
+  int64_t n_batch = 256;
+  int64_t pos = 0;
+  std::string chat_template;
+};
+
+Model::Model() = default;
+Model::~Model() = default;
+
+std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
+  if (opts.n_ctx < 0) throw_invalid("load: n_ctx must be >= 0, got ", opts.n_ctx);
+  if (opts.n_batch < 1) throw_invalid("load: n_batch must be >= 1, got ", opts.n_batch);
+  if (opts.n_threads < 0) throw_invalid("load: n_threads must be >= 0, got ", opts.n_threads);
+  std::unique_ptr<Model> m(new Model());
+  auto impl = std::unique_ptr<Impl>(new Impl{io::GgufFile::open(path), {}, {}, nullptr, 256, 0, {}});
+  impl->config = config_from_gguf(impl->file);
+  impl->tokenizer = Tokenizer::from_gguf(impl->file);
+  impl->chat_template = impl->file.get_string("tokenizer.chat_template", "");
+  const Config& c = impl->config;
+  const int64_t n_ctx = opts.n_ctx > 0 ? opts.n_ctx : std::min<int64_t>(c.n_ctx_train, 4096);
+  impl->n_batch = std::min(opts.n_batch, n_ctx);
+  const int threads = opts.n_threads > 0 ? opts.n_threads : num_threads();
+  impl->net = std::make_unique<Llama>(impl->file, c, n_ctx, impl->n_batch, threads);
+  m->impl_ = std::move(impl);
+  return m;
+}
+
+const Config& Model::config() const noexcept { return impl_->config; }
+const Tokenizer& Model::tokenizer() const noexcept { return impl_->tokenizer; }
+int64_t Model::n_ctx() const noexcept { return impl_->net->n_ctx(); }
+int64_t Model::position() const noexcept { return impl_->pos; }
+void Model::reset() { impl_->pos = 0; }
+
+std::vector<int32_t> Model::tokenize(std::string_view text, bool add_special) const {
+  return impl_->tokenizer.encode(text, add_special, /*parse_special=*/false);
+}
+
+std::string Model::detokenize(const std::vector<int32_t>& ids) const { return impl_->tokenizer.decode(ids); }
+
+std::vector<float> Model::eval(const std::vector<int32_t>& tokens, bool all_logits) {
+  Impl& m = *impl_;
+  const int64_t V = m.config.n_vocab, n = int64_t(tokens.size());
+  if (n == 0) throw_invalid("eval: no tokens");
+  for (size_t i = 0; i < tokens.size(); ++i)
+    if (tokens[i] < 0 || tokens[i] >= V)
+      throw_invalid("eval: token id ", tokens[i], " at index ", i, " is outside the vocabulary [0, ", V, ")");
+  if (m.pos + n > n_ctx())
+    throw_invalid("eval: context length ", n_ctx(), " exceeded (", m.pos, " tokens in the cache + ", n, " new)");
+  std::vector<float> logits(size_t(all_logits ? n * V : V));
+  for (int64_t i = 0; i < n; i += m.n_batch) {
+    const int64_t len = std::min(m.n_batch, n - i);
+    // Without all_logits only the final chunk's last token matters; earlier chunks
+    // write their last row into the same buffer, overwritten later.
+    float* out = all_logits ? logits.data() + i * V : logits.data();
+    m.net->forward(tokens.data() + i, len, m.pos, all_logits, out);
+    m.pos += len;
+  }
+  return logits;
+}
+
+namespace {
+
+// Bytes of `s` that form complete UTF-8 characters (the rest waits for more).
+size_t complete_utf8_prefix(const std::string& s) {
+  size_t i = s.size();
+  // Look back at most 3 bytes for the start of an incomplete sequence.
+  for (size_t back = 1; back <= 3 && back <= s.size(); ++back) {
+    const unsigned char c = static_cast<unsigned char>(s[s.size() - back]);
+    if ((c & 0xC0) == 0x80) continue;  // continuation byte
+    const size_t need = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+    if (need > back) i = s.size() - back;
+    break;
+  }
+  return i;
+}
+
+std::string apply_chat(const std::string& tmpl, const std::string& prompt) {
+  // ChatML (SmolLM2, Qwen2): the template in the GGUF is Jinja; we recognise it by
+  // its markers rather than running Jinja.
+  if (tmpl.find("<|im_start|>") != std::string::npos)
+    return "<|im_start|>user\n" + prompt + "<|im_end|>\n<|im_start|>assistant\n";
+  throw_error(ErrorKind::Unsupported, "chat: this model's chat template is not supported (ChatML only for now)");
+}
+
+}  // namespace
+
+std::string Model::generate(const std::string& prompt, const SamplingParams& params, const TokenCallback& on_piece,
+                            GenerateStats* stats, bool chat) {
+  Impl& m = *impl_;
+  if (params.max_tokens < 0) throw_invalid("generate: max_tokens must be >= 0, got ", params.max_tokens);
+  Sampler sampler(params);
+  std::vector<int32_t> ids = chat ? m.tokenizer.encode(apply_chat(m.chat_template, prompt), true, true)
+                                  : m.tokenizer.encode(prompt, true, false);
+  if (ids.empty()) throw_invalid("generate: the prompt has no tokens");
+  using clock = std::chrono::steady_clock;
+  GenerateStats st;
+  reset();
+  auto t0 = clock::now();
+  std::vector<float> logits = eval(ids, false);
+  st.prompt_tokens = int64_t(ids.size());
+  st.prompt_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+
+  std::string text, pending;  // pending: bytes not yet passed to on_piece
+  t0 = clock::now();
+  for (int i = 0; i < params.max_tokens; ++i) {
+    const int32_t tok = sampler.sample(logits.data(), m.config.n_vocab, ids);
+    if (m.tokenizer.is_eog(tok)) break;
+    ids.push_back(tok);
+    ++st.generated_tokens;
+    pending += m.tokenizer.token_to_piece(tok);
+    // Stop strings: cut at the first one and stop; hold back a tail that may be
+    // the start of one, so that no part of a stop string is ever streamed.
+    bool stopped = false;
+    size_t hold = 0;
+    const std::string all = text + pending;
+    for (const auto& s : params.stop) {
+      if (s.empty()) continue;
+      const size_t at = all.find(s, text.size() >= s.size() ? text.size() - s.size() + 1 : 0);
+      if (at != std::string::npos) {
+        pending.resize(at > text.size() ? at - text.size() : 0);
+        stopped = true;
+        break;
+      }
+      for (size_t k = std::min(s.size() - 1, pending.size()); k > hold; --k)
+        if (all.compare(all.size() - k, k, s, 0, k) == 0) {
+          hold = k;
+          break;
+        }
+    }
+    const size_t ready = stopped ? pending.size() : complete_utf8_prefix(pending.substr(0, pending.size() - hold));
+    if (ready > 0) {
+      const std::string piece = pending.substr(0, ready);
+      pending.erase(0, ready);
+      text += piece;
+      if (on_piece && !on_piece(piece)) break;
+    }
+    if (stopped || i + 1 == params.max_tokens || m.pos + 1 > n_ctx()) break;
+    logits = eval({tok}, false);
+  }
+  if (!pending.empty()) {
+    text += pending;
+    if (on_piece) on_piece(pending);
+  }
+  st.decode_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  if (stats) *stats = st;
+  return text;
+}
+
+}  // namespace halfbyte::model
