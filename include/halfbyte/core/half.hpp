@@ -2,11 +2,12 @@
 //
 // Both directions are exact where possible; fp32 -> 16-bit rounds to nearest,
 // ties to even, overflows to +-Inf, keeps NaN a (quiet) NaN with its sign, and
-// produces fp16 subnormals correctly. On AArch64 the base ISA's conversion
-// instruction is used; on x86 the portable code, whatever the compile flags:
-// these are inline functions, and a copy compiled with -mf16c in one translation
-// unit could be the one the linker keeps for all (an ODR trap for run-time ISA
-// dispatch). The SIMD kernels convert with their own intrinsics.
+// produces fp16 subnormals correctly. Portable code on every architecture and
+// with any compile flags: these are inline functions, and a copy compiled with
+// -mf16c in one translation unit could be the one the linker keeps for all (an
+// ODR trap for run-time ISA dispatch); and GCC folds __fp16 round trips on
+// AArch64, which would leave signalling NaNs unquieted. The SIMD kernels convert
+// with their own intrinsics.
 #pragma once
 
 #include <cstdint>
@@ -80,26 +81,9 @@ inline uint16_t fp32_to_fp16_portable(float f) noexcept {
   return uint16_t(sign | (r >> 13));
 }
 
-inline float fp16_to_fp32(uint16_t h) noexcept {
-#if defined(__aarch64__)
-  __fp16 v;
-  std::memcpy(&v, &h, 2);
-  return float(v);
-#else
-  return fp16_to_fp32_portable(h);
-#endif
-}
+inline float fp16_to_fp32(uint16_t h) noexcept { return fp16_to_fp32_portable(h); }
 
-inline uint16_t fp32_to_fp16(float f) noexcept {
-#if defined(__aarch64__)
-  __fp16 v = __fp16(f);
-  uint16_t h;
-  std::memcpy(&h, &v, 2);
-  return h;
-#else
-  return fp32_to_fp16_portable(f);
-#endif
-}
+inline uint16_t fp32_to_fp16(float f) noexcept { return fp32_to_fp16_portable(f); }
 
 // ---- bf16 --------------------------------------------------------------------------
 
