@@ -305,6 +305,8 @@ Raises:
 
 }  // namespace
 
+void bind_model(py::module_& m);  // model.cpp
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = R"doc(halfbyte._core: C++ core of the halfbyte package (use `import halfbyte`).)doc";
 
@@ -393,6 +395,7 @@ Picklable; == compares format, shape and bytes.)doc")
       "set_num_threads", [](int n) { halfbyte::set_num_threads(n); }, py::arg("n"),
       "Threads used by calls that do not pass n_threads (int >= 1). Raises ValueError for n < 1.");
   m.def("num_threads", &halfbyte::num_threads, "Threads used by default (int).");
+  bind_model(m);
   m.def("dequantize", &dequantize, py::arg("qt"),
         "Same as qt.dequantize(): a new float32 array of shape qt.shape.");
 }

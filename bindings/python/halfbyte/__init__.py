@@ -36,6 +36,8 @@ from ._core import (
     set_num_threads,
 )
 
+from .model import Model
+
 #: Format names accepted by quantize() and QTensor.from_bytes().
 FORMATS = (
     "q4_0",
@@ -57,6 +59,7 @@ FORMATS = (
 
 __all__ = [
     "FORMATS",
+    "Model",
     "QTensor",
     "__version__",
     "available_isas",

@@ -1,0 +1,113 @@
+"""halfbyte.Model: a Llama-family GGUF model with generate(), logits() and tokenize()."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _core
+
+_DONE = object()
+
+
+class Model:
+    """A Llama-family model (Llama, SmolLM2, TinyLlama, Mistral, Qwen2) loaded from GGUF.
+
+    Args:
+        path: the .gguf file.
+        tokenizer: reserved for formats without an embedded tokenizer (llama2.c).
+        n_threads: threads for this model (default: halfbyte.num_threads()).
+        n_ctx: context length (default: the model's, at most 4096).
+
+    Use it as a context manager (or call close()) to free its memory at once::
+
+        with halfbyte.Model("SmolLM2-135M-Instruct.Q4_1.gguf") as m:
+            print(m.generate("The capital of France is", max_tokens=16))
+
+    Calls on one Model from several Python threads run one at a time; different
+    Models run in parallel. The GIL is released while the model computes.
+    """
+
+    def __init__(self, path: str, tokenizer: Optional[str] = None, n_threads: Optional[int] = None,
+                 n_ctx: Optional[int] = None) -> None:
+        self._m = _core.Model(str(path), tokenizer, n_threads, n_ctx)
+
+    @property
+    def config(self) -> dict:
+        """Hyper-parameters: arch, n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx, ..."""
+        return self._m.config
+
+    def tokenize(self, text: str, add_special: bool = True) -> List[int]:
+        """Token ids of text; add_special adds BOS/EOS as the model's metadata says (as llama.cpp does)."""
+        return self._m.tokenize(text, add_special)
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """Text of token ids (control tokens are omitted)."""
+        return self._m.detokenize(list(ids))
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        """float32 [len(ids), n_vocab]: the logits after each token, starting from an empty context."""
+        return self._m.logits(list(ids))
+
+    def generate(self, prompt: str, max_tokens: int = 128, temperature: float = 0.0, top_k: int = 40,
+                 top_p: float = 0.95, seed: Optional[int] = None, stream: bool = False, chat: bool = False,
+                 stop: Sequence[str] = (), min_p: float = 0.0,
+                 repeat_penalty: float = 1.0) -> Union[str, Iterator[str]]:
+        """Generate text after prompt (the prompt is not included).
+
+        Greedy when temperature == 0; otherwise sampled with top_k, top_p, min_p and a
+        repetition penalty, reproducibly for a given seed. chat=True wraps the prompt
+        in the model's chat template. Generation stops at an end-of-generation token,
+        at max_tokens, or at any of the stop strings (not included). With stream=True
+        returns an iterator of text pieces as they are produced.
+        """
+        args = (prompt, max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, seed, list(stop), chat)
+        if not stream:
+            m = self._m
+            return m.generate(*args)
+        return self._stream(args)
+
+    def _stream(self, args: tuple) -> Iterator[str]:
+        pieces: "queue.Queue[object]" = queue.Queue()
+        cancelled = threading.Event()
+        errors: list = []
+
+        def on_piece(piece: str) -> bool:
+            pieces.put(piece)
+            return not cancelled.is_set()
+
+        def run() -> None:
+            try:
+                prompt, *rest = args
+                self._m.generate_stream(prompt, on_piece, *rest)
+            except BaseException as e:  # re-raised in the consumer
+                errors.append(e)
+            finally:
+                pieces.put(_DONE)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = pieces.get()
+                if item is _DONE:
+                    break
+                yield item  # type: ignore[misc]
+        finally:
+            cancelled.set()
+            worker.join()
+        if errors:
+            raise errors[0]
+
+    def close(self) -> None:
+        """Free the model's memory; later calls raise ValueError."""
+        self._m.close()
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

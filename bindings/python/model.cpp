@@ -1,0 +1,209 @@
+// Python bindings of halfbyte::model::Model: load, tokenize, logits, generate.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "halfbyte/halfbyte.hpp"
+#include "halfbyte/model/model.hpp"
+#include "halfbyte/model/tokenizer.hpp"
+
+namespace py = pybind11;
+using halfbyte::model::Model;
+
+namespace {
+
+// The Python object: a Model plus a lock (one call at a time per model: calls
+// from several Python threads on the same Model queue up; different models run
+// in parallel) and an explicit close().
+class PyModel {
+ public:
+  PyModel(const std::string& path, const std::optional<std::string>& tokenizer, std::optional<int> n_threads,
+          std::optional<int64_t> n_ctx) {
+    if (tokenizer) throw py::value_error("Model: tokenizer= is only needed for llama2.c files, not supported yet");
+    halfbyte::model::LoadOptions o;
+    if (n_threads) {
+      if (*n_threads < 1) throw py::value_error("Model: n_threads must be >= 1, got " + std::to_string(*n_threads));
+      o.n_threads = *n_threads;
+    }
+    if (n_ctx) {
+      if (*n_ctx < 1) throw py::value_error("Model: n_ctx must be >= 1, got " + std::to_string(*n_ctx));
+      o.n_ctx = *n_ctx;
+    }
+    py::gil_scoped_release nogil;
+    m_ = Model::load(path, o);
+  }
+
+  Model& get() {
+    if (!m_) throw py::value_error("Model: the model is closed");
+    return *m_;
+  }
+  void close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    m_.reset();
+  }
+  std::mutex& mutex() { return mu_; }
+
+ private:
+  std::unique_ptr<Model> m_;
+  std::mutex mu_;
+};
+
+std::vector<int32_t> ids_from(const py::handle& ids, int64_t n_vocab) {
+  std::vector<int32_t> out;
+  for (const auto& item : ids) {
+    const int64_t v = item.cast<int64_t>();
+    if (v < 0 || v >= n_vocab)
+      throw py::value_error("token id " + std::to_string(v) + " is outside the vocabulary [0, " +
+                            std::to_string(n_vocab) + ")");
+    out.push_back(int32_t(v));
+  }
+  return out;
+}
+
+halfbyte::model::SamplingParams sampling(int max_tokens, float temperature, int top_k, float top_p, float min_p,
+                                         float repeat_penalty, std::optional<uint64_t> seed,
+                                         const std::vector<std::string>& stop) {
+  if (max_tokens < 0) throw py::value_error("generate: max_tokens must be >= 0, got " + std::to_string(max_tokens));
+  halfbyte::model::SamplingParams p;
+  p.max_tokens = max_tokens;
+  p.temperature = temperature;
+  p.top_k = top_k;
+  p.top_p = top_p;
+  p.min_p = min_p;
+  p.repeat_penalty = repeat_penalty;
+  p.has_seed = seed.has_value();
+  p.seed = seed.value_or(0);
+  p.stop = stop;
+  return p;
+}
+
+const char* kModelDoc = R"doc(A Llama-family model (Llama, SmolLM2, TinyLlama, Mistral, Qwen2) from a GGUF file.
+
+    Model(path, tokenizer=None, n_threads=None, n_ctx=None)
+
+n_threads: threads for this model (default halfbyte.num_threads()); n_ctx: context
+length (default: the model's, at most 4096). Use as a context manager, or call
+close(), to free its memory at once. Calls on one Model from several Python
+threads run one at a time; different Models run in parallel.
+
+Raises FileNotFoundError/OSError for a missing file, ValueError for a malformed
+one or bad arguments, RuntimeError for an unsupported architecture or type.)doc";
+
+}  // namespace
+
+void bind_model(py::module_& m) {
+  py::class_<PyModel>(m, "Model", kModelDoc)
+      .def(py::init<const std::string&, const std::optional<std::string>&, std::optional<int>,
+                    std::optional<int64_t>>(),
+           py::arg("path"), py::arg("tokenizer") = py::none(), py::arg("n_threads") = py::none(),
+           py::arg("n_ctx") = py::none())
+      .def("tokenize",
+           [](PyModel& self, const std::string& text, bool add_special) {
+             std::lock_guard<std::mutex> lock(self.mutex());
+             return self.get().tokenize(text, add_special);
+           },
+           py::arg("text"), py::arg("add_special") = true,
+           "Token ids (list of int) of a str; add_special adds BOS/EOS as the model's metadata says.")
+      .def("detokenize",
+           [](PyModel& self, const py::iterable& ids) {
+             std::lock_guard<std::mutex> lock(self.mutex());
+             const auto v = ids_from(ids, self.get().config().n_vocab);
+             return py::bytes(self.get().detokenize(v)).attr("decode")("utf-8", "replace");
+           },
+           py::arg("ids"), "Text (str) of token ids; invalid UTF-8 is replaced.")
+      .def("logits",
+           [](PyModel& self, const py::iterable& ids) {
+             std::lock_guard<std::mutex> lock(self.mutex());
+             Model& mdl = self.get();
+             const auto v = ids_from(ids, mdl.config().n_vocab);
+             if (v.empty()) throw py::value_error("logits: ids is empty");
+             std::vector<float> out;
+             {
+               py::gil_scoped_release nogil;
+               mdl.reset();
+               out = mdl.eval(v, true);
+             }
+             py::array_t<float> a({py::ssize_t(v.size()), py::ssize_t(mdl.config().n_vocab)});
+             std::copy(out.begin(), out.end(), a.mutable_data());
+             return a;
+           },
+           py::arg("ids"),
+           "Logits (float32 numpy [len(ids), n_vocab]) after each token of ids, from an empty context.")
+      .def("generate",
+           [](PyModel& self, const std::string& prompt, int max_tokens, float temperature, int top_k, float top_p,
+              float min_p, float repeat_penalty, std::optional<uint64_t> seed, const std::vector<std::string>& stop,
+              bool chat) {
+             std::lock_guard<std::mutex> lock(self.mutex());
+             const auto p = sampling(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, seed, stop);
+             std::string text;
+             {
+               py::gil_scoped_release nogil;
+               text = self.get().generate(prompt, p, {}, nullptr, chat);
+             }
+             return py::bytes(text).attr("decode")("utf-8", "replace");
+           },
+           py::arg("prompt"), py::arg("max_tokens") = 128, py::arg("temperature") = 0.0f, py::arg("top_k") = 40,
+           py::arg("top_p") = 0.95f, py::arg("min_p") = 0.0f, py::arg("repeat_penalty") = 1.0f,
+           py::arg("seed") = py::none(), py::arg("stop") = std::vector<std::string>{}, py::arg("chat") = false,
+           "Generated text (str, without the prompt). Greedy when temperature == 0.")
+      .def("generate_stream",
+           [](PyModel& self, const std::string& prompt, const py::function& on_piece, int max_tokens,
+              float temperature, int top_k, float top_p, float min_p, float repeat_penalty,
+              std::optional<uint64_t> seed, const std::vector<std::string>& stop, bool chat) {
+             std::lock_guard<std::mutex> lock(self.mutex());
+             const auto p = sampling(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, seed, stop);
+             halfbyte::model::GenerateStats st;
+             py::gil_scoped_release nogil;
+             self.get().generate(
+                 prompt, p,
+                 [&](std::string_view piece) {
+                   py::gil_scoped_acquire gil;
+                   const py::object r = on_piece(py::bytes(std::string(piece)).attr("decode")("utf-8", "replace"));
+                   return r.is_none() || r.cast<bool>();
+                 },
+                 &st, chat);
+             py::gil_scoped_acquire gil;
+             py::dict d;
+             d["prompt_tokens"] = st.prompt_tokens;
+             d["generated_tokens"] = st.generated_tokens;
+             d["prompt_tokens_per_s"] = st.prompt_tps();
+             d["decode_tokens_per_s"] = st.decode_tps();
+             return d;
+           },
+           py::arg("prompt"), py::arg("on_piece"), py::arg("max_tokens") = 128, py::arg("temperature") = 0.0f,
+           py::arg("top_k") = 40, py::arg("top_p") = 0.95f, py::arg("min_p") = 0.0f,
+           py::arg("repeat_penalty") = 1.0f, py::arg("seed") = py::none(),
+           py::arg("stop") = std::vector<std::string>{}, py::arg("chat") = false,
+           "Like generate(), calling on_piece(str) for each piece of text as it comes (return False to "
+           "stop); returns a dict of token counts and speeds. Used by halfbyte.Model.generate(stream=True).")
+      .def_property_readonly(
+          "config",
+          [](PyModel& self) {
+            const auto& c = self.get().config();
+            py::dict d;
+            d["arch"] = c.arch;
+            d["n_vocab"] = c.n_vocab;
+            d["n_embd"] = c.n_embd;
+            d["n_layer"] = c.n_layer;
+            d["n_head"] = c.n_head;
+            d["n_head_kv"] = c.n_head_kv;
+            d["head_dim"] = c.head_dim;
+            d["n_ff"] = c.n_ff;
+            d["n_ctx_train"] = c.n_ctx_train;
+            d["n_ctx"] = self.get().n_ctx();
+            d["rope_theta"] = c.rope_theta;
+            d["rms_eps"] = c.rms_eps;
+            d["tied_output"] = c.tied_output;
+            return d;
+          },
+          "Model hyper-parameters (dict).")
+      .def("close", &PyModel::close, "Free the model's memory; later calls raise ValueError.")
+      .def("__enter__", [](PyModel& self) -> PyModel& { return self; }, py::return_value_policy::reference)
+      .def("__exit__", [](PyModel& self, const py::args&) { self.close(); });
+}

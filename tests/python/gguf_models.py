@@ -1,0 +1,127 @@
+"""Random-weight Llama-family GGUF files for tests, written with the `gguf` package
+(llama.cpp's own writer), with a real tokenizer copied from a vocab-only GGUF."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+SHARED = os.environ.get(
+    "HALFBYTE_SHARED_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared")
+)
+VOCABS = {
+    "spm": os.path.join(SHARED, "tokenizer-tests", "ggml-vocab-llama-spm.gguf"),
+    "gpt2": os.path.join(SHARED, "tokenizer-tests", "ggml-vocab-gpt-2.gguf"),
+}
+
+
+def _copy_tokenizer(writer, vocab_path: str) -> int:
+    import gguf
+
+    r = gguf.GGUFReader(vocab_path)
+    n_vocab = 0
+    for key, f in r.fields.items():
+        if not key.startswith("tokenizer."):
+            continue
+        vtype = f.types[0]
+        if vtype == gguf.GGUFValueType.ARRAY:
+            sub = f.types[1]
+            if sub == gguf.GGUFValueType.STRING:
+                val = [bytes(f.parts[i]).decode("utf-8", errors="surrogateescape") for i in f.data]
+            else:
+                val = [f.parts[i][0].item() for i in f.data]
+            if key == "tokenizer.ggml.tokens":
+                n_vocab = len(val)
+            writer.add_key_value(key, val, vtype, sub_type=sub)
+        elif vtype == gguf.GGUFValueType.STRING:
+            writer.add_key_value(key, bytes(f.parts[f.data[0]]).decode(), vtype)
+        else:
+            writer.add_key_value(key, f.parts[f.data[0]][0].item(), vtype)
+    return n_vocab
+
+
+def write_random_llama(
+    path: str,
+    dtype: str = "f32",
+    vocab: str = "spm",
+    n_layer: int = 2,
+    n_embd: int = 128,
+    n_head: int = 4,
+    n_head_kv: int = 2,
+    n_ff: int = 256,
+    n_ctx: int = 512,
+    tied: bool = False,
+    arch: str = "llama",
+    seed: int = 0,
+) -> str:
+    """Writes a random Llama (or Qwen2 with q/k/v biases) model; dtype is the type of
+    the 2-D weights: f32, f16, q4_0, q4_1 or q8_0 (norms stay f32)."""
+    import gguf
+
+    rng = np.random.default_rng(seed)
+    qtypes = {
+        "f32": gguf.GGMLQuantizationType.F32,
+        "f16": gguf.GGMLQuantizationType.F16,
+        "q4_0": gguf.GGMLQuantizationType.Q4_0,
+        "q4_1": gguf.GGMLQuantizationType.Q4_1,
+        "q8_0": gguf.GGMLQuantizationType.Q8_0,
+    }
+    qt = qtypes[dtype]
+    w = gguf.GGUFWriter(path, arch)
+    w.add_name(f"random-{arch}-{dtype}")
+    n_vocab = _copy_tokenizer(w, VOCABS[vocab])
+    head_dim = n_embd // n_head
+    w.add_block_count(n_layer)
+    w.add_context_length(n_ctx)
+    w.add_embedding_length(n_embd)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head_kv)
+    w.add_rope_dimension_count(head_dim)
+    w.add_rope_freq_base(10000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_vocab_size(n_vocab)
+
+    def mat(name: str, rows: int, cols: int, scale: float) -> None:
+        a = (rng.standard_normal((rows, cols)) * scale).astype(np.float32)
+        if qt == gguf.GGMLQuantizationType.F32:
+            w.add_tensor(name, a)
+        elif qt == gguf.GGMLQuantizationType.F16:
+            w.add_tensor(name, a.astype(np.float16))
+        else:
+            w.add_tensor(name, gguf.quants.quantize(a, qt), raw_dtype=qt)
+
+    def vec(name: str, n: int, around: float, spread: float) -> None:
+        w.add_tensor(name, (around + spread * rng.standard_normal(n)).astype(np.float32))
+
+    mat("token_embd.weight", n_vocab, n_embd, 1.0)
+    for l in range(n_layer):
+        p = f"blk.{l}."
+        vec(p + "attn_norm.weight", n_embd, 1.0, 0.1)
+        mat(p + "attn_q.weight", n_head * head_dim, n_embd, n_embd**-0.5)
+        mat(p + "attn_k.weight", n_head_kv * head_dim, n_embd, n_embd**-0.5)
+        mat(p + "attn_v.weight", n_head_kv * head_dim, n_embd, n_embd**-0.5)
+        if arch == "qwen2":
+            vec(p + "attn_q.bias", n_head * head_dim, 0.0, 0.1)
+            vec(p + "attn_k.bias", n_head_kv * head_dim, 0.0, 0.1)
+            vec(p + "attn_v.bias", n_head_kv * head_dim, 0.0, 0.1)
+        mat(p + "attn_output.weight", n_embd, n_head * head_dim, (n_head * head_dim) ** -0.5)
+        vec(p + "ffn_norm.weight", n_embd, 1.0, 0.1)
+        mat(p + "ffn_gate.weight", n_ff, n_embd, n_embd**-0.5)
+        mat(p + "ffn_up.weight", n_ff, n_embd, n_embd**-0.5)
+        mat(p + "ffn_down.weight", n_embd, n_ff, n_ff**-0.5)
+    vec("output_norm.weight", n_embd, 1.0, 0.1)
+    if not tied:
+        mat("output.weight", n_vocab, n_embd, n_embd**-0.5)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+if __name__ == "__main__":
+    import sys
+
+    write_random_llama(sys.argv[1], *(sys.argv[2:3] or []))

@@ -1,0 +1,61 @@
+"""halfbyte.Model's Python API on a small random-weight model (no peer needed)."""
+
+import os
+
+import numpy as np
+import pytest
+
+import halfbyte
+from gguf_models import VOCABS, write_random_llama
+
+pytestmark = pytest.mark.skipif(not os.path.exists(VOCABS["gpt2"]), reason="../shared/tokenizer-tests not found")
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory):
+    p = str(tmp_path_factory.mktemp("m") / "tiny.gguf")
+    return write_random_llama(p, dtype="q8_0", vocab="gpt2", n_layer=1, n_ctx=64)
+
+
+def test_generate_is_deterministic_and_streams(path):
+    with halfbyte.Model(path) as m:
+        greedy = m.generate("Hello", max_tokens=12)
+        assert greedy == m.generate("Hello", max_tokens=12)
+        assert "".join(m.generate("Hello", max_tokens=12, stream=True)) == greedy
+        a = m.generate("Hello", max_tokens=12, temperature=0.8, seed=7)
+        assert a == m.generate("Hello", max_tokens=12, temperature=0.8, seed=7)
+        assert m.config["n_layer"] == 1 and m.config["n_ctx"] == 64
+
+
+def test_stop_strings_and_logits_shape(path):
+    with halfbyte.Model(path) as m:
+        full = m.generate("Hello", max_tokens=16)
+        if len(full) > 4:
+            stop = full[2:4]
+            cut = m.generate("Hello", max_tokens=16, stop=[stop])
+            assert cut == full[: full.index(stop)]
+        ids = m.tokenize("Hello world")
+        lg = m.logits(ids)
+        assert lg.shape == (len(ids), m.config["n_vocab"]) and lg.dtype == np.float32
+        assert m.detokenize(ids) == "Hello world"
+
+
+def test_errors(path, tmp_path):
+    with pytest.raises(OSError):
+        halfbyte.Model(str(tmp_path / "missing.gguf"))
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 20)
+    with pytest.raises(ValueError):
+        halfbyte.Model(str(bad))
+    m = halfbyte.Model(path)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        m.logits([10**9])
+    with pytest.raises(ValueError, match="context length"):
+        m.logits(list(range(65)))
+    with pytest.raises(ValueError):
+        m.generate("x", max_tokens=-1)
+    with pytest.raises(ValueError):
+        m.generate("x", temperature=-1.0)
+    m.close()
+    with pytest.raises(ValueError, match="closed"):
+        m.generate("x")
