@@ -32,6 +32,8 @@ std::vector<std::pair<size_t, size_t>> pre_tokenize_ranges(PreType pre, std::str
 
 struct Tokenizer::Vocab {
   Vocab() { byte_token.fill(kNoToken); }
+  Vocab(const Vocab&) = delete;  // id_of holds views into text
+  Vocab& operator=(const Vocab&) = delete;
 
   std::string path;  // for messages
   Kind kind = Kind::Spm;

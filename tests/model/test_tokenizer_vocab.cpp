@@ -220,8 +220,13 @@ TEST_CASE("tokenizer: merges, ignore_merges and add_bos on a small vocabulary", 
   VocabFile vf = byte_level_vocab("gpt-2");
   for (const char* t : {"ab", "abc", "cd", "bcd"}) vf.tokens.push_back(t), vf.types.push_back(1);
   vf.merges = {"a b", "c d", "ab c"};
-  std::string path = vf.write("merges");
-  Tokenizer tok = Tokenizer::from_gguf(io::GgufFile::open(path));
+  auto load_as = [&](const std::string& name) {
+    const std::string path = vf.write(name);
+    Tokenizer t = Tokenizer::from_gguf(io::GgufFile::open(path));
+    std::remove(path.c_str());
+    return t;
+  };
+  Tokenizer tok = load_as("merges");
   const int32_t ab = 257, abc = 258, cd = 259, bcd = 260;
   REQUIRE(tok.encode("abcd", false) == std::vector<int32_t>{ab, cd});  // "c d" (rank 1) before "ab c" (rank 2)
   REQUIRE(tok.encode("abc", false) == std::vector<int32_t>{abc});
@@ -229,15 +234,12 @@ TEST_CASE("tokenizer: merges, ignore_merges and add_bos on a small vocabulary", 
   // llama3 takes a word that is a token whole, even without a merge path ("bcd"), and adds BOS.
   vf.pre = "llama3";
   vf.ids = {{"tokenizer.ggml.bos_token_id", 256}};
-  path = vf.write("merges_llama3");
-  tok = Tokenizer::from_gguf(io::GgufFile::open(path));
+  tok = load_as("merges_llama3");
   REQUIRE(tok.add_bos());
   REQUIRE(tok.encode("bcd", true) == std::vector<int32_t>{256, bcd});
   REQUIRE(tok.encode("bcd", false) == std::vector<int32_t>{bcd});
   vf.flags = {{"tokenizer.ggml.add_bos_token", false}};
-  path = vf.write("merges_llama3_nobos");
-  REQUIRE(Tokenizer::from_gguf(io::GgufFile::open(path)).encode("bcd", true) == std::vector<int32_t>{bcd});
-  std::remove(path.c_str());
+  REQUIRE(load_as("merges_llama3_nobos").encode("bcd", true) == std::vector<int32_t>{bcd});
 }
 
 TEST_CASE("tokenizer: chat-style control and user-defined tokens", "[tokenizer]") {
