@@ -24,9 +24,12 @@ namespace {
 class PyModel {
  public:
   PyModel(const std::string& path, const std::optional<std::string>& tokenizer, std::optional<int> n_threads,
-          std::optional<int64_t> n_ctx) {
+          std::optional<int64_t> n_ctx, const std::string& precision) {
     if (tokenizer) throw py::value_error("Model: tokenizer= is only needed for llama2.c files, not supported yet");
     halfbyte::model::LoadOptions o;
+    if (precision != "int" && precision != "float")
+      throw py::value_error("Model: precision must be 'int' or 'float', got '" + precision + "'");
+    o.float_matmul = precision == "float";
     if (n_threads) {
       if (*n_threads < 1) throw py::value_error("Model: n_threads must be >= 1, got " + std::to_string(*n_threads));
       o.n_threads = *n_threads;
@@ -100,9 +103,9 @@ one or bad arguments, RuntimeError for an unsupported architecture or type.)doc"
 void bind_model(py::module_& m) {
   py::class_<PyModel>(m, "Model", kModelDoc)
       .def(py::init<const std::string&, const std::optional<std::string>&, std::optional<int>,
-                    std::optional<int64_t>>(),
+                    std::optional<int64_t>, const std::string&>(),
            py::arg("path"), py::arg("tokenizer") = py::none(), py::arg("n_threads") = py::none(),
-           py::arg("n_ctx") = py::none())
+           py::arg("n_ctx") = py::none(), py::arg("precision") = "int")
       .def("tokenize",
            [](PyModel& self, const std::string& text, bool add_special) {
              std::lock_guard<std::mutex> lock(self.mutex());

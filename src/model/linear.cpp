@@ -86,9 +86,11 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
   return l;
 }
 
-void Linear::forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads) const {
+void Linear::forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads,
+                     bool float_path) const {
   ops::MatmulOptions o;
   o.n_threads = n_threads;
+  if (float_path) o.precision = ops::Precision::Float;
   const TensorView<const float> xv(x, {T, n_in_}, {ldx, 1});
   const TensorView<float> yv(y, {T, n_out_}, {ldy, 1});
   if (quantized_)

@@ -27,7 +27,8 @@ class Linear {
   size_t nbytes() const noexcept { return quantized_ ? packed_.nbytes() : dense_.size() * sizeof(float); }
 
   // y [T, n_out] = x [T, n_in] . W^T (+ bias). Rows of x and y may be strided.
-  void forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads) const;
+  void forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads,
+               bool float_path = false) const;
 
   std::vector<float> bias;  // [n_out] or empty
 

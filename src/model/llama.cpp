@@ -70,8 +70,8 @@ Config config_from_gguf(const io::GgufFile& f) {
   return c;
 }
 
-Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads)
-    : file_(f), c_(c), n_ctx_(n_ctx), n_batch_(n_batch), n_threads_(n_threads) {
+Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads, bool float_matmul)
+    : file_(f), c_(c), n_ctx_(n_ctx), n_batch_(n_batch), n_threads_(n_threads), float_(float_matmul) {
   const int64_t D = c.n_embd, hd = c.head_dim, H = c.n_head, Hkv = c.n_head_kv;
   tok_embd_ = &f.tensor("token_embd.weight");
   auto t = [&](int l, const char* name) -> const io::GgufTensorInfo* {
@@ -207,27 +207,27 @@ void Llama::forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logi
   for (int l = 0; l < c_.n_layer; ++l) {
     const LayerWeights& w = layers_[size_t(l)];
     for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, w.attn_norm.data(), D, c_.rms_eps, xn_.data() + t * D);
-    w.wqkv.forward(xn_.data(), n, D, qkv_.data(), qkv_w, n_threads_);
+    w.wqkv.forward(xn_.data(), n, D, qkv_.data(), qkv_w, n_threads_, float_);
     for (int64_t t = 0; t < n; ++t)
       for (int64_t h = 0; h < H + Hkv; ++h) rope(qkv_.data() + t * qkv_w + h * hd, t);
     attention(l, n, pos);
-    w.wo.forward(att_.data(), n, H * hd, tmp_.data(), D, n_threads_);
+    w.wo.forward(att_.data(), n, H * hd, tmp_.data(), D, n_threads_, float_);
     for (int64_t i = 0; i < n * D; ++i) x[i] += tmp_[size_t(i)];
 
     for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, w.ffn_norm.data(), D, c_.rms_eps, xn_.data() + t * D);
-    w.w_gate_up.forward(xn_.data(), n, D, gu_.data(), 2 * F, n_threads_);
+    w.w_gate_up.forward(xn_.data(), n, D, gu_.data(), 2 * F, n_threads_, float_);
     for (int64_t t = 0; t < n; ++t) {
       const float* g = gu_.data() + t * 2 * F;
       const float* u = g + F;
       float* a = act_.data() + t * F;
       for (int64_t i = 0; i < F; ++i) a[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
     }
-    w.w_down.forward(act_.data(), n, F, tmp_.data(), D, n_threads_);
+    w.w_down.forward(act_.data(), n, F, tmp_.data(), D, n_threads_, float_);
     for (int64_t i = 0; i < n * D; ++i) x[i] += tmp_[size_t(i)];
   }
   const int64_t first = all_logits ? 0 : n - 1;
   for (int64_t t = first; t < n; ++t) rmsnorm(x + t * D, out_norm_.data(), D, c_.rms_eps, xn_.data() + t * D);
-  output_.forward(xn_.data() + first * D, n - first, D, logits, c_.n_vocab, n_threads_);
+  output_.forward(xn_.data() + first * D, n - first, D, logits, c_.n_vocab, n_threads_, float_);
 }
 
 }  // namespace halfbyte::model

@@ -22,7 +22,7 @@ struct LayerWeights {
 
 class Llama {
  public:
-  Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads);
+  Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads, bool float_matmul);
 
   // Runs tokens at positions [pos, pos + n) (the KV cache holds [0, pos)).
   // Writes logits for the last token, or for all n when all_logits.
@@ -38,6 +38,7 @@ class Llama {
   Config c_;
   int64_t n_ctx_, n_batch_;
   int n_threads_;
+  bool float_;
   const io::GgufTensorInfo* tok_embd_;
   std::vector<LayerWeights> layers_;
   std::vector<float> out_norm_;

@@ -39,7 +39,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   const int64_t n_ctx = opts.n_ctx > 0 ? opts.n_ctx : std::min<int64_t>(c.n_ctx_train, 4096);
   impl->n_batch = std::min(opts.n_batch, n_ctx);
   const int threads = opts.n_threads > 0 ? opts.n_threads : num_threads();
-  impl->net = std::make_unique<Llama>(impl->file, c, n_ctx, impl->n_batch, threads);
+  impl->net = std::make_unique<Llama>(impl->file, c, n_ctx, impl->n_batch, threads, opts.float_matmul);
   m->impl_ = std::move(impl);
   return m;
 }

@@ -125,3 +125,35 @@ if __name__ == "__main__":
     import sys
 
     write_random_llama(sys.argv[1], *(sys.argv[2:3] or []))
+
+
+def write_dequantized_copy(src: str, dst: str) -> str:
+    """The same model with every tensor dequantized to f32 (by the gguf package):
+    the exact arithmetic a quantized model's weights stand for."""
+    import gguf
+
+    r = gguf.GGUFReader(src)
+    arch = bytes(r.fields["general.architecture"].parts[r.fields["general.architecture"].data[0]]).decode()
+    w = gguf.GGUFWriter(dst, arch)
+    for key, f in r.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue
+        vtype = f.types[0]
+        if vtype == gguf.GGUFValueType.ARRAY:
+            sub = f.types[1]
+            if sub == gguf.GGUFValueType.STRING:
+                val = [bytes(f.parts[i]).decode("utf-8", errors="surrogateescape") for i in f.data]
+            else:
+                val = [f.parts[i][0].item() for i in f.data]
+            w.add_key_value(key, val, vtype, sub_type=sub)
+        elif vtype == gguf.GGUFValueType.STRING:
+            w.add_key_value(key, bytes(f.parts[f.data[0]]).decode(), vtype)
+        else:
+            w.add_key_value(key, f.parts[f.data[0]][0].item(), vtype)
+    for t in r.tensors:
+        w.add_tensor(t.name, gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return dst

@@ -21,6 +21,9 @@ class Model:
         tokenizer: reserved for formats without an embedded tokenizer (llama2.c).
         n_threads: threads for this model (default: halfbyte.num_threads()).
         n_ctx: context length (default: the model's, at most 4096).
+        precision: "int" (default: activations quantized to int8 per 32-block for the
+            quantized layers, as llama.cpp does) or "float" (fp32 activations against
+            dequantized weights: slower, closer to the unquantized arithmetic).
 
     Use it as a context manager (or call close()) to free its memory at once::
 
@@ -32,8 +35,8 @@ class Model:
     """
 
     def __init__(self, path: str, tokenizer: Optional[str] = None, n_threads: Optional[int] = None,
-                 n_ctx: Optional[int] = None) -> None:
-        self._m = _core.Model(str(path), tokenizer, n_threads, n_ctx)
+                 n_ctx: Optional[int] = None, precision: str = "int") -> None:
+        self._m = _core.Model(str(path), tokenizer, n_threads, n_ctx, precision)
 
     @property
     def config(self) -> dict:

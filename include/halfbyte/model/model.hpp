@@ -41,6 +41,9 @@ struct LoadOptions {
   int64_t n_ctx = 0;        // 0: the model's context length, at most 4096
   int n_threads = 0;        // 0: halfbyte::num_threads()
   int64_t n_batch = 256;    // tokens per forward pass when evaluating a prompt
+  // Matmul precision of quantized layers: integer (activations quantized to int8
+  // per 32-block, the default) or float (weights dequantized, fp32 activations).
+  bool float_matmul = false;
 };
 
 struct SamplingParams {
