@@ -91,7 +91,6 @@ inline void tile_int(const Packed& w, const ActQ8& x, int64_t g, int64_t m, floa
     if constexpr (F == kAffine4) mw = load_scales<BF16>(sg + 32);
     for (int b = 0; b < w.bps; ++b) {
       const uint8_t* sub = sg + w.header_bytes + size_t(b) * w.sub_block_bytes;
-      _mm_prefetch(reinterpret_cast<const char*>(sub + 2048), _MM_HINT_T0);
       const int64_t kb = s * w.bps + b;
       __m512i wc[8];
       load_sub_block<F>(sub, wc);
