@@ -81,6 +81,7 @@ void register_all() {
         const char* pname = prec == ops::Precision::Int ? "int" : "float";
         for (int threads : {1, 2}) {
           auto add = [&](int64_t M, Shape s) {
+            if (s.K % quant::Format::parse(fmt).block_size() != 0) return;  // e.g. K = 576 with group 128
             const std::string name = std::string(fmt) + "/" + isa_name + "/" + pname + "/M" + std::to_string(M) +
                                      "/N" + std::to_string(s.N) + "/K" + std::to_string(s.K) + "/t" +
                                      std::to_string(threads);
