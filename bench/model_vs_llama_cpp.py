@@ -30,8 +30,7 @@ def main() -> None:
     text = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read() * 8
     m = halfbyte.Model(a.model, n_ctx=a.prompt_tokens + a.decode_tokens + 8, n_threads=a.threads)
     ids = m.tokenize(text)[: a.prompt_tokens]
-    bos = ids[:1] if ids and ids[0] == m.tokenize("")[:1][0:1] else []
-    prompt = m.detokenize(ids[len(bos):])
+    prompt = m.detokenize(ids)  # control tokens (BOS) detokenize to nothing
     res = {"halfbyte prompt": [], "halfbyte decode": [], "llama.cpp prompt": [], "llama.cpp decode": []}
     llm = None
     if llama_cpp is not None:
