@@ -21,6 +21,10 @@ struct Model::Impl {
   int64_t n_batch = 256;
   int64_t pos = 0;
   std::string chat_template;
+  std::vector<float> logits;  // reused by generate(): no allocation per token
+
+  // Runs tokens after the cached ones; writes logits (last token, or all) to out.
+  void eval_into(Model& self, const std::vector<int32_t>& tokens, bool all_logits, std::vector<float>& out);
 };
 
 Model::Model() = default;
@@ -31,7 +35,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   if (opts.n_batch < 1) throw_invalid("load: n_batch must be >= 1, got ", opts.n_batch);
   if (opts.n_threads < 0) throw_invalid("load: n_threads must be >= 0, got ", opts.n_threads);
   std::unique_ptr<Model> m(new Model());
-  auto impl = std::unique_ptr<Impl>(new Impl{io::GgufFile::open(path), {}, {}, nullptr, 256, 0, {}});
+  auto impl = std::unique_ptr<Impl>(new Impl{io::GgufFile::open(path), {}, {}, nullptr, 256, 0, {}, {}});
   impl->config = config_from_gguf(impl->file);
   impl->tokenizer = Tokenizer::from_gguf(impl->file);
   impl->chat_template = impl->file.get_string("tokenizer.chat_template", "");
@@ -57,24 +61,28 @@ std::vector<int32_t> Model::tokenize(std::string_view text, bool add_special) co
 std::string Model::detokenize(const std::vector<int32_t>& ids) const { return impl_->tokenizer.decode(ids); }
 
 std::vector<float> Model::eval(const std::vector<int32_t>& tokens, bool all_logits) {
-  Impl& m = *impl_;
-  const int64_t V = m.config.n_vocab, n = int64_t(tokens.size());
+  std::vector<float> logits;
+  impl_->eval_into(*this, tokens, all_logits, logits);
+  return logits;
+}
+
+void Model::Impl::eval_into(Model& self, const std::vector<int32_t>& tokens, bool all_logits,
+                            std::vector<float>& out) {
+  const int64_t V = config.n_vocab, n = int64_t(tokens.size());
   if (n == 0) throw_invalid("eval: no tokens");
   for (size_t i = 0; i < tokens.size(); ++i)
     if (tokens[i] < 0 || tokens[i] >= V)
       throw_invalid("eval: token id ", tokens[i], " at index ", i, " is outside the vocabulary [0, ", V, ")");
-  if (m.pos + n > n_ctx())
-    throw_invalid("eval: context length ", n_ctx(), " exceeded (", m.pos, " tokens in the cache + ", n, " new)");
-  std::vector<float> logits(size_t(all_logits ? n * V : V));
-  for (int64_t i = 0; i < n; i += m.n_batch) {
-    const int64_t len = std::min(m.n_batch, n - i);
+  if (pos + n > self.n_ctx())
+    throw_invalid("eval: context length ", self.n_ctx(), " exceeded (", pos, " tokens in the cache + ", n, " new)");
+  out.resize(size_t(all_logits ? n * V : V));
+  for (int64_t i = 0; i < n; i += n_batch) {
+    const int64_t len = std::min(n_batch, n - i);
     // Without all_logits only the final chunk's last token matters; earlier chunks
     // write their last row into the same buffer, overwritten later.
-    float* out = all_logits ? logits.data() + i * V : logits.data();
-    m.net->forward(tokens.data() + i, len, m.pos, all_logits, out);
-    m.pos += len;
+    net->forward(tokens.data() + i, len, pos, all_logits, all_logits ? out.data() + i * V : out.data());
+    pos += len;
   }
-  return logits;
 }
 
 namespace {
@@ -115,7 +123,8 @@ std::string Model::generate(const std::string& prompt, const SamplingParams& par
   GenerateStats st;
   reset();
   auto t0 = clock::now();
-  std::vector<float> logits = eval(ids, false);
+  std::vector<float>& logits = m.logits;
+  m.eval_into(*this, ids, false, logits);
   st.prompt_tokens = int64_t(ids.size());
   st.prompt_seconds = std::chrono::duration<double>(clock::now() - t0).count();
 
@@ -154,7 +163,7 @@ std::string Model::generate(const std::string& prompt, const SamplingParams& par
       if (on_piece && !on_piece(piece)) break;
     }
     if (stopped || i + 1 == params.max_tokens || m.pos + 1 > n_ctx()) break;
-    logits = eval({tok}, false);
+    m.eval_into(*this, {tok}, false, logits);
   }
   if (!pending.empty()) {
     text += pending;
