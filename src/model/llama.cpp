@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstring>
 
+#include <unistd.h>
+
 #include "halfbyte/core/error.hpp"
 
 #ifdef _OPENMP
@@ -109,6 +111,13 @@ Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_ba
   output_ = Linear::from_gguf(f, {c.tied_output ? tok_embd_ : &f.tensor("output.weight")}, D);
   check_rows(output_, c.n_vocab, "output");
 
+  // The cache size follows from metadata: refuse (rather than let the OS kill us
+  // while zeroing it) a size beyond physical memory.
+  const double kv_bytes = 2.0 * 4.0 * double(c.n_layer) * double(Hkv) * double(n_ctx) * double(hd);
+  const double phys = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  if (phys > 0 && kv_bytes > phys)
+    throw_error(ErrorKind::InvalidArgument, f.path(), ": a KV cache for n_ctx = ", n_ctx, " needs ", kv_bytes / 1e9,
+                " GB, more than this machine's ", phys / 1e9, " GB (choose a smaller n_ctx)");
   const size_t kv = size_t(c.n_layer * Hkv * n_ctx * hd);
   k_cache_.assign(kv, 0.0f);
   v_cache_.assign(kv, 0.0f);
