@@ -1,11 +1,16 @@
 #include "model/linear.hpp"
 
+#include <cstdio>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
 
 #include "halfbyte/core/error.hpp"
 #include "halfbyte/core/half.hpp"
 #include "halfbyte/ops/matmul.hpp"
 #include "halfbyte/quant/quantize.hpp"
+#include "io/ggml_dequant.hpp"
 
 namespace halfbyte::model {
 
@@ -45,8 +50,10 @@ void tensor_row_to_float(const io::GgufFile& f, const io::GgufTensorInfo& t, int
       }
       return;
     default:
+      if (io::ggml_dequantize_row(t.type, src, n, out)) return;
       throw_error(ErrorKind::Unsupported, f.path(), ": tensor '", t.name, "' has type ", ti.name,
-                  ", which this version cannot read yet (supported: f32, f16, bf16, q4_0, q4_1, q8_0)");
+                  ", which this version cannot read yet (supported: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, "
+                  "q8_0, q2_K, q3_K, q4_K, q5_K, q6_K, q8_K)");
   }
 }
 
@@ -58,11 +65,39 @@ std::vector<float> tensor_vector(const io::GgufFile& f, const io::GgufTensorInfo
   return v;
 }
 
+namespace {
+
+// Prints, once per loaded file, how many of its weight matrices have a type the
+// kernels do not take and are re-quantized to q8_0 at load. Counted from the file's
+// tensor table when the first such layer is built: every 2-D tensor of such a type
+// except a token embedding that has a separate output matrix (the embedding is only
+// read row by row, dequantized).
+void report_requantized(const io::GgufFile& f) {
+  static std::mutex mu;
+  static const void* last_base = nullptr;
+  static std::string last_path;
+  std::lock_guard<std::mutex> lock(mu);
+  if (f.base() == last_base && f.path() == last_path) return;
+  last_base = f.base();
+  last_path = f.path();
+  const bool has_output = f.find_tensor("output.weight") != nullptr;
+  std::map<std::string, int> by_type;
+  for (const auto& t : f.tensors())
+    if (t.ne.size() == 2 && io::ggml_dequantize_supported(t.type) && !(has_output && t.name == "token_embd.weight"))
+      ++by_type[io::ggml_type_info(t.type).name];
+  std::string what;
+  for (const auto& [name, count] : by_type)
+    what += (what.empty() ? "" : ", ") + std::to_string(count) + " tensors of type " + name;
+  std::fprintf(stderr, "halfbyte: %s dequantized and re-quantized to q8_0 at load\n", what.c_str());
+}
+
+}  // namespace
+
 Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::GgufTensorInfo*>& parts, int64_t n_in) {
   Linear l;
   l.n_in_ = n_in;
   quant::Format fmt;
-  bool all_native = true;
+  bool all_native = true, requant = false;
   for (const auto* t : parts) {
     if (t->ne.size() != 2 || t->ne[0] != n_in)
       throw_error(ErrorKind::Format, f.path(), ": tensor '", t->name, "' should have ", n_in,
@@ -71,12 +106,34 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
     quant::Format tf;
     if (!native_format(t->type, &tf) || (t != parts[0] && !(tf == fmt))) all_native = false;
     if (t == parts[0]) fmt = tf;
+    requant = requant || io::ggml_dequantize_supported(t->type);
   }
   if (all_native) {
     std::vector<ops::PackedMatrix::RowSource> src;
     for (const auto* t : parts) src.push_back({f.data(*t), t->ne[1]});
     l.packed_ = ops::PackedMatrix::pack_rows(fmt, n_in, src);
     l.quantized_ = true;
+    return l;
+  }
+  if (requant) {
+    // Types the kernels do not take (q5_x, k-quants): dequantize each row and
+    // re-quantize it to q8_0 (round to nearest, ggml's reference arithmetic), which
+    // keeps the layer at ~1 byte per weight instead of 4.
+    const quant::Format q8 = quant::Format::q8_0();
+    const size_t rb = quant::row_bytes(q8, n_in);
+    std::vector<uint8_t> rows(rb * size_t(l.n_out_));
+    std::vector<float> tmp(static_cast<size_t>(n_in));
+    quant::QuantizeOptions opts;
+    opts.method = quant::Method::RTN;
+    int64_t row = 0;
+    for (const auto* t : parts)
+      for (int64_t r = 0; r < t->ne[1]; ++r, ++row) {
+        tensor_row_to_float(f, *t, r, tmp.data());
+        quant::quantize_row(q8, tmp.data(), n_in, rows.data() + size_t(row) * rb, opts);
+      }
+    l.packed_ = ops::PackedMatrix::pack_rows(q8, n_in, {{rows.data(), l.n_out_}});
+    l.quantized_ = true;
+    report_requantized(f);
     return l;
   }
   l.dense_.resize(size_t(l.n_out_ * n_in));

@@ -56,7 +56,10 @@ def write_random_llama(
     seed: int = 0,
 ) -> str:
     """Writes a random Llama (or Qwen2 with q/k/v biases) model; dtype is the type of
-    the 2-D weights: f32, f16, q4_0, q4_1 or q8_0 (norms stay f32)."""
+    the 2-D weights: f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0, or a k-quant q2_k, q3_k,
+    q4_k, q5_k, q6_k (norms stay f32). K-quant rows must be multiples of 256
+    (n_embd, n_ff, n_head * head_dim); their blocks are random codes (see
+    random_kquant_blocks), the others are quantized by the gguf package."""
     import gguf
 
     rng = np.random.default_rng(seed)
@@ -65,7 +68,14 @@ def write_random_llama(
         "f16": gguf.GGMLQuantizationType.F16,
         "q4_0": gguf.GGMLQuantizationType.Q4_0,
         "q4_1": gguf.GGMLQuantizationType.Q4_1,
+        "q5_0": gguf.GGMLQuantizationType.Q5_0,
+        "q5_1": gguf.GGMLQuantizationType.Q5_1,
         "q8_0": gguf.GGMLQuantizationType.Q8_0,
+        "q2_k": gguf.GGMLQuantizationType.Q2_K,
+        "q3_k": gguf.GGMLQuantizationType.Q3_K,
+        "q4_k": gguf.GGMLQuantizationType.Q4_K,
+        "q5_k": gguf.GGMLQuantizationType.Q5_K,
+        "q6_k": gguf.GGMLQuantizationType.Q6_K,
     }
     qt = qtypes[dtype]
     w = gguf.GGUFWriter(path, arch)
@@ -89,6 +99,8 @@ def write_random_llama(
             w.add_tensor(name, a)
         elif qt == gguf.GGMLQuantizationType.F16:
             w.add_tensor(name, a.astype(np.float16))
+        elif dtype.endswith("_k"):
+            w.add_tensor(name, random_kquant_blocks(rng, qt, rows, cols, scale), raw_dtype=qt)
         else:
             w.add_tensor(name, gguf.quants.quantize(a, qt), raw_dtype=qt)
 
@@ -121,15 +133,71 @@ def write_random_llama(
     return path
 
 
+def random_kquant_blocks(rng, qt, rows: int, cols: int, scale: float) -> np.ndarray:
+    """[rows, cols] weights of a k-quant type as raw blocks ([rows, cols / 256 * block
+    bytes] uint8): random codes with sub-block scales (and mins, chosen so values are
+    centred near 0), then one fp16 super-block scale per tensor that brings the
+    std of the dequantized values (by the gguf package) to `scale`. The gguf
+    package cannot quantize to k-quants, and random codes are valid blocks."""
+    import gguf
+
+    T = gguf.GGMLQuantizationType
+    assert cols % 256 == 0, "k-quant rows must be multiples of 256"
+    nb = rows * cols // 256
+    u8 = lambda n, hi=256, lo=0: rng.integers(lo, hi, size=(nb, n)).astype(np.uint8)  # noqa: E731
+    f16 = lambda v: np.full(nb, np.float16(v)).view(np.uint8).reshape(nb, 2)  # noqa: E731
+
+    def pack_k4(sc, mn):  # eight 6-bit (scale, min) pairs -> 12 bytes (q4_K / q5_K)
+        b = np.zeros((nb, 12), dtype=np.uint8)
+        b[:, 0:4] = sc[:, 0:4] | ((sc[:, 4:8] >> 4) << 6)
+        b[:, 4:8] = mn[:, 0:4] | ((mn[:, 4:8] >> 4) << 6)
+        b[:, 8:12] = (sc[:, 4:8] & 0x0F) | ((mn[:, 4:8] & 0x0F) << 4)
+        return b
+
+    def build(d):  # d: (nb, 2) uint8, the fp16 super-block scale (also used as dmin)
+        if qt == T.Q2_K:  # scales(16: sc | min << 4) qs(64) d dmin
+            return np.concatenate([codes["sc"] | (codes["mn"] << 4), codes["qs"], d, d], axis=1)
+        if qt == T.Q3_K:  # hmask(32) qs(64) scales(12) d
+            return np.concatenate([codes["hmask"], codes["qs"], codes["scales"], d], axis=1)
+        if qt == T.Q4_K:  # d dmin scales(12) qs(128)
+            return np.concatenate([d, d, pack_k4(codes["sc"], codes["mn"]), codes["qs"]], axis=1)
+        if qt == T.Q5_K:  # d dmin scales(12) qh(32) qs(128)
+            return np.concatenate([d, d, pack_k4(codes["sc"], codes["mn"]), codes["qh"], codes["qs"]], axis=1)
+        if qt == T.Q6_K:  # ql(128) qh(64) scales(16, int8) d
+            return np.concatenate([codes["ql"], codes["qh"], codes["scales"], d], axis=1)
+        raise ValueError(f"not a k-quant: {qt}")
+
+    if qt == T.Q2_K:
+        sc = u8(16, 11, 2)
+        codes = {"sc": sc, "mn": np.round(sc * 1.5).astype(np.uint8), "qs": u8(64)}
+    elif qt == T.Q3_K:
+        codes = {"hmask": u8(32), "qs": u8(64), "scales": u8(12)}
+    elif qt == T.Q4_K:
+        sc = u8(8, 9, 4)
+        codes = {"sc": sc, "mn": np.round(sc * 7.5).astype(np.uint8), "qs": u8(128)}
+    elif qt == T.Q5_K:
+        sc = u8(8, 5, 2)
+        codes = {"sc": sc, "mn": np.round(sc * 15.5).astype(np.uint8), "qh": u8(32), "qs": u8(128)}
+    elif qt == T.Q6_K:
+        sc = rng.integers(-40, 41, size=(nb, 16))
+        sc[sc == 0] = 1
+        codes = {"ql": u8(128), "qh": u8(64), "scales": sc.astype(np.int8).view(np.uint8)}
+    else:
+        raise ValueError(f"not a k-quant: {qt}")
+    std = gguf.quants.dequantize(build(f16(1.0)), qt).std()
+    return build(f16(scale / std)).reshape(rows, -1)
+
+
 if __name__ == "__main__":
     import sys
 
     write_random_llama(sys.argv[1], *(sys.argv[2:3] or []))
 
 
-def write_dequantized_copy(src: str, dst: str) -> str:
+def write_dequantized_copy(src: str, dst: str, transform=None) -> str:
     """The same model with every tensor dequantized to f32 (by the gguf package):
-    the exact arithmetic a quantized model's weights stand for."""
+    the exact arithmetic a quantized model's weights stand for. `transform(tensor,
+    values)`, if given, may replace the f32 values of a tensor (a gguf ReaderTensor)."""
     import gguf
 
     r = gguf.GGUFReader(src)
@@ -151,7 +219,8 @@ def write_dequantized_copy(src: str, dst: str) -> str:
         else:
             w.add_key_value(key, f.parts[f.data[0]][0].item(), vtype)
     for t in r.tensors:
-        w.add_tensor(t.name, gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32))
+        v = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
+        w.add_tensor(t.name, transform(t, v) if transform else v)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
