@@ -1,10 +1,6 @@
 #include "model/linear.hpp"
 
-#include <cstdio>
 #include <cstring>
-#include <map>
-#include <mutex>
-#include <string>
 
 #include "halfbyte/core/error.hpp"
 #include "halfbyte/core/half.hpp"
@@ -65,34 +61,6 @@ std::vector<float> tensor_vector(const io::GgufFile& f, const io::GgufTensorInfo
   return v;
 }
 
-namespace {
-
-// Prints, once per loaded file, how many of its weight matrices have a type the
-// kernels do not take and are re-quantized to q8_0 at load. Counted from the file's
-// tensor table when the first such layer is built: every 2-D tensor of such a type
-// except a token embedding that has a separate output matrix (the embedding is only
-// read row by row, dequantized).
-void report_requantized(const io::GgufFile& f) {
-  static std::mutex mu;
-  static const void* last_base = nullptr;
-  static std::string last_path;
-  std::lock_guard<std::mutex> lock(mu);
-  if (f.base() == last_base && f.path() == last_path) return;
-  last_base = f.base();
-  last_path = f.path();
-  const bool has_output = f.find_tensor("output.weight") != nullptr;
-  std::map<std::string, int> by_type;
-  for (const auto& t : f.tensors())
-    if (t.ne.size() == 2 && io::ggml_dequantize_supported(t.type) && !(has_output && t.name == "token_embd.weight"))
-      ++by_type[io::ggml_type_info(t.type).name];
-  std::string what;
-  for (const auto& [name, count] : by_type)
-    what += (what.empty() ? "" : ", ") + std::to_string(count) + " tensors of type " + name;
-  std::fprintf(stderr, "halfbyte: %s dequantized and re-quantized to q8_0 at load\n", what.c_str());
-}
-
-}  // namespace
-
 Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::GgufTensorInfo*>& parts, int64_t n_in) {
   Linear l;
   l.n_in_ = n_in;
@@ -106,7 +74,11 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
     quant::Format tf;
     if (!native_format(t->type, &tf) || (t != parts[0] && !(tf == fmt))) all_native = false;
     if (t == parts[0]) fmt = tf;
-    requant = requant || io::ggml_dequantize_supported(t->type);
+    if (io::ggml_dequantize_supported(t->type)) {
+      requant = true;
+      l.requantized_from_ = io::ggml_type_info(t->type).name;
+      ++l.requantized_parts_;
+    }
   }
   if (all_native) {
     std::vector<ops::PackedMatrix::RowSource> src;
@@ -133,7 +105,6 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
       }
     l.packed_ = ops::PackedMatrix::pack_rows(q8, n_in, {{rows.data(), l.n_out_}});
     l.quantized_ = true;
-    report_requantized(f);
     return l;
   }
   l.dense_.resize(size_t(l.n_out_ * n_in));

@@ -17,7 +17,8 @@ class Linear {
   Linear() = default;
   // Stacks the given tensors (each [rows_i, n_in] in GGUF's ne = {n_in, rows_i})
   // into one layer. Quantized tensors of one native type (q4_0, q4_1, q8_0) are
-  // repacked; anything else (f32, f16, bf16, mixed types) becomes fp32.
+  // repacked; other ggml block types (q5_x, k-quants) are dequantized and
+  // re-quantized to q8_0; f32, f16 and bf16 become fp32.
   static Linear from_gguf(const io::GgufFile& f, const std::vector<const io::GgufTensorInfo*>& parts,
                           int64_t n_in);
 
@@ -32,11 +33,17 @@ class Linear {
 
   std::vector<float> bias;  // [n_out] or empty
 
+  // Non-empty if the file's type had to be re-quantized to q8_0 at load.
+  const std::string& requantized_from() const noexcept { return requantized_from_; }
+  int requantized_parts() const noexcept { return requantized_parts_; }
+
  private:
   int64_t n_out_ = 0, n_in_ = 0;
   bool quantized_ = false;
   ops::PackedMatrix packed_;
   std::vector<float> dense_;  // [n_out, n_in]
+  std::string requantized_from_;
+  int requantized_parts_ = 0;
 };
 
 // Native quantized format of a ggml type, if halfbyte's kernels take it.

@@ -105,11 +105,14 @@ Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_ba
     check_rows(w.w_gate_up, 2 * c.n_ff, at + " ffn_gate/up");
     w.w_down = Linear::from_gguf(f, {t(l, "ffn_down.weight")}, c.n_ff);
     check_rows(w.w_down, D, at + " ffn_down");
+    for (const Linear* lin : {&w.wqkv, &w.wo, &w.w_gate_up, &w.w_down})
+      if (lin->requantized_parts()) requantized_[lin->requantized_from()] += lin->requantized_parts();
     layers_.push_back(std::move(w));
   }
   out_norm_ = tensor_vector(f, f.tensor("output_norm.weight"), D);
   output_ = Linear::from_gguf(f, {c.tied_output ? tok_embd_ : &f.tensor("output.weight")}, D);
   check_rows(output_, c.n_vocab, "output");
+  if (output_.requantized_parts()) requantized_[output_.requantized_from()] += output_.requantized_parts();
 
   // The cache size follows from metadata: refuse (rather than let the OS kill us
   // while zeroing it) a size beyond physical memory.

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "halfbyte/io/gguf.hpp"
@@ -29,6 +31,8 @@ class Llama {
   void forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logits, float* logits);
 
   int64_t n_ctx() const noexcept { return n_ctx_; }
+  // Tensors re-quantized to q8_0 at load, by their file type (e.g. "q4_K" -> 210).
+  const std::map<std::string, int>& requantized() const noexcept { return requantized_; }
 
  private:
   void embed(const int32_t* tokens, int64_t n, float* x) const;
@@ -48,6 +52,7 @@ class Llama {
   // Scratch for n_batch tokens, sized once.
   std::vector<float> x_, xn_, qkv_, att_, tmp_, gu_, act_, scores_, rope_cs_;
   std::vector<float> inv_freq_;
+  std::map<std::string, int> requantized_;
 };
 
 }  // namespace halfbyte::model

@@ -2,6 +2,7 @@
 #include "halfbyte/model/model.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <memory>
 
 #include "halfbyte/core/error.hpp"
@@ -44,6 +45,13 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   impl->n_batch = std::min(opts.n_batch, n_ctx);
   const int threads = opts.n_threads > 0 ? opts.n_threads : num_threads();
   impl->net = std::make_unique<Llama>(impl->file, c, n_ctx, impl->n_batch, threads, opts.float_matmul);
+  // The one log line of a load: say which weights were converted.
+  std::string converted;
+  for (const auto& [type, count] : impl->net->requantized())
+    converted += (converted.empty() ? "" : ", ") + std::to_string(count) + " tensors of type " + type;
+  if (!converted.empty())
+    std::fprintf(stderr, "halfbyte: %s: %s dequantized and re-quantized to q8_0 at load\n", path.c_str(),
+                 converted.c_str());
   m->impl_ = std::move(impl);
   return m;
 }

@@ -87,7 +87,7 @@ def test_load_reports_requantization_once(model, capfd):
     print(lines)
     # 2 layers x 7 matrices + output (the token embedding is not re-quantized)
     name = dtype.replace("_k", "_K")
-    assert lines == [f"halfbyte: 15 tensors of type {name} dequantized and re-quantized to q8_0 at load"]
+    assert lines == [f"halfbyte: {path}: 15 tensors of type {name} dequantized and re-quantized to q8_0 at load"]
 
 
 @needs_vocab
