@@ -16,29 +16,32 @@ VOCABS = {
 }
 
 
+def _copy_field(writer, key: str, f) -> None:
+    """Copies one metadata field of a gguf.GGUFReader to a GGUFWriter, types kept."""
+    import gguf
+
+    vtype = f.types[0]
+    if vtype == gguf.GGUFValueType.ARRAY:
+        sub = f.types[1]
+        if sub == gguf.GGUFValueType.STRING:
+            val = [bytes(f.parts[i]).decode("utf-8", errors="surrogateescape") for i in f.data]
+        else:
+            val = [f.parts[i][0].item() for i in f.data]
+        writer.add_key_value(key, val, vtype, sub_type=sub)
+    elif vtype == gguf.GGUFValueType.STRING:
+        writer.add_key_value(key, bytes(f.parts[f.data[0]]).decode(), vtype)
+    else:
+        writer.add_key_value(key, f.parts[f.data[0]][0].item(), vtype)
+
+
 def _copy_tokenizer(writer, vocab_path: str) -> int:
     import gguf
 
     r = gguf.GGUFReader(vocab_path)
-    n_vocab = 0
     for key, f in r.fields.items():
-        if not key.startswith("tokenizer."):
-            continue
-        vtype = f.types[0]
-        if vtype == gguf.GGUFValueType.ARRAY:
-            sub = f.types[1]
-            if sub == gguf.GGUFValueType.STRING:
-                val = [bytes(f.parts[i]).decode("utf-8", errors="surrogateescape") for i in f.data]
-            else:
-                val = [f.parts[i][0].item() for i in f.data]
-            if key == "tokenizer.ggml.tokens":
-                n_vocab = len(val)
-            writer.add_key_value(key, val, vtype, sub_type=sub)
-        elif vtype == gguf.GGUFValueType.STRING:
-            writer.add_key_value(key, bytes(f.parts[f.data[0]]).decode(), vtype)
-        else:
-            writer.add_key_value(key, f.parts[f.data[0]][0].item(), vtype)
-    return n_vocab
+        if key.startswith("tokenizer."):
+            _copy_field(writer, key, f)
+    return len(r.fields["tokenizer.ggml.tokens"].data)
 
 
 def write_random_llama(
@@ -204,20 +207,8 @@ def write_dequantized_copy(src: str, dst: str, transform=None) -> str:
     arch = bytes(r.fields["general.architecture"].parts[r.fields["general.architecture"].data[0]]).decode()
     w = gguf.GGUFWriter(dst, arch)
     for key, f in r.fields.items():
-        if key.startswith("GGUF.") or key == "general.architecture":
-            continue
-        vtype = f.types[0]
-        if vtype == gguf.GGUFValueType.ARRAY:
-            sub = f.types[1]
-            if sub == gguf.GGUFValueType.STRING:
-                val = [bytes(f.parts[i]).decode("utf-8", errors="surrogateescape") for i in f.data]
-            else:
-                val = [f.parts[i][0].item() for i in f.data]
-            w.add_key_value(key, val, vtype, sub_type=sub)
-        elif vtype == gguf.GGUFValueType.STRING:
-            w.add_key_value(key, bytes(f.parts[f.data[0]]).decode(), vtype)
-        else:
-            w.add_key_value(key, f.parts[f.data[0]][0].item(), vtype)
+        if not key.startswith("GGUF.") and key != "general.architecture":
+            _copy_field(w, key, f)
     for t in r.tensors:
         v = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
         w.add_tensor(t.name, transform(t, v) if transform else v)
