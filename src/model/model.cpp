@@ -1,6 +1,7 @@
 // Model: file + config + tokenizer + decoder + generation loop.
 #include "halfbyte/model/model.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -137,6 +138,8 @@ std::string Model::generate(const std::string& prompt, const SamplingParams& par
   st.prompt_seconds = std::chrono::duration<double>(clock::now() - t0).count();
 
   std::string text, pending;  // pending: bytes not yet passed to on_piece
+  size_t max_stop = 0;
+  for (const auto& s : params.stop) max_stop = std::max(max_stop, s.size());
   t0 = clock::now();
   for (int i = 0; i < params.max_tokens; ++i) {
     const int32_t tok = sampler.sample(logits.data(), m.config.n_vocab, ids);
@@ -145,23 +148,27 @@ std::string Model::generate(const std::string& prompt, const SamplingParams& par
     ++st.generated_tokens;
     pending += m.tokenizer.token_to_piece(tok);
     // Stop strings: cut at the first one and stop; hold back a tail that may be
-    // the start of one, so that no part of a stop string is ever streamed.
+    // the start of one, so that no part of a stop string is ever streamed. Only
+    // the last max_stop bytes of emitted text can take part in a match.
     bool stopped = false;
     size_t hold = 0;
-    const std::string all = text + pending;
-    for (const auto& s : params.stop) {
-      if (s.empty()) continue;
-      const size_t at = all.find(s, text.size() >= s.size() ? text.size() - s.size() + 1 : 0);
-      if (at != std::string::npos) {
-        pending.resize(at > text.size() ? at - text.size() : 0);
-        stopped = true;
-        break;
-      }
-      for (size_t k = std::min(s.size() - 1, pending.size()); k > hold; --k)
-        if (all.compare(all.size() - k, k, s, 0, k) == 0) {
-          hold = k;
+    if (max_stop > 0) {
+      const size_t keep = std::min(text.size(), max_stop);
+      const std::string window = text.substr(text.size() - keep) + pending;
+      for (const auto& s : params.stop) {
+        if (s.empty()) continue;
+        const size_t at = window.find(s);
+        if (at != std::string::npos) {
+          pending.resize(at > keep ? at - keep : 0);
+          stopped = true;
           break;
         }
+        for (size_t k = std::min(s.size() - 1, pending.size()); k > hold; --k)
+          if (window.compare(window.size() - k, k, s, 0, k) == 0) {
+            hold = k;
+            break;
+          }
+      }
     }
     const size_t ready = stopped ? pending.size() : complete_utf8_prefix(pending.substr(0, pending.size() - hold));
     if (ready > 0) {

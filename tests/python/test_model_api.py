@@ -31,9 +31,11 @@ def test_stop_strings_and_logits_shape(path):
     with halfbyte.Model(path) as m:
         full = m.generate("Hello", max_tokens=16)
         if len(full) > 4:
-            stop = full[2:4]
-            cut = m.generate("Hello", max_tokens=16, stop=[stop])
-            assert cut == full[: full.index(stop)]
+            for stop in (full[2:4], full[3:9], "no such text" + full[:2]):
+                cut = m.generate("Hello", max_tokens=16, stop=[stop])
+                assert cut == (full[: full.index(stop)] if stop in full else full)
+                pieces = list(m.generate("Hello", max_tokens=16, stop=[stop], stream=True))
+                assert "".join(pieces) == cut  # streamed text never shows part of a stop string
         ids = m.tokenize("Hello world")
         lg = m.logits(ids)
         assert lg.shape == (len(ids), m.config["n_vocab"]) and lg.dtype == np.float32
