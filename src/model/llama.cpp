@@ -175,6 +175,10 @@ void Llama::attention(int layer, int64_t n, int64_t pos) {
     for (int64_t j = 0; j < n_keys; ++j) {
       const float* k = kb + j * hd;
       float s = 0.0f;
+      // simd reduction: lets the compiler reorder the sum and vectorize it.
+#ifdef _OPENMP
+#pragma omp simd reduction(+ : s)
+#endif
       for (int64_t d = 0; d < hd; ++d) s += q[d] * k[d];
       sc[j] = s * scale;
       mx = std::max(mx, sc[j]);
@@ -186,9 +190,13 @@ void Llama::attention(int layer, int64_t n, int64_t pos) {
     }
     float* out = att_.data() + t * H * hd + h * hd;
     std::fill(out, out + hd, 0.0f);
+    const float inv_sum = 1.0f / sum;
     for (int64_t j = 0; j < n_keys; ++j) {
-      const float w = sc[j] / sum;
+      const float w = sc[j] * inv_sum;
       const float* v = vb + j * hd;
+#ifdef _OPENMP
+#pragma omp simd
+#endif
       for (int64_t d = 0; d < hd; ++d) out[d] += w * v[d];
     }
   }
