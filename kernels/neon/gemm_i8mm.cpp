@@ -31,30 +31,7 @@
 namespace halfbyte::kernels::neon_i8mm {
 namespace {
 
-// Small helpers and the unrolled loop bodies must be inlined: their operands are
-// register arrays.
-#define HB_INLINE inline __attribute__((always_inline))
-#define HB_LAMBDA_INLINE __attribute__((always_inline))
-
-template <bool BF16>
-HB_INLINE float32x4_t scales4(const uint8_t* p) {
-  const uint16x4_t h = vld1_u16(reinterpret_cast<const uint16_t*>(p));
-  if constexpr (BF16) {
-    return vreinterpretq_f32_u32(vshll_n_u16(h, 16));
-  } else {
-    return vcvt_f32_f16(vreinterpret_f16_u16(h));
-  }
-}
-
-// Calls fn(std::integral_constant<int, I>) for I = 0..N-1.
-template <class Fn, int... I>
-HB_INLINE void unroll_seq(Fn& fn, std::integer_sequence<int, I...>) {
-  (fn(std::integral_constant<int, I>{}), ...);
-}
-template <int N, class Fn>
-HB_INLINE void unroll(Fn&& fn) {
-  unroll_seq(fn, std::make_integer_sequence<int, N>{});
-}
+#include "neon/neon_common.inl"
 
 // [v0, v1, v0, v1] and [v2, v3, v2, v3]: one weight-row pair's values per 2x2 tile.
 HB_INLINE float32x4_t lo_pair(float32x4_t v) {
