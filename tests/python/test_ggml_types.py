@@ -23,6 +23,7 @@ import pytest
 
 import halfbyte
 from gguf_models import VOCABS, write_dequantized_copy, write_random_llama
+from llama_cpp_ref import llama_cpp_logits
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
 gguf = pytest.importorskip("gguf", reason="the gguf package is not installed")
@@ -39,15 +40,6 @@ REQUANT = {gguf.GGMLQuantizationType[t.upper()] for t, _ in TYPES}
 
 def rel_err(ours, ref):
     return np.abs(ours - ref).max(axis=1) / ref.std(axis=1)
-
-
-def llama_cpp_logits(path, ids):
-    llm = llama_cpp.Llama(model_path=path, n_ctx=512, n_batch=512, logits_all=True, n_threads=2,
-                          n_threads_batch=2, verbose=False)
-    llm.eval(ids)
-    out = np.array(llm.scores[: len(ids)], dtype=np.float64)
-    llm.close()
-    return out
 
 
 def requantized_q8_0(t, v):

@@ -22,6 +22,7 @@ import pytest
 
 import halfbyte
 from gguf_models import VOCABS, write_dequantized_copy, write_random_llama
+from llama_cpp_ref import llama_cpp_logits
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
 
@@ -43,15 +44,6 @@ def rel_err(ours, ref):
     sd = ref.std(axis=1)
     d = np.abs(ours - ref)
     return d.max(axis=1) / sd, np.sqrt((d**2).mean(axis=1)) / sd
-
-
-def llama_cpp_logits(path, ids):
-    llm = llama_cpp.Llama(model_path=path, n_ctx=512, n_batch=512, logits_all=True, n_threads=2,
-                          n_threads_batch=2, verbose=False)
-    llm.eval(ids)
-    out = np.array(llm.scores[: len(ids)], dtype=np.float64)
-    llm.close()
-    return out
 
 
 @pytest.fixture(scope="module", params=MODELS, ids=lambda m: f"{m[0]}-{m[1]}-{m[2]}{'-tied' if m[3] else ''}")
