@@ -24,9 +24,16 @@ namespace {
 class PyModel {
  public:
   PyModel(const std::string& path, const std::optional<std::string>& tokenizer, std::optional<int> n_threads,
-          std::optional<int64_t> n_ctx, const std::string& precision) {
-    if (tokenizer) throw py::value_error("Model: tokenizer= is only needed for llama2.c files, not supported yet");
+          std::optional<int64_t> n_ctx, const std::string& precision, const std::optional<std::string>& quantize) {
     halfbyte::model::LoadOptions o;
+    if (tokenizer) {
+      if (tokenizer->empty()) throw py::value_error("Model: tokenizer must be a file path, got ''");
+      o.tokenizer = *tokenizer;
+    }
+    if (quantize) {
+      if (quantize->empty()) throw py::value_error("Model: quantize must be a format name or None, got ''");
+      o.quantize = *quantize;
+    }
     if (precision != "int" && precision != "float")
       throw py::value_error("Model: precision must be 'int' or 'float', got '" + precision + "'");
     o.float_matmul = precision == "float";
@@ -86,10 +93,14 @@ halfbyte::model::SamplingParams sampling(int max_tokens, float temperature, int 
   return p;
 }
 
-const char* kModelDoc = R"doc(A Llama-family model (Llama, SmolLM2, TinyLlama, Mistral, Qwen2) from a GGUF file.
+const char* kModelDoc = R"doc(A Llama-family model (Llama, SmolLM2, TinyLlama, Mistral, Qwen2) from a GGUF
+file, a llama2.c checkpoint or an HF safetensors folder.
 
-    Model(path, tokenizer=None, n_threads=None, n_ctx=None)
+    Model(path, tokenizer=None, n_threads=None, n_ctx=None, precision="int", quantize=None)
 
+tokenizer: a llama2.c tokenizer.bin or HF tokenizer.json for models without one.
+quantize: format of weights stored as float ("q4_0", "q4_1", "q8_0", "int4_g64",
+..., or "f32"); default q8_0 for llama2.c/safetensors, float for GGUF.
 n_threads: threads for this model (default halfbyte.num_threads()); n_ctx: context
 length (default: the model's, at most 4096). Use as a context manager, or call
 close(), to free its memory at once. Calls on one Model from several Python
@@ -103,9 +114,9 @@ one or bad arguments, RuntimeError for an unsupported architecture or type.)doc"
 void bind_model(py::module_& m) {
   py::class_<PyModel>(m, "Model", kModelDoc)
       .def(py::init<const std::string&, const std::optional<std::string>&, std::optional<int>,
-                    std::optional<int64_t>, const std::string&>(),
+                    std::optional<int64_t>, const std::string&, const std::optional<std::string>&>(),
            py::arg("path"), py::arg("tokenizer") = py::none(), py::arg("n_threads") = py::none(),
-           py::arg("n_ctx") = py::none(), py::arg("precision") = "int")
+           py::arg("n_ctx") = py::none(), py::arg("precision") = "int", py::arg("quantize") = py::none())
       .def("tokenize",
            [](PyModel& self, const std::string& text, bool add_special) {
              std::lock_guard<std::mutex> lock(self.mutex());

@@ -318,7 +318,9 @@ PYBIND11_MODULE(_core, m) {
       switch (e.kind()) {
         case ErrorKind::InvalidArgument:
         case ErrorKind::Format: type = PyExc_ValueError; break;
-        case ErrorKind::Io: type = PyExc_OSError; break;
+        case ErrorKind::Io:  // a missing file is the common case: FileNotFoundError (an OSError)
+          type = std::strstr(e.what(), "No such file or directory") ? PyExc_FileNotFoundError : PyExc_OSError;
+          break;
         case ErrorKind::Unsupported:
         case ErrorKind::Runtime: break;
       }

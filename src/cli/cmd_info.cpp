@@ -5,7 +5,7 @@
 
 #include "cli/args.hpp"
 #include "cli/commands.hpp"
-#include "halfbyte/io/gguf.hpp"
+#include "halfbyte/io/model_file.hpp"
 
 namespace halfbyte::cli {
 namespace {
@@ -35,21 +35,23 @@ std::string show(const io::GgufValue& v, const std::string& key) {
 }  // namespace
 
 int cmd_info(const Args& args) {
-  std::string path;
+  std::string path, tokenizer;
   bool tensors = true;
   ArgReader r(args, "info");
   while (!r.done()) {
     const std::string& a = r.next();
     if (a == "--no-tensors") tensors = false;
+    else if (a == "--tokenizer") tokenizer = r.value(a);
     else if (a == "-h" || a == "--help") {
-      std::printf("usage: halfbyte info MODEL.gguf [--no-tensors]\nLists the metadata and tensors of a GGUF file.\n");
+      std::printf("usage: halfbyte info MODEL [--tokenizer FILE] [--no-tensors]\nLists the metadata and tensors of a model (GGUF, llama2.c or safetensors; the\nlatter two under GGUF's key and tensor names).\n");
       return 0;
     } else if (!a.empty() && a[0] != '-' && path.empty()) path = a;
     else r.unknown(a);
   }
   if (path.empty()) throw_invalid("MODEL is required (see halfbyte info --help)");
-  const io::GgufFile f = io::GgufFile::open(path);
-  std::printf("%s: GGUF v%u, %zu metadata keys, %zu tensors, %llu bytes\n", path.c_str(), f.version(),
+  const io::GgufFile f = io::open_model_file(path, tokenizer);
+  const std::string format = f.format() == "gguf" ? "GGUF v" + std::to_string(f.version()) : f.format();
+  std::printf("%s: %s, %zu metadata keys, %zu tensors, %llu bytes\n", path.c_str(), format.c_str(),
               f.metadata().size(), f.tensors().size(), (unsigned long long)f.file_size());
   for (const auto& [k, v] : f.metadata()) std::printf("  %-44s %s\n", k.c_str(), show(v, k).c_str());
   if (tensors) {

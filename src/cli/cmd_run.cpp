@@ -18,6 +18,8 @@ int cmd_run(const Args& args) {
   while (!r.done()) {
     const std::string& a = r.next();
     if (a == "-m" || a == "--model") path = r.value(a);
+    else if (a == "--tokenizer") lo.tokenizer = r.value(a);
+    else if (a == "--quantize") lo.quantize = r.value(a);
     else if (a == "-p" || a == "--prompt") prompt = r.value(a);
     else if (a == "-n" || a == "--n-predict") sp.max_tokens = int(r.integer(a, 0, 1 << 20));
     else if (a == "--temp") sp.temperature = float(r.number(a, 0.0, 100.0));
@@ -36,7 +38,11 @@ int cmd_run(const Args& args) {
       std::printf(
           "usage: halfbyte run -m MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P]\n"
           "                    [--min-p P] [--repeat-penalty R] [--seed S] [-t THREADS] [-c CTX]\n"
-          "                    [--stop STR]... [--chat]\n"
+          "                    [--stop STR]... [--chat] [--tokenizer FILE] [--quantize FORMAT]\n"
+          "MODEL is a GGUF file, a llama2.c checkpoint (tokenizer.bin beside it or given by\n"
+          "--tokenizer) or an HF safetensors folder. --quantize sets the format of weights\n"
+          "stored as float (q4_0, q4_1, q8_0, int4_g64, ... or f32; default q8_0 for\n"
+          "llama2.c and safetensors, float for GGUF).\n"
           "Generates up to N tokens (default 128) after PROMPT, printing them as they come,\n"
           "then a line with prompt and decode speed. Greedy unless --temp > 0. --chat wraps\n"
           "the prompt in the model's chat template.\n");

@@ -190,10 +190,10 @@ GgufFile::~GgufFile() = default;
 GgufFile GgufFile::open(const std::string& path) {
   GgufFile f;
   f.path_ = path;
-  f.map_ = std::make_unique<MappedFile>(path);
-  f.base_ = f.map_->data();
-  f.size_ = f.map_->size();
-  Reader r(f.path_, f.base_, f.size_);
+  f.maps_.push_back(std::make_unique<MappedFile>(path));
+  f.bases_.push_back(f.maps_[0]->data());
+  f.size_ = f.maps_[0]->size();
+  Reader r(f.path_, f.bases_[0], f.size_);
 
   const uint32_t magic = r.read<uint32_t>("magic");
   if (magic != 0x46554747u) r.fail("not a GGUF file (magic is not 'GGUF')");
@@ -260,6 +260,33 @@ GgufFile GgufFile::open(const std::string& path) {
       r.fail("tensor '" + t.name + "' extends past the end of the file (data offset " + std::to_string(data_start) +
              " + " + std::to_string(off) + " + " + std::to_string(t.nbytes) + " > " + std::to_string(f.size_) + ")");
     t.offset = data_start + off;
+  }
+  return f;
+}
+
+GgufFile GgufFile::assemble(std::string path, std::string format, std::vector<std::unique_ptr<MappedFile>> maps,
+                            std::map<std::string, GgufValue> metadata, std::vector<GgufTensorInfo> tensors) {
+  GgufFile f;
+  f.path_ = std::move(path);
+  f.format_ = std::move(format);
+  f.maps_ = std::move(maps);
+  for (const auto& m : f.maps_) {
+    f.bases_.push_back(m->data());
+    f.size_ += m->size();
+  }
+  f.kv_ = std::move(metadata);
+  f.tensors_ = std::move(tensors);
+  for (size_t i = 0; i < f.tensors_.size(); ++i) {
+    const GgufTensorInfo& t = f.tensors_[i];
+    if (t.source >= f.maps_.size())
+      throw_error(ErrorKind::Runtime, f.path_, ": tensor '", t.name, "' refers to file #", t.source, " of ",
+                  f.maps_.size());
+    const uint64_t size = f.maps_[t.source]->size();
+    if (t.offset > size || t.nbytes > size - t.offset)
+      throw_error(ErrorKind::Format, f.maps_[t.source]->path(), ": tensor '", t.name, "' extends past the end of the file (",
+                  t.offset, " + ", t.nbytes, " > ", size, ")");
+    if (!f.by_name_.emplace(t.name, i).second)
+      throw_error(ErrorKind::Format, f.path_, ": tensor name '", t.name, "' appears twice");
   }
   return f;
 }

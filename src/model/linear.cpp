@@ -5,6 +5,7 @@
 #include "halfbyte/core/error.hpp"
 #include "halfbyte/core/half.hpp"
 #include "halfbyte/ops/matmul.hpp"
+#include "halfbyte/quant/qmatrix.hpp"
 #include "halfbyte/quant/quantize.hpp"
 #include "io/ggml_dequant.hpp"
 
@@ -61,7 +62,8 @@ std::vector<float> tensor_vector(const io::GgufFile& f, const io::GgufTensorInfo
   return v;
 }
 
-Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::GgufTensorInfo*>& parts, int64_t n_in) {
+Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::GgufTensorInfo*>& parts, int64_t n_in,
+                         const quant::Format* float_to) {
   Linear l;
   l.n_in_ = n_in;
   quant::Format fmt;
@@ -111,6 +113,16 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
   int64_t row = 0;
   for (const auto* t : parts)
     for (int64_t r = 0; r < t->ne[1]; ++r, ++row) tensor_row_to_float(f, *t, r, l.dense_.data() + row * n_in);
+  if (float_to) {
+    if (n_in % float_to->block_size() != 0)
+      throw_error(ErrorKind::InvalidArgument, f.path(), ": tensor '", parts[0]->name, "' has rows of ", n_in,
+                  " values, not a multiple of ", float_to->name(), "'s block of ", float_to->block_size(),
+                  " (choose another format or keep it float)");
+    const quant::QMatrix q = quant::quantize(TensorView<const float>(l.dense_.data(), {l.n_out_, n_in}), *float_to);
+    l.packed_ = ops::PackedMatrix::pack(q);
+    l.quantized_ = true;
+    std::vector<float>().swap(l.dense_);
+  }
   return l;
 }
 

@@ -18,9 +18,10 @@ class Linear {
   // Stacks the given tensors (each [rows_i, n_in] in GGUF's ne = {n_in, rows_i})
   // into one layer. Quantized tensors of one native type (q4_0, q4_1, q8_0) are
   // repacked; other ggml block types (q5_x, k-quants) are dequantized and
-  // re-quantized to q8_0; f32, f16 and bf16 become fp32.
+  // re-quantized to q8_0; f32, f16 and bf16 are quantized to `float_to` if given
+  // (error-minimising scale search), else kept as fp32.
   static Linear from_gguf(const io::GgufFile& f, const std::vector<const io::GgufTensorInfo*>& parts,
-                          int64_t n_in);
+                          int64_t n_in, const quant::Format* float_to = nullptr);
 
   int64_t n_out() const noexcept { return n_out_; }
   int64_t n_in() const noexcept { return n_in_; }

@@ -72,7 +72,8 @@ Config config_from_gguf(const io::GgufFile& f) {
   return c;
 }
 
-Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads, bool float_matmul)
+Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads, bool float_matmul,
+             const quant::Format* float_to)
     : file_(f), c_(c), n_ctx_(n_ctx), n_batch_(n_batch), n_threads_(n_threads), float_(float_matmul) {
   const int64_t D = c.n_embd, hd = c.head_dim, H = c.n_head, Hkv = c.n_head_kv;
   tok_embd_ = &f.tensor("token_embd.weight");
@@ -88,7 +89,7 @@ Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_ba
     const std::string at = "layer " + std::to_string(l);
     w.attn_norm = tensor_vector(f, *t(l, "attn_norm.weight"), D);
     w.ffn_norm = tensor_vector(f, *t(l, "ffn_norm.weight"), D);
-    w.wqkv = Linear::from_gguf(f, {t(l, "attn_q.weight"), t(l, "attn_k.weight"), t(l, "attn_v.weight")}, D);
+    w.wqkv = Linear::from_gguf(f, {t(l, "attn_q.weight"), t(l, "attn_k.weight"), t(l, "attn_v.weight")}, D, float_to);
     check_rows(w.wqkv, (H + 2 * Hkv) * hd, at + " attn_q/k/v");
     if (c.qkv_bias) {
       for (const char* b : {"attn_q.bias", "attn_k.bias", "attn_v.bias"}) {
@@ -99,18 +100,18 @@ Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_ba
       if (int64_t(w.wqkv.bias.size()) != w.wqkv.n_out())
         throw_error(ErrorKind::Format, f.path(), ": ", at, " q/k/v biases do not match the projections");
     }
-    w.wo = Linear::from_gguf(f, {t(l, "attn_output.weight")}, H * hd);
+    w.wo = Linear::from_gguf(f, {t(l, "attn_output.weight")}, H * hd, float_to);
     check_rows(w.wo, D, at + " attn_output");
-    w.w_gate_up = Linear::from_gguf(f, {t(l, "ffn_gate.weight"), t(l, "ffn_up.weight")}, D);
+    w.w_gate_up = Linear::from_gguf(f, {t(l, "ffn_gate.weight"), t(l, "ffn_up.weight")}, D, float_to);
     check_rows(w.w_gate_up, 2 * c.n_ff, at + " ffn_gate/up");
-    w.w_down = Linear::from_gguf(f, {t(l, "ffn_down.weight")}, c.n_ff);
+    w.w_down = Linear::from_gguf(f, {t(l, "ffn_down.weight")}, c.n_ff, float_to);
     check_rows(w.w_down, D, at + " ffn_down");
     for (const Linear* lin : {&w.wqkv, &w.wo, &w.w_gate_up, &w.w_down})
       if (lin->requantized_parts()) requantized_[lin->requantized_from()] += lin->requantized_parts();
     layers_.push_back(std::move(w));
   }
   out_norm_ = tensor_vector(f, f.tensor("output_norm.weight"), D);
-  output_ = Linear::from_gguf(f, {c.tied_output ? tok_embd_ : &f.tensor("output.weight")}, D);
+  output_ = Linear::from_gguf(f, {c.tied_output ? tok_embd_ : &f.tensor("output.weight")}, D, float_to);
   check_rows(output_, c.n_vocab, "output");
   if (output_.requantized_parts()) requantized_[output_.requantized_from()] += output_.requantized_parts();
 

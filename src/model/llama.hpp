@@ -24,7 +24,9 @@ struct LayerWeights {
 
 class Llama {
  public:
-  Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads, bool float_matmul);
+  // float_to: format for weights stored as float (null: keep them fp32).
+  Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads, bool float_matmul,
+        const quant::Format* float_to);
 
   // Runs tokens at positions [pos, pos + n) (the KV cache holds [0, pos)).
   // Writes logits for the last token, or for all n when all_logits.

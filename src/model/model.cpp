@@ -5,9 +5,11 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "halfbyte/core/error.hpp"
-#include "halfbyte/io/gguf.hpp"
+#include "halfbyte/io/model_file.hpp"
+#include "halfbyte/quant/format.hpp"
 #include "halfbyte/model/tokenizer.hpp"
 #include "halfbyte/threads.hpp"
 #include "model/llama.hpp"
@@ -37,7 +39,11 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   if (opts.n_batch < 1) throw_invalid("load: n_batch must be >= 1, got ", opts.n_batch);
   if (opts.n_threads < 0) throw_invalid("load: n_threads must be >= 0, got ", opts.n_threads);
   std::unique_ptr<Model> m(new Model());
-  auto impl = std::unique_ptr<Impl>(new Impl{io::GgufFile::open(path), {}, {}, nullptr, 256, 0, {}, {}});
+  std::optional<quant::Format> float_to;
+  if (!opts.quantize.empty() && opts.quantize != "f32" && opts.quantize != "F32")
+    float_to = quant::Format::parse(opts.quantize);
+  auto impl = std::unique_ptr<Impl>(new Impl{io::open_model_file(path, opts.tokenizer), {}, {}, nullptr, 256, 0, {}, {}});
+  if (opts.quantize.empty() && impl->file.format() != "gguf") float_to = quant::Format::q8_0();
   impl->config = config_from_gguf(impl->file);
   impl->tokenizer = Tokenizer::from_gguf(impl->file);
   impl->chat_template = impl->file.get_string("tokenizer.chat_template", "");
@@ -45,7 +51,8 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   const int64_t n_ctx = opts.n_ctx > 0 ? opts.n_ctx : std::min<int64_t>(c.n_ctx_train, 4096);
   impl->n_batch = std::min(opts.n_batch, n_ctx);
   const int threads = opts.n_threads > 0 ? opts.n_threads : num_threads();
-  impl->net = std::make_unique<Llama>(impl->file, c, n_ctx, impl->n_batch, threads, opts.float_matmul);
+  impl->net = std::make_unique<Llama>(impl->file, c, n_ctx, impl->n_batch, threads, opts.float_matmul,
+                                       float_to ? &*float_to : nullptr);
   // The one log line of a load: say which weights were converted.
   std::string converted;
   for (const auto& [type, count] : impl->net->requantized())

@@ -1,4 +1,4 @@
-"""halfbyte.Model: a Llama-family GGUF model with generate(), logits() and tokenize()."""
+"""halfbyte.Model: a Llama-family model (GGUF, llama2.c, safetensors) with generate(), logits() and tokenize()."""
 
 from __future__ import annotations
 
@@ -14,16 +14,22 @@ _DONE = object()
 
 
 class Model:
-    """A Llama-family model (Llama, SmolLM2, TinyLlama, Mistral, Qwen2) loaded from GGUF.
+    """A Llama-family model (Llama, SmolLM2, TinyLlama, Mistral, Qwen2).
 
     Args:
-        path: the .gguf file.
-        tokenizer: reserved for formats without an embedded tokenizer (llama2.c).
+        path: a .gguf file, a llama2.c checkpoint (stories*.bin) or an HF safetensors
+            folder (config.json, *.safetensors, tokenizer.json).
+        tokenizer: a llama2.c tokenizer.bin or HF tokenizer.json, for models that carry
+            no vocabulary (llama2.c: default tokenizer.bin beside the checkpoint) or to
+            replace theirs.
         n_threads: threads for this model (default: halfbyte.num_threads()).
         n_ctx: context length (default: the model's, at most 4096).
         precision: "int" (default: activations quantized to int8 per 32-block for the
             quantized layers, as llama.cpp does) or "float" (fp32 activations against
             dequantized weights: slower, closer to the unquantized arithmetic).
+        quantize: format of weight matrices stored as float: "q4_0", "q4_1", "q8_0",
+            "int4_g64", ... or "f32" to keep them float. Default: q8_0 for llama2.c and
+            safetensors models; GGUF files run as stored.
 
     Use it as a context manager (or call close()) to free its memory at once::
 
@@ -35,8 +41,9 @@ class Model:
     """
 
     def __init__(self, path: str, tokenizer: Optional[str] = None, n_threads: Optional[int] = None,
-                 n_ctx: Optional[int] = None, precision: str = "int") -> None:
-        self._m = _core.Model(str(path), tokenizer, n_threads, n_ctx, precision)
+                 n_ctx: Optional[int] = None, precision: str = "int", quantize: Optional[str] = None) -> None:
+        self._m = _core.Model(str(path), None if tokenizer is None else str(tokenizer), n_threads, n_ctx,
+                              precision, quantize)
 
     @property
     def config(self) -> dict:

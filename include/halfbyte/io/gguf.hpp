@@ -67,8 +67,9 @@ struct GgufTensorInfo {
   std::string name;
   std::vector<int64_t> ne;  // GGUF order, ne[0] fastest
   GgmlType type;
-  uint64_t offset;          // absolute byte offset in the file
+  uint64_t offset;          // absolute byte offset in its file
   uint64_t nbytes;
+  uint32_t source = 0;      // which mapped file holds the data (0 for GGUF)
   int64_t numel() const noexcept;
 };
 
@@ -79,14 +80,21 @@ class GgufFile {
   // if its content is malformed.
   static GgufFile open(const std::string& path);
 
+  // The same view over another format's bytes (llama2.c, safetensors): metadata
+  // under GGUF's keys and tensors that point into `maps[t.source]`. Checks every
+  // tensor's extent against its mapped file. `format` names the source format.
+  static GgufFile assemble(std::string path, std::string format, std::vector<std::unique_ptr<MappedFile>> maps,
+                           std::map<std::string, GgufValue> metadata, std::vector<GgufTensorInfo> tensors);
+
   GgufFile(GgufFile&&) noexcept;
   GgufFile& operator=(GgufFile&&) noexcept;
   ~GgufFile();
 
   const std::string& path() const noexcept { return path_; }
-  uint32_t version() const noexcept { return version_; }
+  const std::string& format() const noexcept { return format_; }  // "gguf", "llama2.c", "safetensors"
+  uint32_t version() const noexcept { return version_; }          // GGUF version (0 for other formats)
   uint64_t alignment() const noexcept { return alignment_; }
-  uint64_t file_size() const noexcept { return size_; }
+  uint64_t file_size() const noexcept { return size_; }  // all mapped files together
 
   const std::map<std::string, GgufValue>& metadata() const noexcept { return kv_; }
   bool has(std::string_view key) const;
@@ -99,17 +107,20 @@ class GgufFile {
   const std::vector<GgufTensorInfo>& tensors() const noexcept { return tensors_; }
   const GgufTensorInfo* find_tensor(std::string_view name) const;
   const GgufTensorInfo& tensor(std::string_view name) const;  // throws if absent
-  const uint8_t* data(const GgufTensorInfo& t) const noexcept { return base_ + t.offset; }
-  const uint8_t* base() const noexcept { return base_; }
+  const uint8_t* data(const GgufTensorInfo& t) const noexcept { return bases_[t.source] + t.offset; }
+
+  // Sets (or replaces) a metadata value: how a separate tokenizer file joins a model.
+  void set(std::string key, GgufValue value) { kv_[std::move(key)] = std::move(value); }
 
  private:
   GgufFile() = default;
   std::string path_;
+  std::string format_ = "gguf";
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   uint64_t size_ = 0;
-  std::unique_ptr<MappedFile> map_;
-  const uint8_t* base_ = nullptr;  // map_->data()
+  std::vector<std::unique_ptr<MappedFile>> maps_;
+  std::vector<const uint8_t*> bases_;  // maps_[i]->data()
   std::map<std::string, GgufValue> kv_;
   std::vector<GgufTensorInfo> tensors_;
   std::map<std::string, size_t, std::less<>> by_name_;

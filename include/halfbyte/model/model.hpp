@@ -1,5 +1,6 @@
 // Llama-family decoder models (Llama, SmolLM2, TinyLlama, Mistral, Qwen2) loaded
-// from GGUF: load, tokenize, evaluate logits, generate text.
+// from GGUF, llama2.c checkpoints or HF safetensors folders: load, tokenize,
+// evaluate logits, generate text.
 //
 //   auto m = halfbyte::model::Model::load("SmolLM2-135M-Instruct.Q4_1.gguf");
 //   halfbyte::model::SamplingParams sp;  // greedy by default
@@ -44,6 +45,16 @@ struct LoadOptions {
   // Matmul precision of quantized layers: integer (activations quantized to int8
   // per 32-block, the default) or float (weights dequantized, fp32 activations).
   bool float_matmul = false;
+  // A tokenizer file for models that carry none or another one: llama2.c's
+  // tokenizer.bin or HF's tokenizer.json. Empty: the model's own (for llama2.c,
+  // tokenizer.bin beside the checkpoint).
+  std::string tokenizer;
+  // Format for weight matrices stored as float (f32, f16, bf16): a halfbyte
+  // format name ("q4_0", "q4_1", "q8_0", "int4_g64", ...) or "f32" to keep them
+  // float. Empty: q8_0 for llama2.c and safetensors models, float for GGUF ones
+  // (a GGUF file's types are taken as chosen). Quantized GGUF tensors are never
+  // re-quantized by this option.
+  std::string quantize;
 };
 
 struct SamplingParams {
