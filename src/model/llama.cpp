@@ -61,8 +61,10 @@ Config config_from_gguf(const io::GgufFile& f) {
   if (!(c.rope_theta > 0.0f) || !(c.rms_eps > 0.0f))
     throw_error(ErrorKind::Format, f.path(), ": rope.freq_base and layer_norm_rms_epsilon must be > 0");
   // llama.cpp rotates adjacent pairs for llama/mistral GGUFs (their converter
-  // permutes Q and K), halves ("NeoX" style) for qwen2.
-  c.rope_neox = c.arch == "qwen2";
+  // permutes Q and K), halves ("NeoX" style) for qwen2. Loaders of HF weights (kept
+  // in HF's half layout, unpermuted) say so with halfbyte.rope_neox.
+  c.rope_neox = f.has("halfbyte.rope_neox") ? f.get("halfbyte.rope_neox").as_bool("halfbyte.rope_neox")
+                                            : c.arch == "qwen2";
   c.qkv_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
   const io::GgufTensorInfo& emb = f.tensor("token_embd.weight");
   if (emb.ne.size() != 2 || emb.ne[0] != c.n_embd)
