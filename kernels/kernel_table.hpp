@@ -73,12 +73,41 @@ using GemmIntFn = void (*)(const Packed& w, const ActQ8& x, const GemmTask& t);
 using GemmFloatFn = void (*)(const Packed& w, const ActF32& x, const GemmTask& t);
 using DequantizeRowFn = void (*)(const quant::Format& f, const void* src, int64_t n, float* y);
 
+// Attention of M query rows that share one KV head and see the same n_keys keys
+// (the heads of one token under grouped-query attention):
+//   out[m] = softmax_j(scale * q[m] . k_j) . V,  j < n_keys.
+// The K cache is stored transposed (key j, dim d at kt[d * ldk + j]) so scores are
+// a GEMM with keys along the vector lanes; ldk is a multiple of 32 and the padding
+// up to it readable (its values are ignored). V is [n_keys][hd]. Elements are
+// fp32 or fp16 bits (attend[0] / attend[1]). scratch holds M * ldk floats.
+// Not bit-exact across ISAs (vector exp, summation order): within the bound that
+// tests/kernels/test_attention.cpp states against the scalar reference.
+struct AttnArgs {
+  const float* q;
+  int64_t ldq;
+  int M;
+  const void* kt;
+  int64_t ldk;
+  const void* v;
+  int64_t n_keys;
+  int hd;
+  float scale;
+  float* scratch;
+  float* out;
+  int64_t ldo;
+};
+using AttendFn = void (*)(const AttnArgs& a);
+// out[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i]  (SwiGLU).
+using SiluMulFn = void (*)(const float* g, const float* u, float* out, int64_t n);
+
 struct KernelTable {
   const char* isa = "scalar";
   QuantizeActFn quantize_act = nullptr;
   GemmIntFn gemm_int[kFamilies][2] = {};      // [family][bf16 scales]
   GemmFloatFn gemm_float[kFamilies][2] = {};
   DequantizeRowFn dequantize_row = nullptr;
+  AttendFn attend[2] = {};  // [0]: fp32 cache, [1]: fp16 cache
+  SiluMulFn silu_mul = nullptr;
 };
 
 Family family_of(const quant::Format& f);
@@ -88,10 +117,11 @@ const KernelTable& active();
 
 // Each ISA folder provides fill(); an ISA may leave entries null to inherit the
 // ones of the ISA below it (filled first).
-namespace scalar { void fill(KernelTable& t); }
-namespace avx2 { void fill(KernelTable& t); }
-namespace avx512 { void fill(KernelTable& t); }
-namespace neon { void fill(KernelTable& t); }
+// fill() of each ISA calls its fill_attention() (attention.cpp of the folder).
+namespace scalar { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
+namespace avx2 { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
+namespace avx512 { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
+namespace neon { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
 namespace neon_i8mm { void fill(KernelTable& t); }
 
 }  // namespace halfbyte::kernels

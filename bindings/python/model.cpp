@@ -24,8 +24,12 @@ namespace {
 class PyModel {
  public:
   PyModel(const std::string& path, const std::optional<std::string>& tokenizer, std::optional<int> n_threads,
-          std::optional<int64_t> n_ctx, const std::string& precision, const std::optional<std::string>& quantize) {
+          std::optional<int64_t> n_ctx, const std::string& precision, const std::optional<std::string>& quantize,
+          const std::string& kv_cache) {
     halfbyte::model::LoadOptions o;
+    if (kv_cache != "f16" && kv_cache != "f32")
+      throw py::value_error("Model: kv_cache must be 'f16' or 'f32', got '" + kv_cache + "'");
+    o.kv_f16 = kv_cache == "f16";
     if (tokenizer) {
       if (tokenizer->empty()) throw py::value_error("Model: tokenizer must be a file path, got ''");
       o.tokenizer = *tokenizer;
@@ -96,11 +100,13 @@ halfbyte::model::SamplingParams sampling(int max_tokens, float temperature, int 
 const char* kModelDoc = R"doc(A Llama-family model (Llama, SmolLM2, TinyLlama, Mistral, Qwen2) from a GGUF
 file, a llama2.c checkpoint or an HF safetensors folder.
 
-    Model(path, tokenizer=None, n_threads=None, n_ctx=None, precision="int", quantize=None)
+    Model(path, tokenizer=None, n_threads=None, n_ctx=None, precision="int", quantize=None,
+          kv_cache="f16")
 
 tokenizer: a llama2.c tokenizer.bin or HF tokenizer.json for models without one.
 quantize: format of weights stored as float ("q4_0", "q4_1", "q8_0", "int4_g64",
 ..., or "f32"); default q8_0 for llama2.c/safetensors, float for GGUF.
+kv_cache: "f16" (default) or "f32" elements in the KV cache.
 n_threads: threads for this model (default halfbyte.num_threads()); n_ctx: context
 length (default: the model's, at most 4096). Use as a context manager, or call
 close(), to free its memory at once. Calls on one Model from several Python
@@ -114,9 +120,11 @@ one or bad arguments, RuntimeError for an unsupported architecture or type.)doc"
 void bind_model(py::module_& m) {
   py::class_<PyModel>(m, "Model", kModelDoc)
       .def(py::init<const std::string&, const std::optional<std::string>&, std::optional<int>,
-                    std::optional<int64_t>, const std::string&, const std::optional<std::string>&>(),
+                    std::optional<int64_t>, const std::string&, const std::optional<std::string>&,
+                    const std::string&>(),
            py::arg("path"), py::arg("tokenizer") = py::none(), py::arg("n_threads") = py::none(),
-           py::arg("n_ctx") = py::none(), py::arg("precision") = "int", py::arg("quantize") = py::none())
+           py::arg("n_ctx") = py::none(), py::arg("precision") = "int", py::arg("quantize") = py::none(),
+           py::arg("kv_cache") = "f16")
       .def("tokenize",
            [](PyModel& self, const std::string& text, bool add_special) {
              std::lock_guard<std::mutex> lock(self.mutex());

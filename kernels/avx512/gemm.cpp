@@ -219,6 +219,7 @@ void fill(KernelTable& t) {
   t.gemm_float[kAffine4][1] = gemm_float<kAffine4, true>;
   t.gemm_float[kQ8][0] = gemm_float<kQ8, false>;
   t.gemm_float[kQ8][1] = gemm_float<kQ8, true>;
+  fill_attention(t);
 }
 
 }  // namespace halfbyte::kernels::avx512

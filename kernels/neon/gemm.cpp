@@ -368,6 +368,7 @@ void fill(KernelTable& t) {
   set_family<kSym4>(t);
   set_family<kAffine4>(t);
   set_family<kQ8>(t);
+  fill_attention(t);
 }
 
 }  // namespace halfbyte::kernels::neon

@@ -110,6 +110,7 @@ void fill(KernelTable& t) {
     t.gemm_float[kQ8][bf] = gemm_float<kQ8>;
   }
   t.dequantize_row = dequantize_row;
+  fill_attention(t);
 }
 
 }  // namespace halfbyte::kernels::scalar

@@ -20,6 +20,11 @@ int cmd_run(const Args& args) {
     if (a == "-m" || a == "--model") path = r.value(a);
     else if (a == "--tokenizer") lo.tokenizer = r.value(a);
     else if (a == "--quantize") lo.quantize = r.value(a);
+    else if (a == "--kv-cache") {
+      const std::string t = r.value(a);
+      if (t != "f16" && t != "f32") throw_invalid("--kv-cache must be f16 or f32, got '", t, "'");
+      lo.kv_f16 = t == "f16";
+    }
     else if (a == "-p" || a == "--prompt") prompt = r.value(a);
     else if (a == "-n" || a == "--n-predict") sp.max_tokens = int(r.integer(a, 0, 1 << 20));
     else if (a == "--temp") sp.temperature = float(r.number(a, 0.0, 100.0));
@@ -39,6 +44,7 @@ int cmd_run(const Args& args) {
           "usage: halfbyte run -m MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P]\n"
           "                    [--min-p P] [--repeat-penalty R] [--seed S] [-t THREADS] [-c CTX]\n"
           "                    [--stop STR]... [--chat] [--tokenizer FILE] [--quantize FORMAT]\n"
+          "                    [--kv-cache f16|f32]\n"
           "MODEL is a GGUF file, a llama2.c checkpoint (tokenizer.bin beside it or given by\n"
           "--tokenizer) or an HF safetensors folder. --quantize sets the format of weights\n"
           "stored as float (q4_0, q4_1, q8_0, int4_g64, ... or f32; default q8_0 for\n"

@@ -11,9 +11,8 @@
 #include <cmath>
 #include <cstring>
 
-#include <unistd.h>
-
 #include "halfbyte/core/error.hpp"
+#include "kernel_table.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -75,7 +74,7 @@ Config config_from_gguf(const io::GgufFile& f) {
 }
 
 Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads, bool float_matmul,
-             const quant::Format* float_to)
+             const quant::Format* float_to, bool kv_f16)
     : file_(f), c_(c), n_ctx_(n_ctx), n_batch_(n_batch), n_threads_(n_threads), float_(float_matmul) {
   const int64_t D = c.n_embd, hd = c.head_dim, H = c.n_head, Hkv = c.n_head_kv;
   tok_embd_ = &f.tensor("token_embd.weight");
@@ -117,16 +116,7 @@ Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_ba
   check_rows(output_, c.n_vocab, "output");
   if (output_.requantized_parts()) requantized_[output_.requantized_from()] += output_.requantized_parts();
 
-  // The cache size follows from metadata: refuse (rather than let the OS kill us
-  // while zeroing it) a size beyond physical memory.
-  const double kv_bytes = 2.0 * 4.0 * double(c.n_layer) * double(Hkv) * double(n_ctx) * double(hd);
-  const double phys = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
-  if (phys > 0 && kv_bytes > phys)
-    throw_error(ErrorKind::InvalidArgument, f.path(), ": a KV cache for n_ctx = ", n_ctx, " needs ", kv_bytes / 1e9,
-                " GB, more than this machine's ", phys / 1e9, " GB (choose a smaller n_ctx)");
-  const size_t kv = size_t(c.n_layer * Hkv * n_ctx * hd);
-  k_cache_.assign(kv, 0.0f);
-  v_cache_.assign(kv, 0.0f);
+  kv_ = KvCache(c.n_layer, Hkv, hd, n_ctx, kv_f16, f.path());
   const size_t B = size_t(n_batch);
   x_.resize(B * size_t(D));
   xn_.resize(B * size_t(D));
@@ -135,7 +125,7 @@ Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_ba
   tmp_.resize(B * size_t(D));
   gu_.resize(B * size_t(2 * c.n_ff));
   act_.resize(B * size_t(c.n_ff));
-  scores_.resize(size_t(std::max(1, n_threads)) * size_t(n_ctx));
+  scores_.resize(size_t(std::max(1, n_threads)) * kv_.scratch_floats(int(H / Hkv)));
   rope_cs_.resize(B * size_t(c.rope_dim));
   for (int64_t i = 0; i < c.rope_dim / 2; ++i)
     inv_freq_.push_back(float(std::pow(double(c.rope_theta), -2.0 * double(i) / double(c.rope_dim))));
@@ -149,65 +139,34 @@ void Llama::attention(int layer, int64_t n, int64_t pos) {
   const int64_t H = c_.n_head, Hkv = c_.n_head_kv, hd = c_.head_dim, group = H / Hkv;
   const int64_t qkv_w = (H + 2 * Hkv) * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
-  float* kc = k_cache_.data() + size_t(layer) * size_t(Hkv * n_ctx_ * hd);
-  float* vc = v_cache_.data() + size_t(layer) * size_t(Hkv * n_ctx_ * hd);
-  // Append this batch's keys and values.
-  for (int64_t t = 0; t < n; ++t)
+  for (int64_t t = 0; t < n; ++t)  // append this batch's keys and values
     for (int64_t g = 0; g < Hkv; ++g) {
       const float* k = qkv_.data() + t * qkv_w + (H + g) * hd;
-      const float* v = qkv_.data() + t * qkv_w + (H + Hkv + g) * hd;
-      std::memcpy(kc + (g * n_ctx_ + pos + t) * hd, k, size_t(hd) * 4);
-      std::memcpy(vc + (g * n_ctx_ + pos + t) * hd, v, size_t(hd) * 4);
+      kv_.store(layer, g, pos + t, k, k + Hkv * hd);
     }
-  const int64_t jobs = n * H;
+  // One job per token and KV head: the `group` query heads that share the head
+  // see the same keys (causal: up to the token), one kernel call for all of them.
+  const int64_t jobs = n * Hkv;
+  const size_t scratch = kv_.scratch_floats(int(group));
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) schedule(dynamic, 1) if (n_threads_ > 1 && jobs > 1)
 #endif
   for (int64_t job = 0; job < jobs; ++job) {
-    const int64_t t = job / H, h = job % H, g = h / group;
+    const int64_t t = job / Hkv, g = job % Hkv;
 #ifdef _OPENMP
-    float* sc = scores_.data() + size_t(omp_get_thread_num()) * size_t(n_ctx_);
+    float* sc = scores_.data() + size_t(omp_get_thread_num()) * scratch;
 #else
     float* sc = scores_.data();
 #endif
-    const float* q = qkv_.data() + t * qkv_w + h * hd;
-    const float* kb = kc + g * n_ctx_ * hd;
-    const float* vb = vc + g * n_ctx_ * hd;
-    const int64_t n_keys = pos + t + 1;  // causal: keys up to this token
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < n_keys; ++j) {
-      const float* k = kb + j * hd;
-      float s = 0.0f;
-      // simd reduction: lets the compiler reorder the sum and vectorize it.
-#ifdef _OPENMP
-#pragma omp simd reduction(+ : s)
-#endif
-      for (int64_t d = 0; d < hd; ++d) s += q[d] * k[d];
-      sc[j] = s * scale;
-      mx = std::max(mx, sc[j]);
-    }
-    float sum = 0.0f;
-    for (int64_t j = 0; j < n_keys; ++j) {
-      sc[j] = std::exp(sc[j] - mx);
-      sum += sc[j];
-    }
-    float* out = att_.data() + t * H * hd + h * hd;
-    std::fill(out, out + hd, 0.0f);
-    const float inv_sum = 1.0f / sum;
-    for (int64_t j = 0; j < n_keys; ++j) {
-      const float w = sc[j] * inv_sum;
-      const float* v = vb + j * hd;
-#ifdef _OPENMP
-#pragma omp simd
-#endif
-      for (int64_t d = 0; d < hd; ++d) out[d] += w * v[d];
-    }
+    kv_.attend(layer, g, qkv_.data() + t * qkv_w + g * group * hd, hd, int(group), pos + t + 1, scale, sc,
+               att_.data() + t * H * hd + g * group * hd, hd);
   }
 }
 
 void Llama::forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logits, float* logits) {
   const int64_t D = c_.n_embd, H = c_.n_head, Hkv = c_.n_head_kv, hd = c_.head_dim, F = c_.n_ff;
   const int64_t qkv_w = (H + 2 * Hkv) * hd, rd = c_.rope_dim;
+  const auto silu_mul = kernels::active().silu_mul;
   if (n <= 0 || n > n_batch_) throw_invalid("forward: batch of ", n, " tokens (1..", n_batch_, ")");
   float* x = x_.data();
   embed(tokens, n, x);
@@ -241,9 +200,7 @@ void Llama::forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logi
     w.w_gate_up.forward(xn_.data(), n, D, gu_.data(), 2 * F, n_threads_, float_);
     for (int64_t t = 0; t < n; ++t) {
       const float* g = gu_.data() + t * 2 * F;
-      const float* u = g + F;
-      float* a = act_.data() + t * F;
-      for (int64_t i = 0; i < F; ++i) a[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+      silu_mul(g, g + F, act_.data() + t * F, F);
     }
     w.w_down.forward(act_.data(), n, F, tmp_.data(), D, n_threads_, float_);
     for (int64_t i = 0; i < n * D; ++i) x[i] += tmp_[size_t(i)];

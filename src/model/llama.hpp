@@ -8,6 +8,7 @@
 
 #include "halfbyte/io/gguf.hpp"
 #include "halfbyte/model/model.hpp"
+#include "model/kv_cache.hpp"
 #include "model/linear.hpp"
 
 namespace halfbyte::model {
@@ -25,8 +26,9 @@ struct LayerWeights {
 class Llama {
  public:
   // float_to: format for weights stored as float (null: keep them fp32).
+  // kv_f16: the KV cache in fp16 (else fp32).
   Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads, bool float_matmul,
-        const quant::Format* float_to);
+        const quant::Format* float_to, bool kv_f16);
 
   // Runs tokens at positions [pos, pos + n) (the KV cache holds [0, pos)).
   // Writes logits for the last token, or for all n when all_logits.
@@ -49,8 +51,7 @@ class Llama {
   std::vector<LayerWeights> layers_;
   std::vector<float> out_norm_;
   Linear output_;
-  // KV cache [layer][kv head][position][head_dim], fp32.
-  std::vector<float> k_cache_, v_cache_;
+  KvCache kv_;
   // Scratch for n_batch tokens, sized once.
   std::vector<float> x_, xn_, qkv_, att_, tmp_, gu_, act_, scores_, rope_cs_;
   std::vector<float> inv_freq_;

@@ -52,7 +52,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   impl->n_batch = std::min(opts.n_batch, n_ctx);
   const int threads = opts.n_threads > 0 ? opts.n_threads : num_threads();
   impl->net = std::make_unique<Llama>(impl->file, c, n_ctx, impl->n_batch, threads, opts.float_matmul,
-                                       float_to ? &*float_to : nullptr);
+                                       float_to ? &*float_to : nullptr, opts.kv_f16);
   // The one log line of a load: say which weights were converted.
   std::string converted;
   for (const auto& [type, count] : impl->net->requantized())

@@ -30,6 +30,8 @@ class Model:
         quantize: format of weight matrices stored as float: "q4_0", "q4_1", "q8_0",
             "int4_g64", ... or "f32" to keep them float. Default: q8_0 for llama2.c and
             safetensors models; GGUF files run as stored.
+        kv_cache: "f16" (default: half the memory, as llama.cpp) or "f32" elements in the
+            KV cache.
 
     Use it as a context manager (or call close()) to free its memory at once::
 
@@ -41,9 +43,10 @@ class Model:
     """
 
     def __init__(self, path: str, tokenizer: Optional[str] = None, n_threads: Optional[int] = None,
-                 n_ctx: Optional[int] = None, precision: str = "int", quantize: Optional[str] = None) -> None:
+                 n_ctx: Optional[int] = None, precision: str = "int", quantize: Optional[str] = None,
+                 kv_cache: str = "f16") -> None:
         self._m = _core.Model(str(path), None if tokenizer is None else str(tokenizer), n_threads, n_ctx,
-                              precision, quantize)
+                              precision, quantize, kv_cache)
 
     @property
     def config(self) -> dict:

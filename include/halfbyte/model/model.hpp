@@ -45,6 +45,8 @@ struct LoadOptions {
   // Matmul precision of quantized layers: integer (activations quantized to int8
   // per 32-block, the default) or float (weights dequantized, fp32 activations).
   bool float_matmul = false;
+  // KV cache elements: fp16 (half the memory; llama.cpp's default too) or fp32.
+  bool kv_f16 = true;
   // A tokenizer file for models that carry none or another one: llama2.c's
   // tokenizer.bin or HF's tokenizer.json. Empty: the model's own (for llama2.c,
   // tokenizer.bin beside the checkpoint).

@@ -1,0 +1,188 @@
+// Attention and SwiGLU activation with AVX-512 (F/BW/VL/DQ). Scores are a small
+// GEMM with 16 keys per zmm lane set (K cache transposed), softmax uses a vector
+// exp, and P.V runs with head dimensions along the lanes. Contract and bounds:
+// kernel_table.hpp and tests/kernels/test_attention.cpp.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "kernel_table.hpp"
+
+namespace halfbyte::kernels::avx512 {
+namespace {
+
+// Internal linkage throughout, and no inline function of a shared header is
+// called here (see kernels/CMakeLists.txt).
+
+// exp(x), x clamped to [-87, 88]: 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2
+// (in two parts), p a degree-7 polynomial (Cephes' expf coefficients); ~1 ulp.
+inline __m512 exp_ps(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline __m512 load16(const float* p, __mmask16 k) { return _mm512_maskz_loadu_ps(k, p); }
+inline __m512 load16(const uint16_t* p, __mmask16 k) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p)); }
+
+// Horizontal sum / max by folding lanes (GCC 12's _mm512_reduce_* warn spuriously).
+inline float hsum(__m512 v) {
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
+  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));
+  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1));
+  return _mm512_cvtss_f32(v);
+}
+inline float hmax(__m512 v) {
+  v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+  v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
+  v = _mm512_max_ps(v, _mm512_permute_ps(v, 0x4E));
+  v = _mm512_max_ps(v, _mm512_permute_ps(v, 0xB1));
+  return _mm512_cvtss_f32(v);
+}
+
+inline __mmask16 first(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
+
+// scratch[m][j] = scale * q[m] . k_j for MR rows from m0, keys in blocks of 32.
+template <class T, int MR>
+void scores(const AttnArgs& a, int m0) {
+  const T* kt = static_cast<const T*>(a.kt);
+  const __m512 scale = _mm512_set1_ps(a.scale);
+  for (int64_t j = 0; j < a.n_keys; j += 32) {
+    __m512 acc[MR][2];
+    for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = _mm512_setzero_ps();
+    const T* kp = kt + j;
+    for (int d = 0; d < a.hd; ++d, kp += a.ldk) {
+      const __m512 k0 = load16(kp), k1 = load16(kp + 16);  // padding up to ldk is readable
+      for (int m = 0; m < MR; ++m) {
+        const __m512 qb = _mm512_set1_ps(a.q[(m0 + m) * a.ldq + d]);
+        acc[m][0] = _mm512_fmadd_ps(qb, k0, acc[m][0]);
+        acc[m][1] = _mm512_fmadd_ps(qb, k1, acc[m][1]);
+      }
+    }
+    for (int m = 0; m < MR; ++m) {
+      float* s = a.scratch + (m0 + m) * a.ldk + j;
+      _mm512_storeu_ps(s, _mm512_mul_ps(acc[m][0], scale));
+      _mm512_storeu_ps(s + 16, _mm512_mul_ps(acc[m][1], scale));
+    }
+  }
+}
+
+// Row m of scratch becomes exp(s - max) (zero past n_keys); returns the sum.
+float softmax_row(float* s, int64_t n) {
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  for (int64_t j = 0; j < n; j += 16) mx = _mm512_mask_max_ps(mx, first(n - j), mx, _mm512_loadu_ps(s + j));
+  const __m512 m = _mm512_set1_ps(hmax(mx));
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < n; j += 16) {
+    const __m512 e = _mm512_maskz_mov_ps(first(n - j), exp_ps(_mm512_sub_ps(_mm512_loadu_ps(s + j), m)));
+    _mm512_storeu_ps(s + j, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  return hsum(sum);
+}
+
+// out[m][d0 .. d0 + 16 NV) = sum_j p[m][j] v[j][...] / sums[m], MR rows from m0.
+template <class T, int MR, int NV>
+void pv(const AttnArgs& a, int m0, int d0, const float* inv) {
+  const T* v = static_cast<const T*>(a.v) + d0;
+  __mmask16 mask[NV];
+  for (int i = 0; i < NV; ++i) mask[i] = first(a.hd - d0 - 16 * i);
+  __m512 acc[MR][NV];
+  for (int m = 0; m < MR; ++m)
+    for (int i = 0; i < NV; ++i) acc[m][i] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < a.n_keys; ++j, v += a.hd) {
+    __m512 vv[NV];
+    for (int i = 0; i < NV; ++i) vv[i] = load16(v + 16 * i, mask[i]);
+    for (int m = 0; m < MR; ++m) {
+      const __m512 p = _mm512_set1_ps(a.scratch[(m0 + m) * a.ldk + j]);
+      for (int i = 0; i < NV; ++i) acc[m][i] = _mm512_fmadd_ps(p, vv[i], acc[m][i]);
+    }
+  }
+  for (int m = 0; m < MR; ++m) {
+    float* out = a.out + (m0 + m) * a.ldo + d0;
+    const __m512 s = _mm512_set1_ps(inv[m0 + m]);
+    for (int i = 0; i < NV; ++i) _mm512_mask_storeu_ps(out + 16 * i, mask[i], _mm512_mul_ps(acc[m][i], s));
+  }
+}
+
+template <class T, int MR>
+void pv_rows(const AttnArgs& a, int m0, const float* inv) {
+  for (int d0 = 0; d0 < a.hd; d0 += 64) {
+    switch (std::min(4, (a.hd - d0 + 15) / 16)) {
+      case 1: pv<T, MR, 1>(a, m0, d0, inv); break;
+      case 2: pv<T, MR, 2>(a, m0, d0, inv); break;
+      case 3: pv<T, MR, 3>(a, m0, d0, inv); break;
+      default: pv<T, MR, 4>(a, m0, d0, inv); break;
+    }
+  }
+}
+
+template <class T>
+void attend(const AttnArgs& a) {
+  for (int m0 = 0; m0 < a.M; m0 += 8) {
+    switch (std::min(8, a.M - m0)) {
+      case 1: scores<T, 1>(a, m0); break;
+      case 2: scores<T, 2>(a, m0); break;
+      case 3: scores<T, 3>(a, m0); break;
+      case 4: scores<T, 4>(a, m0); break;
+      case 5: scores<T, 5>(a, m0); break;
+      case 6: scores<T, 6>(a, m0); break;
+      case 7: scores<T, 7>(a, m0); break;
+      default: scores<T, 8>(a, m0); break;
+    }
+  }
+  float inv[64];
+  for (int m0 = 0; m0 < a.M; m0 += 64) {
+    const int mr = std::min(64, a.M - m0);
+    for (int m = 0; m < mr; ++m) inv[m] = 1.0f / softmax_row(a.scratch + (m0 + m) * a.ldk, a.n_keys);
+    AttnArgs b = a;  // rows m0 .. m0 + mr, so that inv[] is indexed from 0
+    b.q += m0 * a.ldq;
+    b.scratch += m0 * a.ldk;
+    b.out += m0 * a.ldo;
+    for (int m = 0; m < mr; m += 4) {
+      switch (std::min(4, mr - m)) {
+        case 1: pv_rows<T, 1>(b, m, inv); break;
+        case 2: pv_rows<T, 2>(b, m, inv); break;
+        case 3: pv_rows<T, 3>(b, m, inv); break;
+        default: pv_rows<T, 4>(b, m, inv); break;
+      }
+    }
+  }
+}
+
+void silu_mul(const float* g, const float* u, float* out, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = first(n - i);
+    const __m512 x = _mm512_maskz_loadu_ps(k, g + i);
+    const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    const __m512 y = _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(k, u + i));
+    _mm512_mask_storeu_ps(out + i, k, y);
+  }
+}
+
+}  // namespace
+
+void fill_attention(KernelTable& t) {
+  t.attend[0] = attend<float>;
+  t.attend[1] = attend<uint16_t>;
+  t.silu_mul = silu_mul;
+}
+
+}  // namespace halfbyte::kernels::avx512

@@ -1,0 +1,46 @@
+// The KV cache of a decoder, fp32 or fp16, and attention over it. Internal.
+//
+// Layout per layer and KV head: K transposed, [head_dim][ldk] (ldk = n_ctx rounded
+// up to 32: keys along the attention kernels' vector lanes), and V as
+// [n_ctx][head_dim]. The memory is an anonymous mapping: zero until written, and
+// resident only as far as the context has been filled.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace halfbyte::model {
+
+class KvCache {
+ public:
+  KvCache() = default;
+  // Throws Error(InvalidArgument) naming `what` if the cache would exceed physical memory.
+  KvCache(int64_t n_layer, int64_t n_head_kv, int64_t head_dim, int64_t n_ctx, bool f16, const std::string& what);
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
+  KvCache(KvCache&& o) noexcept;
+  KvCache& operator=(KvCache&& o) noexcept;
+  ~KvCache();
+
+  bool f16() const noexcept { return f16_; }
+  size_t bytes() const noexcept { return bytes_; }
+
+  // Stores key k and value v ([head_dim] each) of KV head g at position pos.
+  void store(int64_t layer, int64_t g, int64_t pos, const float* k, const float* v);
+
+  // out[m] = softmax(scale * q[m] . K[0..n_keys)) V for M query rows of KV head g
+  // (row m at q + m * ldq, out + m * ldo). scratch: scratch_floats(M) floats.
+  void attend(int64_t layer, int64_t g, const float* q, int64_t ldq, int M, int64_t n_keys, float scale,
+              float* scratch, float* out, int64_t ldo) const;
+  size_t scratch_floats(int M) const noexcept { return size_t(M) * size_t(ldk_); }
+
+ private:
+  void release() noexcept;
+  int64_t n_layer_ = 0, n_head_kv_ = 0, hd_ = 0, n_ctx_ = 0, ldk_ = 0;
+  bool f16_ = false;
+  size_t elem_ = 4, bytes_ = 0;
+  uint8_t* mem_ = nullptr;  // K of all layers, then V of all layers
+};
+
+}  // namespace halfbyte::model

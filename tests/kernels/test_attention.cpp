@@ -1,0 +1,134 @@
+// Attention and SwiGLU kernels of every ISA this CPU runs, against a
+// double-precision oracle on random shapes (odd row counts, key counts around
+// the 16/32-key blocks, head sizes with and without vector tails), fp32 and fp16
+// caches, with NaN in the padding that must be ignored.
+//
+// Bounds: attention outputs are convex combinations of V rows, so errors are
+// measured relative to max|V|: <= 2e-5 (fp32 arithmetic over up to 257 keys and
+// 128 dims, vector exp ~1 ulp). silu(g) * u: <= 4e-6 relative (exp, one division).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "halfbyte/core/half.hpp"
+#include "kernel_table.hpp"
+#include "kernels/kernel_test_util.hpp"
+
+namespace halfbyte::test {
+namespace {
+
+struct Case {
+  int M;
+  int64_t n_keys;
+  int hd;
+  bool f16;
+  float q_scale;  // larger: sharper softmax, scores up to ~+-80
+};
+
+// Runs the active table's kernel on one random case; returns max |out - oracle| / max|V|.
+double run_case(const Case& c, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t ldk = (c.n_keys + 5 + 31) / 32 * 32;  // padding past n_keys, as in a cache
+  const int64_t ldq = c.hd + 3, ldo = c.hd + 5;
+  std::vector<float> q(size_t(c.M * ldq)), k(size_t(c.hd * ldk)), v(size_t(ldk * c.hd));
+  for (float& x : q) x = nd(rng) * c.q_scale;
+  for (float& x : k) x = nd(rng);
+  for (float& x : v) x = nd(rng);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int d = 0; d < c.hd; ++d)
+    for (int64_t j = c.n_keys; j < ldk; ++j) k[size_t(d * ldk + j)] = nan;  // padding: must be ignored
+  // Cache values as the kernel sees them (rounded to fp16 for the fp16 cache).
+  std::vector<uint16_t> k16(k.size()), v16(v.size());
+  if (c.f16) {
+    for (size_t i = 0; i < k.size(); ++i) k[i] = fp16_to_fp32(k16[i] = fp32_to_fp16(k[i]));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = fp16_to_fp32(v16[i] = fp32_to_fp16(v[i]));
+  }
+  const float scale = 1.0f / std::sqrt(float(c.hd));
+  std::vector<float> scratch(size_t(c.M * ldk), nan), out(size_t(c.M * ldo), nan);
+  kernels::AttnArgs a{q.data(), ldq, c.M, c.f16 ? (const void*)k16.data() : (const void*)k.data(), ldk,
+                      c.f16 ? (const void*)v16.data() : (const void*)v.data(), c.n_keys, c.hd, scale,
+                      scratch.data(), out.data(), ldo};
+  kernels::active().attend[c.f16 ? 1 : 0](a);
+
+  double vmax = 0.0, err = 0.0;
+  for (int64_t j = 0; j < c.n_keys; ++j)
+    for (int d = 0; d < c.hd; ++d) vmax = std::max(vmax, std::abs(double(v[size_t(j * c.hd + d)])));
+  for (int m = 0; m < c.M; ++m) {
+    std::vector<double> s(size_t(c.n_keys));
+    double mx = -INFINITY, sum = 0.0;
+    for (int64_t j = 0; j < c.n_keys; ++j) {
+      double acc = 0.0;
+      for (int d = 0; d < c.hd; ++d) acc += double(q[size_t(m * ldq + d)]) * k[size_t(d * ldk + j)];
+      s[size_t(j)] = acc * scale;
+      mx = std::max(mx, s[size_t(j)]);
+    }
+    for (double& x : s) sum += (x = std::exp(x - mx));
+    for (int d = 0; d < c.hd; ++d) {
+      double ref = 0.0;
+      for (int64_t j = 0; j < c.n_keys; ++j) ref += s[size_t(j)] * v[size_t(j * c.hd + d)];
+      ref /= sum;
+      const double got = out[size_t(m * ldo + d)];
+      if (!std::isfinite(got)) return INFINITY;
+      err = std::max(err, std::abs(got - ref));
+    }
+    for (int d = c.hd; d < ldo; ++d)  // columns past hd are not written
+      if (!std::isnan(out[size_t(m * ldo + d)])) return INFINITY;
+  }
+  return err / vmax;
+}
+
+TEST_CASE("attention kernels match the oracle on random shapes", "[kernels][attention]") {
+  IsaGuard guard;
+  const int Ms[] = {1, 2, 3, 5, 8, 9, 17};
+  const int64_t keys[] = {1, 2, 15, 16, 17, 31, 33, 100, 257};
+  const int hds[] = {6, 32, 40, 64, 72, 128};
+  for (const auto& name : isas_under_test()) {
+    set_isa(name);
+    double worst = 0.0;
+    uint64_t seed = 1;
+    for (bool f16 : {false, true})
+      for (int M : Ms)
+        for (int64_t n : keys)
+          for (int hd : hds) {
+            const Case c{M, n, hd, f16, (seed % 5 == 0) ? 8.0f : 1.0f};
+            const double e = run_case(c, seed++);
+            INFO(name << " M=" << M << " n_keys=" << n << " hd=" << hd << (f16 ? " fp16" : " fp32") << " err=" << e);
+            REQUIRE(e <= 2e-5);
+            worst = std::max(worst, e);
+          }
+    std::printf("attention %-9s worst error / max|V| = %.2e\n", name.c_str(), worst);
+  }
+}
+
+TEST_CASE("silu_mul kernels match the oracle, tails and extremes", "[kernels][attention]") {
+  IsaGuard guard;
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> ud(-20.0f, 20.0f);
+  for (const auto& name : isas_under_test()) {
+    set_isa(name);
+    for (int64_t n : {1, 3, 7, 8, 9, 15, 16, 17, 33, 1000}) {
+      std::vector<float> g(static_cast<size_t>(n)), u(static_cast<size_t>(n)), out(static_cast<size_t>(n) + 1, -7.0f);
+      for (int64_t i = 0; i < n; ++i) {
+        g[size_t(i)] = ud(rng);
+        u[size_t(i)] = ud(rng);
+      }
+      const float extremes[] = {-100.0f, 100.0f, -87.5f, 88.5f, 0.0f, -0.0f, 1e-30f};
+      for (size_t i = 0; i < std::size(extremes) && i < size_t(n); ++i) g[i] = extremes[i];
+      kernels::active().silu_mul(g.data(), u.data(), out.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double x = g[size_t(i)];
+        const double ref = x / (1.0 + std::exp(-x)) * u[size_t(i)];
+        INFO(name << " n=" << n << " i=" << i << " g=" << x << " got " << out[size_t(i)] << " want " << ref);
+        REQUIRE(std::abs(out[size_t(i)] - ref) <= 4e-6 * std::abs(ref) + 1e-30);
+      }
+      REQUIRE(out[size_t(n)] == -7.0f);  // nothing written past n
+    }
+  }
+}
+
+}  // namespace
+}  // namespace halfbyte::test
