@@ -17,6 +17,15 @@ namespace {
 
 constexpr uint64_t kMaxDims = 4;
 constexpr int kMaxArrayDepth = 4;
+// Array values of one file, all arrays together. Each is ~48 bytes in memory
+// however small in the file (a u8 is one byte there): the cap bounds what a
+// hostile file can make the reader allocate (~400 MB), far above real
+// vocabularies (tokens + scores + types + merges: ~1M values for 256k tokens).
+constexpr uint64_t kMaxArrayItems = uint64_t(1) << 23;
+// Metadata keys and tensors of one file: each costs a few hundred bytes in
+// memory for ~13 / ~32 in the file. Real models have < 100 keys and < 10k tensors.
+constexpr uint64_t kMaxKeys = uint64_t(1) << 20;
+constexpr uint64_t kMaxTensors = uint64_t(1) << 20;
 
 const GgmlTypeInfo kTypes[] = {
     {"f32", 1, 4},       {"f16", 1, 2},     {"q4_0", 32, 18},   {"q4_1", 32, 20},  {nullptr, 0, 0},
@@ -28,6 +37,15 @@ const GgmlTypeInfo kTypes[] = {
     {"bf16", 1, 2},
 };
 
+// What a read is for, in error messages: a string literal, or a callable that
+// builds the text only when a read fails (reading an array item must not cost
+// a copy of its key).
+inline std::string describe(const char* what) { return what; }
+template <class F>
+std::string describe(const F& what) {
+  return what();
+}
+
 // Bounds-checked cursor over the mapped bytes.
 class Reader {
  public:
@@ -36,33 +54,44 @@ class Reader {
   uint64_t pos() const { return pos_; }
   uint64_t remaining() const { return size_ - pos_; }
 
-  void need(uint64_t n, const std::string& what) const {
+  template <class What>
+  void need(uint64_t n, const What& what) const {
     if (n > remaining())
-      throw_error(ErrorKind::Format, path_, ": truncated while reading ", what, " at offset ", pos_, " (need ",
-                  n, " bytes, ", remaining(), " left)");
+      throw_error(ErrorKind::Format, path_, ": truncated while reading ", describe(what), " at offset ", pos_,
+                  " (need ", n, " bytes, ", remaining(), " left)");
   }
-  template <class T>
-  T read(const std::string& what) {
+  template <class T, class What>
+  T read(const What& what) {
     need(sizeof(T), what);
     T v;
     std::memcpy(&v, p_ + pos_, sizeof(T));
     pos_ += sizeof(T);
     return v;
   }
-  std::string string(const std::string& what) {
-    const uint64_t n = read<uint64_t>(what + " length");
-    need(n, what + " (" + std::to_string(n) + " bytes)");
+  template <class What>
+  std::string string(const What& what) {
+    const uint64_t n = read<uint64_t>([&] { return describe(what) + " length"; });
+    need(n, [&] { return describe(what) + " (" + std::to_string(n) + " bytes)"; });
     std::string s(reinterpret_cast<const char*>(p_ + pos_), size_t(n));
     pos_ += n;
     return s;
   }
   [[noreturn]] void fail(const std::string& msg) const { throw_error(ErrorKind::Format, path_, ": ", msg); }
 
+  // Counts metadata values held in arrays, against kMaxArrayItems.
+  void count_items(uint64_t n, const std::string& key) {
+    if (n > kMaxArrayItems - items_)
+      fail("metadata arrays hold more than " + std::to_string(kMaxArrayItems) + " values in all (at '" + key +
+           "'): refused, as no model's metadata is that large");
+    items_ += n;
+  }
+
  private:
   const std::string& path_;
   const uint8_t* p_;
   uint64_t size_;
   uint64_t pos_ = 0;
+  uint64_t items_ = 0;
 };
 
 // Smallest encoded size of one value of type t (for bounding array counts).
@@ -80,7 +109,7 @@ uint64_t min_size(GgufType t) {
 GgufValue read_value(Reader& r, GgufType type, const std::string& key, int depth) {
   GgufValue v;
   v.type = type;
-  const std::string what = "value of '" + key + "'";
+  const auto what = [&] { return "value of '" + key + "'"; };
   switch (type) {
     case GgufType::U8: v.v = uint64_t(r.read<uint8_t>(what)); break;
     case GgufType::I8: v.v = int64_t(r.read<int8_t>(what)); break;
@@ -101,14 +130,15 @@ GgufValue read_value(Reader& r, GgufType type, const std::string& key, int depth
     case GgufType::STRING: v.v = r.string(what); break;
     case GgufType::ARRAY: {
       if (depth >= kMaxArrayDepth) r.fail("metadata '" + key + "': arrays nested deeper than 4");
-      const uint32_t et = r.read<uint32_t>("array type of '" + key + "'");
+      const uint32_t et = r.read<uint32_t>([&] { return "array type of '" + key + "'"; });
       if (et > uint32_t(GgufType::F64))
         r.fail("metadata '" + key + "': unknown array element type " + std::to_string(et));
-      const uint64_t n = r.read<uint64_t>("array length of '" + key + "'");
+      const uint64_t n = r.read<uint64_t>([&] { return "array length of '" + key + "'"; });
       const GgufType etype = GgufType(et);
       if (n > r.remaining() / min_size(etype))
         r.fail("metadata '" + key + "': array of " + std::to_string(n) + " " + gguf_type_name(etype) +
                " does not fit in the " + std::to_string(r.remaining()) + " bytes left");
+      r.count_items(n, key);
       auto arr = std::make_shared<GgufArray>();
       arr->type = etype;
       arr->items.reserve(size_t(n));
@@ -204,46 +234,60 @@ GgufFile GgufFile::open(const std::string& path) {
   const uint64_t n_kv = r.read<uint64_t>("metadata count");
   // Each kv needs >= 13 bytes, each tensor info >= 24: bound counts before looping.
   if (n_kv > r.remaining() / 13) r.fail("metadata count " + std::to_string(n_kv) + " exceeds the file size");
+  if (n_kv > kMaxKeys)
+    r.fail("metadata count " + std::to_string(n_kv) + " is more than the " + std::to_string(kMaxKeys) + " keys read");
   for (uint64_t i = 0; i < n_kv; ++i) {
-    std::string key = r.string("metadata key #" + std::to_string(i));
-    const uint32_t t = r.read<uint32_t>("type of '" + key + "'");
+    std::string key = r.string([&] { return "metadata key #" + std::to_string(i); });
+    const uint32_t t = r.read<uint32_t>([&] { return "type of '" + key + "'"; });
     if (t > uint32_t(GgufType::F64)) r.fail("metadata '" + key + "': unknown value type " + std::to_string(t));
     GgufValue v = read_value(r, GgufType(t), key, 0);
     if (f.kv_.count(key)) r.fail("metadata key '" + key + "' appears twice");
     f.kv_.emplace(std::move(key), std::move(v));
   }
   if (f.has("general.alignment")) {
-    const int64_t a = f.get("general.alignment").as_int("general.alignment");
+    const GgufValue& av = f.get("general.alignment");
+    if (!av.is_integer())
+      r.fail(std::string("general.alignment is ") + gguf_type_name(av.type) + ", expected an integer");
+    const auto* u = std::get_if<uint64_t>(&av.v);
+    const int64_t a = u ? (*u > 65536 ? 0 : int64_t(*u)) : std::get<int64_t>(av.v);
     if (a <= 0 || a > 65536 || (a & (a - 1)) != 0)
-      r.fail("general.alignment = " + std::to_string(a) + " is not a power of two in [1, 65536]");
+      r.fail("general.alignment = " + (u ? std::to_string(*u) : std::to_string(a)) +
+             " is not a power of two in [1, 65536]");
     f.alignment_ = uint64_t(a);
   }
 
   if (n_tensors > r.remaining() / 24) r.fail("tensor count " + std::to_string(n_tensors) + " exceeds the file size");
+  if (n_tensors > kMaxTensors)
+    r.fail("tensor count " + std::to_string(n_tensors) + " is more than the " + std::to_string(kMaxTensors) +
+           " tensors read");
   std::vector<uint64_t> rel_offsets;
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensorInfo t;
-    t.name = r.string("tensor name #" + std::to_string(i));
+    t.name = r.string([&] { return "tensor name #" + std::to_string(i); });
     const std::string at = "tensor '" + t.name + "'";
-    const uint32_t nd = r.read<uint32_t>(at + " n_dims");
+    const uint32_t nd = r.read<uint32_t>([&] { return at + " n_dims"; });
     if (nd == 0 || nd > kMaxDims) r.fail(at + ": n_dims = " + std::to_string(nd) + " (must be 1..4)");
     uint64_t numel = 1;
     for (uint32_t d = 0; d < nd; ++d) {
-      const uint64_t n = r.read<uint64_t>(at + " ne[" + std::to_string(d) + "]");
+      const uint64_t n = r.read<uint64_t>([&] { return at + " ne[" + std::to_string(d) + "]"; });
       if (n == 0 || n > uint64_t(std::numeric_limits<int64_t>::max()) || numel > uint64_t(INT64_MAX) / n)
         r.fail(at + ": dimension ne[" + std::to_string(d) + "] = " + std::to_string(n) + " is invalid");
       numel *= n;
       t.ne.push_back(int64_t(n));
     }
-    const uint32_t type = r.read<uint32_t>(at + " type");
+    const uint32_t type = r.read<uint32_t>([&] { return at + " type"; });
     if (!ggml_type_known(type)) r.fail(at + ": unknown ggml type " + std::to_string(type));
     t.type = GgmlType(type);
     const GgmlTypeInfo& ti = kTypes[type];
     if (t.ne[0] % ti.block != 0)
       r.fail(at + ": ne[0] = " + std::to_string(t.ne[0]) + " is not a multiple of the " + ti.name +
              " block size " + std::to_string(ti.block));
+    // Bounded by the file size before multiplying: the byte count cannot wrap.
+    if (numel / uint64_t(ti.block) > f.size_ / uint64_t(ti.block_bytes))
+      r.fail(at + ": " + std::to_string(numel) + " " + ti.name + " elements need more bytes than the file's " +
+             std::to_string(f.size_));
     t.nbytes = numel / uint64_t(ti.block) * uint64_t(ti.block_bytes);
-    const uint64_t off = r.read<uint64_t>(at + " offset");
+    const uint64_t off = r.read<uint64_t>([&] { return at + " offset"; });
     if (off % f.alignment_ != 0)
       r.fail(at + ": offset " + std::to_string(off) + " is not aligned to " + std::to_string(f.alignment_));
     rel_offsets.push_back(off);
@@ -289,6 +333,10 @@ GgufFile GgufFile::assemble(std::string path, std::string format, std::vector<st
       throw_error(ErrorKind::Format, f.path_, ": tensor name '", t.name, "' appears twice");
   }
   return f;
+}
+
+void GgufFile::release_pages(const GgufTensorInfo& t) const noexcept {
+  if (t.source < maps_.size()) maps_[t.source]->drop(size_t(t.offset), size_t(t.nbytes));
 }
 
 bool GgufFile::has(std::string_view key) const { return kv_.find(std::string(key)) != kv_.end(); }

@@ -1,5 +1,7 @@
 #include "io/mapped_file.hpp"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -35,6 +37,8 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
       throw_error(ErrorKind::Io, path, ": cannot map ", size_, " bytes: ", std::strerror(e));
     }
     data_ = static_cast<const uint8_t*>(p);
+    // Loading reads every weight once, front to back: start reading ahead now.
+    ::madvise(p, size_, MADV_WILLNEED);
   }
   ::close(fd);  // the mapping keeps the file
 }
@@ -53,6 +57,15 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
 }
 
 MappedFile::~MappedFile() { release(); }
+
+void MappedFile::drop(size_t offset, size_t n) const noexcept {
+  if (!data_ || offset >= size_) return;
+  n = std::min(n, size_ - offset);
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data_) + offset + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data_) + offset + n) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
 
 void MappedFile::release() noexcept {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);

@@ -21,6 +21,11 @@ class MappedFile {
   size_t size() const noexcept { return size_; }
   const std::string& path() const noexcept { return path_; }
 
+  // Bytes [offset, offset + n) are not needed resident any more: the whole pages
+  // inside the range leave this process's memory (they are read from the file
+  // again if touched). For data copied elsewhere at load, e.g. repacked weights.
+  void drop(size_t offset, size_t n) const noexcept;
+
  private:
   void release() noexcept;
   std::string path_;

@@ -87,6 +87,7 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
     for (const auto* t : parts) src.push_back({f.data(*t), t->ne[1]});
     l.packed_ = ops::PackedMatrix::pack_rows(fmt, n_in, src);
     l.quantized_ = true;
+    for (const auto* t : parts) f.release_pages(*t);
     return l;
   }
   if (requant) {
@@ -107,6 +108,7 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
       }
     l.packed_ = ops::PackedMatrix::pack_rows(q8, n_in, {{rows.data(), l.n_out_}});
     l.quantized_ = true;
+    for (const auto* t : parts) f.release_pages(*t);
     return l;
   }
   l.dense_.resize(size_t(l.n_out_ * n_in));
@@ -123,6 +125,7 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
     l.quantized_ = true;
     std::vector<float>().swap(l.dense_);
   }
+  for (const auto* t : parts) f.release_pages(*t);
   return l;
 }
 

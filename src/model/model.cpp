@@ -47,6 +47,10 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   impl->config = config_from_gguf(impl->file);
   impl->tokenizer = Tokenizer::from_gguf(impl->file);
   impl->chat_template = impl->file.get_string("tokenizer.chat_template", "");
+  // The tokenizer has its own copy of the vocabulary: free the parsed arrays (MBs).
+  for (const char* k : {"tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
+                        "tokenizer.ggml.merges"})
+    impl->file.erase(k);
   const Config& c = impl->config;
   const int64_t n_ctx = opts.n_ctx > 0 ? opts.n_ctx : std::min<int64_t>(c.n_ctx_train, 4096);
   impl->n_batch = std::min(opts.n_batch, n_ctx);

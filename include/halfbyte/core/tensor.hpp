@@ -127,14 +127,17 @@ class Buffer {
     if (n == 0) return;
     if (n > (SIZE_MAX - kAlignment) / sizeof(T))
       throw_invalid("Buffer: ", n, " elements of ", sizeof(T), " bytes overflow size_t");
-    // Large buffers (weights) are aligned to 2 MiB and offered transparent huge
-    // pages: streaming hundreds of MB through 4 KiB pages costs TLB misses.
-    const size_t align = n * sizeof(T) >= kHugePage ? kHugePage : kAlignment;
-    const size_t bytes = (n * sizeof(T) + align - 1) / align * align;
-    data_ = static_cast<T*>(std::aligned_alloc(align, bytes));
-    if (!data_) throw std::bad_alloc();
+    // Large buffers (weights) start on a 2 MiB boundary and are offered
+    // transparent huge pages: streaming hundreds of MB through 4 KiB pages costs
+    // TLB misses. Their size is not rounded up to 2 MiB: a model holds ~100 such
+    // buffers, and huge-page tails would add ~1 MB of resident memory each.
+    const size_t bytes = (n * sizeof(T) + kAlignment - 1) / kAlignment * kAlignment;
+    const size_t align = bytes >= kHugePage ? kHugePage : kAlignment;
+    void* p = nullptr;
+    if (::posix_memalign(&p, align, bytes) != 0) throw std::bad_alloc();
+    data_ = static_cast<T*>(p);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (align == kHugePage) ::madvise(data_, bytes, MADV_HUGEPAGE);
+    if (align == kHugePage) ::madvise(data_, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);
 #endif
   }
   Buffer(const Buffer&) = delete;

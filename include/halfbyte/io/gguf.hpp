@@ -108,9 +108,14 @@ class GgufFile {
   const GgufTensorInfo* find_tensor(std::string_view name) const;
   const GgufTensorInfo& tensor(std::string_view name) const;  // throws if absent
   const uint8_t* data(const GgufTensorInfo& t) const noexcept { return bases_[t.source] + t.offset; }
+  // The tensor's bytes were copied elsewhere (e.g. repacked): its mapped pages leave
+  // this process's resident memory; reading it again still works (from the file).
+  void release_pages(const GgufTensorInfo& t) const noexcept;
 
   // Sets (or replaces) a metadata value: how a separate tokenizer file joins a model.
   void set(std::string key, GgufValue value) { kv_[std::move(key)] = std::move(value); }
+  // Removes a metadata value (no-op if absent): e.g. a vocabulary once a tokenizer holds it.
+  void erase(std::string_view key) { kv_.erase(std::string(key)); }
 
  private:
   GgufFile() = default;
