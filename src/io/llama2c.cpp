@@ -35,6 +35,8 @@ int32_t read_i32(const uint8_t* p) {
   return v;
 }
 
+constexpr int64_t kMaxLayers = 4096;
+
 struct Header {
   int64_t dim, hidden, n_layers, n_heads, n_kv_heads, vocab, seq_len;
   bool shared;
@@ -72,10 +74,13 @@ Header read_header(const MappedFile& m) {
   }
   const char* names[] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
   const int64_t vals[] = {h.dim, h.hidden, h.n_layers, h.n_heads, h.n_kv_heads, h.vocab, h.seq_len};
+  // Every layer becomes 9 tensor entries: a bound of its own keeps a tiny
+  // hostile header from making millions of them (real models have < 200 layers).
+  const int64_t limits[] = {1 << 24, 1 << 24, kMaxLayers, 1 << 24, 1 << 24, 1 << 24, 1 << 24};
   for (int i = 0; i < 7; ++i)
-    if (vals[i] <= 0 || vals[i] > (int64_t(1) << 24))
+    if (vals[i] <= 0 || vals[i] > limits[i])
       throw_error(ErrorKind::Format, path, ": not a GGUF, safetensors or llama2.c file (as llama2.c: header field ",
-                  names[i], " = ", vals[i], " is out of range)");
+                  names[i], " = ", vals[i], " is out of range 1..", limits[i], ")");
   if (h.dim % h.n_heads != 0 || h.n_heads % h.n_kv_heads != 0 || (h.dim / h.n_heads) % 2 != 0)
     throw_error(ErrorKind::Format, path, ": llama2.c header: dim ", h.dim, ", n_heads ", h.n_heads, ", n_kv_heads ",
                 h.n_kv_heads, " do not form whole, even-sized heads");
@@ -104,36 +109,53 @@ GgufFile open_llama2c(const std::string& path) {
   const int64_t D = h.dim, F = h.hidden, L = h.n_layers, hs = h.dim / h.n_heads;
   const int64_t q_out = h.n_heads * hs, kv_out = h.n_kv_heads * hs, V = h.vocab;
 
+  // The bytes the header's shapes need, checked before any tensor is made: up to
+  // 2^12 layers of 2^48-float matrices, so counted in 128 bits.
+  {
+    using u128 = unsigned __int128;
+    const u128 per_layer = u128(2 * D) + u128(q_out) * D + 2 * u128(kv_out) * D + u128(D) * q_out + 3 * u128(F) * D;
+    u128 floats = u128(L) * per_layer + u128(D) + u128(V) * D * (h.shared ? 1 : 2);
+    if (h.version == 0) floats += u128(h.seq_len) * u128(hs / 2) * 2;
+    const u128 need = u128(h.data_start) + floats * 4;
+    if (need > map->size())
+      throw_error(ErrorKind::Format, path, ": llama2.c checkpoint is truncated: the header (dim ", D, ", hidden ", F,
+                  ", layers ", L, ", vocab ", V, ") needs ", need > u128(UINT64_MAX) ? UINT64_MAX : uint64_t(need),
+                  " bytes, the file has ", map->size());
+  }
+
   std::vector<GgufTensorInfo> tensors;
   uint64_t off = h.data_start;
-  // Lays out one [rows, cols] fp32 tensor per layer (or a single one) at `off`.
+  // Lays out one [rows, cols] fp32 tensor per layer (or a single one) at `off`;
+  // rows = kVector: a vector of `cols` (the norms). A matrix stays 2-D even with
+  // one row (a vocabulary or hidden_dim of 1).
+  constexpr int64_t kVector = 0;
   auto take = [&](const std::string& name, int64_t rows, int64_t cols, bool per_layer) {
     const int64_t count = per_layer ? L : 1;
     for (int64_t l = 0; l < count; ++l) {
       std::string n = per_layer ? "blk." + std::to_string(l) + "." + name : name;
-      std::vector<int64_t> ne = rows == 1 ? std::vector<int64_t>{cols} : std::vector<int64_t>{cols, rows};
+      std::vector<int64_t> ne = rows == kVector ? std::vector<int64_t>{cols} : std::vector<int64_t>{cols, rows};
       tensors.push_back(meta::tensor(std::move(n), std::move(ne), GgmlType::F32, off));
-      off += uint64_t(rows) * uint64_t(cols) * 4;  // < 2^50 given the header bounds
+      off += uint64_t(rows == kVector ? 1 : rows) * uint64_t(cols) * 4;  // all within the file: checked above
     }
   };
   auto skip = [&](int64_t n_floats) { off += uint64_t(n_floats) * 4; };
   if (h.version == 0) {
     take("token_embd.weight", V, D, false);
-    take("attn_norm.weight", 1, D, true);
+    take("attn_norm.weight", kVector, D, true);
     take("attn_q.weight", q_out, D, true);
     take("attn_k.weight", kv_out, D, true);
     take("attn_v.weight", kv_out, D, true);
     take("attn_output.weight", D, q_out, true);
-    take("ffn_norm.weight", 1, D, true);
+    take("ffn_norm.weight", kVector, D, true);
     take("ffn_gate.weight", F, D, true);
     take("ffn_down.weight", D, F, true);
     take("ffn_up.weight", F, D, true);
-    take("output_norm.weight", 1, D, false);
+    take("output_norm.weight", kVector, D, false);
     skip(2 * h.seq_len * (hs / 2));  // precomputed RoPE table: recomputed here
   } else {
-    take("attn_norm.weight", 1, D, true);
-    take("ffn_norm.weight", 1, D, true);
-    take("output_norm.weight", 1, D, false);
+    take("attn_norm.weight", kVector, D, true);
+    take("ffn_norm.weight", kVector, D, true);
+    take("output_norm.weight", kVector, D, false);
     take("token_embd.weight", V, D, false);
     take("attn_q.weight", q_out, D, true);
     take("attn_k.weight", kv_out, D, true);
@@ -144,9 +166,6 @@ GgufFile open_llama2c(const std::string& path) {
     take("ffn_up.weight", F, D, true);
   }
   if (!h.shared) take("output.weight", V, D, false);
-  if (off > map->size())
-    throw_error(ErrorKind::Format, path, ": llama2.c checkpoint is truncated: the header (dim ", D, ", hidden ", F,
-                ", layers ", L, ", vocab ", V, ") needs ", off, " bytes, the file has ", map->size());
 
   std::map<std::string, GgufValue> kv;
   kv["general.architecture"] = meta::str("llama");
@@ -190,6 +209,11 @@ void add_llama2c_tokenizer(GgufFile& f, const std::string& tokenizer_bin) {
   pos = 4;
   if (max_len <= 0 || max_len > (1 << 16))
     throw_error(ErrorKind::Format, path, ": max_token_length = ", max_len, " is out of range (not a tokenizer.bin?)");
+  // Each token takes >= 8 bytes (score, length): bound the count by the file
+  // before reserving for it (the count comes from another, maybe hostile, file).
+  if (uint64_t(n) > (size - pos) / 8)
+    throw_error(ErrorKind::Format, path, ": truncated: the model's vocabulary has ", n, " tokens, which need at least ",
+                uint64_t(n) > (UINT64_MAX - 4) / 8 ? UINT64_MAX : 4 + 8 * uint64_t(n), " bytes; the file has ", size);
   std::vector<std::string> tokens;
   std::vector<float> scores;
   std::vector<int32_t> types;
