@@ -2,8 +2,10 @@
 // vocabularies), files built byte by byte here, and hostile variants of them.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -178,5 +180,147 @@ TEST_CASE("gguf: a missing file is an I/O error naming the path", "[gguf]") {
   } catch (const Error& e) {
     REQUIRE(e.kind() == ErrorKind::Io);
     REQUIRE_THAT(e.what(), Catch::Contains("/nonexistent/model.gguf"));
+  }
+}
+
+namespace {
+
+// A v3 file from raw metadata and tensor-info bytes (counts given), padded to 32,
+// then `data` bytes of tensor data.
+std::vector<uint8_t> file_of(uint64_t n_tensors, uint64_t n_kv, const Builder& body, size_t data = 0) {
+  Builder g;
+  g.pod<uint32_t>(0x46554747u).pod<uint32_t>(3).pod<uint64_t>(n_tensors).pod<uint64_t>(n_kv);
+  g.b.insert(g.b.end(), body.b.begin(), body.b.end());
+  g.pad(32);
+  g.b.resize(g.b.size() + data, 0);
+  return g.b;
+}
+
+}  // namespace
+
+TEST_CASE("gguf: wrong value types and bad tensor shapes give clear errors", "[gguf]") {
+  Builder b;
+  b.str("flag").pod<uint32_t>(7).pod<uint8_t>(2);
+  expect_format_error(file_of(0, 1, b), "bool2", "metadata 'flag': bool value 2 is not 0 or 1");
+  b = {};
+  b.str("x").pod<uint32_t>(13).pod<uint64_t>(0);
+  expect_format_error(file_of(0, 1, b), "type13", "metadata 'x': unknown value type 13");
+  b = {};
+  b.str("a").pod<uint32_t>(9).pod<uint32_t>(13).pod<uint64_t>(1).pod<uint64_t>(0);
+  expect_format_error(file_of(0, 1, b), "elem13", "metadata 'a': unknown array element type 13");
+  b = {};
+  b.str("deep").pod<uint32_t>(9);
+  for (int i = 0; i < 5; ++i) b.pod<uint32_t>(9).pod<uint64_t>(1);  // arrays of arrays ...
+  b.pod<uint32_t>(0).pod<uint64_t>(0);
+  expect_format_error(file_of(0, 1, b), "deep", "metadata 'deep': arrays nested deeper than 4");
+  b = {};
+  b.str("a").pod<uint32_t>(9).pod<uint32_t>(0).pod<uint64_t>(uint64_t(1) << 40);
+  expect_format_error(file_of(0, 1, b), "huge_array", "array of 1099511627776 u8 does not fit");
+  b = {};
+  b.str("k").pod<uint32_t>(4).pod<uint32_t>(1).str("k").pod<uint32_t>(4).pod<uint32_t>(2);
+  expect_format_error(file_of(0, 2, b), "dup_key", "metadata key 'k' appears twice");
+  b = {};
+  b.str("general.alignment").pod<uint32_t>(8).str("32");
+  expect_format_error(file_of(0, 1, b), "align_str", "general.alignment is string, expected an integer");
+  b = {};
+  b.str("general.alignment").pod<uint32_t>(10).pod<uint64_t>(~uint64_t(0));
+  expect_format_error(file_of(0, 1, b), "align_u64", "general.alignment = 18446744073709551615 is not a power of two");
+  b = {};
+  b.str("general.alignment").pod<uint32_t>(5).pod<int32_t>(48);
+  expect_format_error(file_of(0, 1, b), "align48", "general.alignment = 48 is not a power of two");
+
+  auto tensor = [](Builder& t, const std::string& name, std::vector<uint64_t> ne, uint32_t type, uint64_t off) {
+    t.str(name).pod<uint32_t>(uint32_t(ne.size()));
+    for (uint64_t n : ne) t.pod(n);
+    t.pod(type).pod(off);
+  };
+  b = {};
+  tensor(b, "w", {}, 0, 0);
+  expect_format_error(file_of(1, 0, b, 32), "ndims0", "tensor 'w': n_dims = 0 (must be 1..4)");
+  b = {};
+  tensor(b, "w", {1, 1, 1, 1, 1}, 0, 0);
+  expect_format_error(file_of(1, 0, b, 32), "ndims5", "tensor 'w': n_dims = 5 (must be 1..4)");
+  b = {};
+  tensor(b, "w", {4, 0}, 0, 0);
+  expect_format_error(file_of(1, 0, b, 32), "ne0", "tensor 'w': dimension ne[1] = 0 is invalid");
+  b = {};
+  tensor(b, "w", {uint64_t(1) << 32, uint64_t(1) << 32}, 0, 0);
+  expect_format_error(file_of(1, 0, b, 32), "ne_overflow", "tensor 'w': dimension ne[1] = 4294967296 is invalid");
+  b = {};
+  tensor(b, "q", {33}, 2, 0);
+  expect_format_error(file_of(1, 0, b, 32), "block", "tensor 'q': ne[0] = 33 is not a multiple of the q4_0 block size 32");
+  b = {};
+  tensor(b, "w", {2}, 0, 0);
+  tensor(b, "w", {2}, 0, 32);
+  expect_format_error(file_of(2, 0, b, 64), "dup_tensor", "tensor name 'w' appears twice");
+  b = {};
+  tensor(b, "w", {2}, 17, 0);
+  expect_format_error(file_of(1, 0, b, 32), "type17", "tensor 'w': unknown ggml type 17");
+}
+
+TEST_CASE("gguf: a tensor's byte size cannot wrap around", "[gguf]") {
+  // Regression: numel / block * block_bytes was computed in 64 bits, so 2^61 f64
+  // (or 2^62 f32) elements came to 0 bytes and passed the extent check.
+  Builder b;
+  b.str("w").pod<uint32_t>(1).pod<uint64_t>(uint64_t(1) << 61).pod<uint32_t>(28).pod<uint64_t>(0);
+  expect_format_error(file_of(1, 0, b, 32), "wrap_f64", "tensor 'w': 2305843009213693952 f64 elements need more bytes");
+  b = {};
+  b.str("w").pod<uint32_t>(2).pod<uint64_t>(uint64_t(1) << 31).pod<uint64_t>(uint64_t(1) << 31);
+  b.pod<uint32_t>(0).pod<uint64_t>(0);
+  expect_format_error(file_of(1, 0, b, 32), "wrap_f32", "f32 elements need more bytes than the file's");
+  b = {};  // q8_0: 2^62 elements, 2^62 + 2^58 bytes
+  b.str("w").pod<uint32_t>(2).pod<uint64_t>(uint64_t(1) << 32).pod<uint64_t>(uint64_t(1) << 30);
+  b.pod<uint32_t>(8).pod<uint64_t>(0);
+  expect_format_error(file_of(1, 0, b, 32), "wrap_q8", "q8_0 elements need more bytes than the file's");
+}
+
+TEST_CASE("gguf: metadata arrays are bounded in count and read in linear time", "[gguf]") {
+  // Regression: every array item built its error-message text ("value of
+  // '<key>'"), so a long key times many items took quadratic time (here 1 MB x
+  // 1M items, a 2 MB file: 1 TB of copying, minutes). It now takes milliseconds.
+  {
+    const std::string key(1 << 20, 'k');
+    const uint64_t n = 1 << 20;
+    Builder b;
+    b.str(key).pod<uint32_t>(9).pod<uint32_t>(0).pod<uint64_t>(n);
+    b.b.resize(b.b.size() + n, 7);
+    const std::string path = write_tmp(file_of(0, 1, b), "long_key");
+    const auto t0 = std::chrono::steady_clock::now();
+    const GgufFile f = GgufFile::open(path);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    REQUIRE(f.get(key).as_array("k").items.size() == n);
+    CHECK(seconds < 10.0);  // ~0.05 s; generous for sanitizer builds
+    std::remove(path.c_str());
+  }
+  // An array of 2^23 + 1 values (each ~48 bytes in memory, one in the file) is
+  // refused before it is read: the file is a hole of 8 MB.
+  {
+    Builder b;
+    b.str("big").pod<uint32_t>(9).pod<uint32_t>(0).pod<uint64_t>((uint64_t(1) << 23) + 1);
+    const std::string path = write_tmp(file_of(0, 1, b), "item_cap");
+    std::filesystem::resize_file(path, (uint64_t(1) << 23) + 4096);
+    try {
+      GgufFile::open(path);
+      FAIL("no error");
+    } catch (const Error& e) {
+      REQUIRE(e.kind() == ErrorKind::Format);
+      REQUIRE_THAT(e.what(), Catch::Contains(path) &&
+                                 Catch::Contains("metadata arrays hold more than 8388608 values in all (at 'big')"));
+    }
+    std::remove(path.c_str());
+  }
+  // Key and tensor counts that the (sparse) file could hold but no model has.
+  {
+    const uint64_t n = (uint64_t(1) << 20) + 1;
+    const std::string keys = write_tmp(file_of(0, n, Builder{}), "key_cap");
+    std::filesystem::resize_file(keys, 32 + 13 * n);
+    expect_format_error(file_of(0, n, Builder{}), "key_cap_small", "metadata count 1048577 exceeds the file size");
+    REQUIRE_THROWS_WITH(GgufFile::open(keys), Catch::Contains("metadata count 1048577 is more than the 1048576 keys read"));
+    std::remove(keys.c_str());
+    const std::string tensors = write_tmp(file_of(n, 0, Builder{}), "tensor_cap");
+    std::filesystem::resize_file(tensors, 32 + 24 * n);
+    REQUIRE_THROWS_WITH(GgufFile::open(tensors),
+                        Catch::Contains("tensor count 1048577 is more than the 1048576 tensors read"));
+    std::remove(tensors.c_str());
   }
 }
