@@ -61,3 +61,26 @@ def test_errors(path, tmp_path):
     m.close()
     with pytest.raises(ValueError, match="closed"):
         m.generate("x")
+
+
+def test_load_options_are_checked(path, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        halfbyte.Model(str(tmp_path / "missing.gguf"))
+    with pytest.raises(ValueError, match="kv_cache"):
+        halfbyte.Model(path, kv_cache="f8")
+    with pytest.raises(ValueError, match="format"):
+        halfbyte.Model(path, quantize="q3_x")
+    with pytest.raises(ValueError, match="tokenizer"):
+        halfbyte.Model(path, tokenizer="")
+
+
+def test_kv_cache_f16_stays_close_to_f32(path):
+    # fp16 keys and values (the default) against the fp32 cache on the same model:
+    # the same math with K and V rounded to 11 significant bits.
+    with halfbyte.Model(path, kv_cache="f32", precision="float") as m:
+        ids = m.tokenize("The quick brown fox jumps over the lazy dog, again and again.")
+        ref = m.logits(ids).astype(np.float64)
+    with halfbyte.Model(path, precision="float") as m:
+        ours = m.logits(ids).astype(np.float64)
+    err = np.abs(ours - ref).max(axis=1) / ref.std(axis=1)
+    assert 0 < err.max() < 5e-3  # not identical (the cache is fp16), but close
