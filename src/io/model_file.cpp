@@ -45,6 +45,10 @@ GgufFile open_model_file(const std::string& path, const std::string& tokenizer) 
                   ": a llama2.c checkpoint carries no vocabulary and there is no tokenizer.bin beside it: pass "
                   "its tokenizer.bin (tokenizer=... in Python, --tokenizer on the command line)");
     add_llama2c_tokenizer(f, beside.string());
+  } else if (f.format() == "safetensors" && !f.has("tokenizer.ggml.model")) {
+    throw_error(ErrorKind::InvalidArgument, path,
+                ": this safetensors model has no tokenizer.json beside it: pass one (tokenizer=... in Python, "
+                "--tokenizer on the command line)");
   }
   return f;
 }

@@ -370,3 +370,8 @@ def test_malformed_tokenizer_json_raises_cleanly(tmp_path, tiny, toks, name):
     path.write_text(out if isinstance(out, str) else json.dumps(out), encoding="utf-8")
     with pytest.raises(exc, match=message):
         halfbyte.Model(tiny, tokenizer=str(path))
+
+
+def test_folder_without_tokenizer_says_so(tiny):
+    with pytest.raises(ValueError, match="no tokenizer.json beside it"):
+        halfbyte.Model(tiny)
