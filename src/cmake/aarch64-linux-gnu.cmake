@@ -40,10 +40,10 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 # Package configs may come from the build machine too: the dependencies that are
-# not in the cross tree (Eigen, xtl, xsimd, Catch2 v2) are header-only.
+# not in the cross tree (Eigen, xtl, xsimd, Catch2 v2, nlohmann_json) are header-only.
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
 
-# Debian's Catch2, xtl and xsimd configs say INTERFACE_INCLUDE_DIRECTORIES
+# Debian's Catch2, xtl, xsimd and nlohmann_json configs say INTERFACE_INCLUDE_DIRECTORIES
 # /usr/include. On the cross compiler's command line that -isystem /usr/include
 # would come before the aarch64 C library and libstdc++ headers and break them
 # (<cstdlib>'s #include_next, x86-only bits). So each such config is mirrored into
@@ -56,7 +56,8 @@ if(NOT CMAKE_IN_TRY_COMPILE AND CMAKE_BINARY_DIR)
   # package | its headers under /usr/include | config directory globs under /usr
   foreach(_hb_entry IN ITEMS "Catch2|catch2|lib/cmake/Catch2;share/cmake/Catch2;lib/*/cmake/Catch2"
                              "xtl|xtl|share/cmake/xtl;lib/cmake/xtl;lib/*/cmake/xtl"
-                             "xsimd|xsimd|lib/*/cmake/xsimd;lib/cmake/xsimd;share/cmake/xsimd")
+                             "xsimd|xsimd|lib/*/cmake/xsimd;lib/cmake/xsimd;share/cmake/xsimd"
+                             "nlohmann_json|nlohmann|share/cmake/nlohmann_json;lib/cmake/nlohmann_json")
     string(REPLACE "|" ";" _hb_fields "${_hb_entry}")
     list(GET _hb_fields 0 _hb_pkg)
     list(GET _hb_fields 1 _hb_hdr)
