@@ -74,7 +74,7 @@ Config config_from_gguf(const io::GgufFile& f) {
 }
 
 Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads, bool float_matmul,
-             const quant::Format* float_to, bool kv_f16)
+             const quant::Format* float_to, bool kv_f16, const std::function<bool(float)>& progress)
     : file_(f), c_(c), n_ctx_(n_ctx), n_batch_(n_batch), n_threads_(n_threads), float_(float_matmul) {
   const int64_t D = c.n_embd, hd = c.head_dim, H = c.n_head, Hkv = c.n_head_kv;
   tok_embd_ = &f.tensor("token_embd.weight");
@@ -110,6 +110,8 @@ Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_ba
     for (const Linear* lin : {&w.wqkv, &w.wo, &w.w_gate_up, &w.w_down})
       if (lin->requantized_parts()) requantized_[lin->requantized_from()] += lin->requantized_parts();
     layers_.push_back(std::move(w));
+    if (progress && !progress(float(l + 1) / float(c.n_layer + 1)))
+      throw_error(ErrorKind::Runtime, f.path(), ": load cancelled");
   }
   out_norm_ = tensor_vector(f, f.tensor("output_norm.weight"), D);
   output_ = Linear::from_gguf(f, {c.tied_output ? tok_embd_ : &f.tensor("output.weight")}, D, float_to);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -26,9 +27,10 @@ struct LayerWeights {
 class Llama {
  public:
   // float_to: format for weights stored as float (null: keep them fp32).
-  // kv_f16: the KV cache in fp16 (else fp32).
+  // kv_f16: the KV cache in fp16 (else fp32). progress, if set, is called after each
+  // layer with (l + 1) / (n_layer + 1); returning false cancels (Error(Runtime)).
   Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads, bool float_matmul,
-        const quant::Format* float_to, bool kv_f16);
+        const quant::Format* float_to, bool kv_f16, const std::function<bool(float)>& progress = {});
 
   // Runs tokens at positions [pos, pos + n) (the KV cache holds [0, pos)).
   // Writes logits for the last token, or for all n when all_logits.

@@ -56,7 +56,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   impl->n_batch = std::min(opts.n_batch, n_ctx);
   const int threads = opts.n_threads > 0 ? opts.n_threads : num_threads();
   impl->net = std::make_unique<Llama>(impl->file, c, n_ctx, impl->n_batch, threads, opts.float_matmul,
-                                       float_to ? &*float_to : nullptr, opts.kv_f16);
+                                       float_to ? &*float_to : nullptr, opts.kv_f16, opts.progress);
   // The one log line of a load: say which weights were converted.
   std::string converted;
   for (const auto& [type, count] : impl->net->requantized())
@@ -64,6 +64,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   if (!converted.empty())
     std::fprintf(stderr, "halfbyte: %s: %s dequantized and re-quantized to q8_0 at load\n", path.c_str(),
                  converted.c_str());
+  if (opts.progress && !opts.progress(1.0f)) throw_error(ErrorKind::Runtime, path, ": load cancelled");
   m->impl_ = std::move(impl);
   return m;
 }

@@ -57,6 +57,11 @@ struct LoadOptions {
   // (a GGUF file's types are taken as chosen). Quantized GGUF tensors are never
   // re-quantized by this option.
   std::string quantize;
+  // Called on the loading thread as the weights are prepared, with the fraction
+  // done in (0, 1]: after each layer, and with 1 once the model is ready. Return
+  // false to cancel: load() then throws Error(ErrorKind::Runtime, "<path>: load
+  // cancelled"), freeing everything loaded so far. Empty: no calls.
+  std::function<bool(float fraction)> progress;
 };
 
 struct SamplingParams {
