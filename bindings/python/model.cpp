@@ -9,23 +9,27 @@
 #include <string>
 #include <vector>
 
+#include "common.hpp"
 #include "halfbyte/halfbyte.hpp"
 #include "halfbyte/model/model.hpp"
 #include "halfbyte/model/tokenizer.hpp"
 
 namespace py = pybind11;
 using halfbyte::model::Model;
+using halfbyte_py::lock_without_gil;
+using halfbyte_py::PyProgress;
 
 namespace {
 
 // The Python object: a Model plus a lock (one call at a time per model: calls
 // from several Python threads on the same Model queue up; different models run
-// in parallel) and an explicit close().
+// in parallel) and an explicit close(). The lock is always taken with the GIL
+// released (lock_without_gil): its holder may need the GIL to finish.
 class PyModel {
  public:
   PyModel(const std::string& path, const std::optional<std::string>& tokenizer, std::optional<int> n_threads,
           std::optional<int64_t> n_ctx, const std::string& precision, const std::optional<std::string>& quantize,
-          const std::string& kv_cache) {
+          const std::string& kv_cache, const py::object& progress) {
     halfbyte::model::LoadOptions o;
     if (kv_cache != "f16" && kv_cache != "f32")
       throw py::value_error("Model: kv_cache must be 'f16' or 'f32', got '" + kv_cache + "'");
@@ -49,8 +53,19 @@ class PyModel {
       if (*n_ctx < 1) throw py::value_error("Model: n_ctx must be >= 1, got " + std::to_string(*n_ctx));
       o.n_ctx = *n_ctx;
     }
-    py::gil_scoped_release nogil;
-    m_ = Model::load(path, o);
+    if (!progress.is_none() && !PyCallable_Check(progress.ptr()))
+      throw py::value_error("Model: progress must be None or a callable f(fraction) -> bool, got " +
+                            py::str(py::type::of(progress)).cast<std::string>());
+    // Checks for Ctrl-C after each layer even without a callable.
+    PyProgress report(progress);
+    o.progress = report.function();
+    try {
+      py::gil_scoped_release nogil;
+      m_ = Model::load(path, o);
+    } catch (const halfbyte::Error&) {
+      report.rethrow_if_failed();  // KeyboardInterrupt or the callable's exception
+      throw;
+    }
   }
 
   Model& get() {
@@ -58,8 +73,10 @@ class PyModel {
     return *m_;
   }
   void close() {
-    std::lock_guard<std::mutex> lock(mu_);
-    m_.reset();
+    const auto lock = lock_without_gil(mu_);
+    std::unique_ptr<Model> m = std::move(m_);
+    py::gil_scoped_release nogil;  // unmapping and freeing a large model takes a while
+    m.reset();
   }
   std::mutex& mutex() { return mu_; }
 
@@ -101,7 +118,7 @@ const char* kModelDoc = R"doc(A Llama-family model (Llama, SmolLM2, TinyLlama, M
 file, a llama2.c checkpoint or an HF safetensors folder.
 
     Model(path, tokenizer=None, n_threads=None, n_ctx=None, precision="int", quantize=None,
-          kv_cache="f16")
+          kv_cache="f16", progress=None)
 
 tokenizer: a llama2.c tokenizer.bin or HF tokenizer.json for models without one.
 quantize: format of weights stored as float ("q4_0", "q4_1", "q8_0", "int4_g64",
@@ -111,6 +128,9 @@ n_threads: threads for this model (default halfbyte.num_threads()); n_ctx: conte
 length (default: the model's, at most 4096). Use as a context manager, or call
 close(), to free its memory at once. Calls on one Model from several Python
 threads run one at a time; different Models run in parallel.
+progress: None or a callable f(fraction) called with the GIL after each layer is
+loaded (return False to cancel: RuntimeError). Ctrl-C cancels the load (and
+generate()) with KeyboardInterrupt. halfbyte.Model adds progress=True (a bar).
 
 Raises FileNotFoundError/OSError for a missing file, ValueError for a malformed
 one or bad arguments, RuntimeError for an unsupported architecture or type.)doc";
@@ -121,27 +141,27 @@ void bind_model(py::module_& m) {
   py::class_<PyModel>(m, "Model", kModelDoc)
       .def(py::init<const std::string&, const std::optional<std::string>&, std::optional<int>,
                     std::optional<int64_t>, const std::string&, const std::optional<std::string>&,
-                    const std::string&>(),
+                    const std::string&, const py::object&>(),
            py::arg("path"), py::arg("tokenizer") = py::none(), py::arg("n_threads") = py::none(),
            py::arg("n_ctx") = py::none(), py::arg("precision") = "int", py::arg("quantize") = py::none(),
-           py::arg("kv_cache") = "f16")
+           py::arg("kv_cache") = "f16", py::arg("progress") = py::none())
       .def("tokenize",
            [](PyModel& self, const std::string& text, bool add_special) {
-             std::lock_guard<std::mutex> lock(self.mutex());
+             const auto lock = lock_without_gil(self.mutex());
              return self.get().tokenize(text, add_special);
            },
            py::arg("text"), py::arg("add_special") = true,
            "Token ids (list of int) of a str; add_special adds BOS/EOS as the model's metadata says.")
       .def("detokenize",
            [](PyModel& self, const py::iterable& ids) {
-             std::lock_guard<std::mutex> lock(self.mutex());
+             const auto lock = lock_without_gil(self.mutex());
              const auto v = ids_from(ids, self.get().config().n_vocab);
              return py::bytes(self.get().detokenize(v)).attr("decode")("utf-8", "replace");
            },
            py::arg("ids"), "Text (str) of token ids; invalid UTF-8 is replaced.")
       .def("logits",
            [](PyModel& self, const py::iterable& ids) {
-             std::lock_guard<std::mutex> lock(self.mutex());
+             const auto lock = lock_without_gil(self.mutex());
              Model& mdl = self.get();
              const auto v = ids_from(ids, mdl.config().n_vocab);
              if (v.empty()) throw py::value_error("logits: ids is empty");
@@ -161,13 +181,17 @@ void bind_model(py::module_& m) {
            [](PyModel& self, const std::string& prompt, int max_tokens, float temperature, int top_k, float top_p,
               float min_p, float repeat_penalty, std::optional<uint64_t> seed, const std::vector<std::string>& stop,
               bool chat) {
-             std::lock_guard<std::mutex> lock(self.mutex());
+             const auto lock = lock_without_gil(self.mutex());
              const auto p = sampling(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, seed, stop);
              std::string text;
+             // Ctrl-C stops generation (checked once per token on the main thread).
+             PyProgress interrupt;
              {
+               Model& mdl = self.get();
                py::gil_scoped_release nogil;
-               text = self.get().generate(prompt, p, {}, nullptr, chat);
+               text = mdl.generate(prompt, p, [&](std::string_view) { return interrupt.call(0.0f); }, nullptr, chat);
              }
+             interrupt.rethrow_if_failed();
              return py::bytes(text).attr("decode")("utf-8", "replace");
            },
            py::arg("prompt"), py::arg("max_tokens") = 128, py::arg("temperature") = 0.0f, py::arg("top_k") = 40,
@@ -178,14 +202,16 @@ void bind_model(py::module_& m) {
            [](PyModel& self, const std::string& prompt, const py::function& on_piece, int max_tokens,
               float temperature, int top_k, float top_p, float min_p, float repeat_penalty,
               std::optional<uint64_t> seed, const std::vector<std::string>& stop, bool chat) {
-             std::lock_guard<std::mutex> lock(self.mutex());
+             const auto lock = lock_without_gil(self.mutex());
              const auto p = sampling(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, seed, stop);
              halfbyte::model::GenerateStats st;
+             Model& mdl = self.get();
              py::gil_scoped_release nogil;
-             self.get().generate(
+             mdl.generate(
                  prompt, p,
                  [&](std::string_view piece) {
                    py::gil_scoped_acquire gil;
+                   if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C (main thread)
                    const py::object r = on_piece(py::bytes(std::string(piece)).attr("decode")("utf-8", "replace"));
                    return r.is_none() || r.cast<bool>();
                  },
@@ -207,6 +233,7 @@ void bind_model(py::module_& m) {
       .def_property_readonly(
           "config",
           [](PyModel& self) {
+            const auto lock = lock_without_gil(self.mutex());
             const auto& c = self.get().config();
             py::dict d;
             d["arch"] = c.arch;

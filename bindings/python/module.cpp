@@ -5,8 +5,9 @@
 // translation of halfbyte::Error into Python exceptions. All quantization logic is
 // halfbyte::quant::quantize / dequantize from the C++ headers.
 //
-// A QTensor is a halfbyte::quant::QMatrix held by std::shared_ptr. It is immutable
-// after construction, which is what makes the read-only buffer export safe.
+// A QTensor (common.hpp) is a halfbyte::quant::QMatrix held by std::shared_ptr. It
+// is immutable after construction, which is what makes the read-only buffer export
+// safe. Model is bound in model.cpp, load_gguf / save_gguf in gguf.cpp.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -21,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "common.hpp"
 #include "halfbyte/halfbyte.hpp"
 
 namespace py = pybind11;
@@ -36,21 +38,8 @@ using halfbyte::quant::QMatrix;
 using halfbyte::quant::QuantizeOptions;
 using halfbyte::ops::PackedMatrix;
 
-// The Python QTensor: the quantized bytes, plus the kernels' packed copy made on
-// first use by matmul() (thread-safe; costs as much memory again, freed with the
-// tensor).
-struct QTensor : QMatrix {
-  explicit QTensor(QMatrix&& q) : QMatrix(std::move(q)) {}
-  const PackedMatrix& packed() const {
-    std::call_once(pack_once, [&] { packed_ = std::make_unique<PackedMatrix>(PackedMatrix::pack(*this)); });
-    return *packed_;
-  }
-
- private:
-  mutable std::once_flag pack_once;
-  mutable std::unique_ptr<PackedMatrix> packed_;
-};
-using QTensorPtr = std::shared_ptr<QTensor>;
+using halfbyte_py::QTensor;
+using halfbyte_py::QTensorPtr;
 
 // ---- helpers -----------------------------------------------------------------------
 
@@ -306,6 +295,7 @@ Raises:
 }  // namespace
 
 void bind_model(py::module_& m);  // model.cpp
+void bind_gguf(py::module_& m);   // gguf.cpp
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = R"doc(halfbyte._core: C++ core of the halfbyte package (use `import halfbyte`).)doc";
@@ -398,6 +388,7 @@ Picklable; == compares format, shape and bytes.)doc")
       "Threads used by calls that do not pass n_threads (int >= 1). Raises ValueError for n < 1.");
   m.def("num_threads", &halfbyte::num_threads, "Threads used by default (int).");
   bind_model(m);
+  bind_gguf(m);
   m.def("dequantize", &dequantize, py::arg("qt"),
         "Same as qt.dequantize(): a new float32 array of shape qt.shape.");
 }

@@ -19,8 +19,15 @@ the formats in ``FORMATS`` and get it back as float32::
 ``int4_gG`` / ``int4a_gG`` are group-wise INT4 (symmetric / with a min) with
 group G in {32, 64, 128}, fp16 scales, or bf16 scales with the ``_bf16`` suffix.
 
-Errors: bad arguments raise ValueError, OS failures OSError, and requests this
-build or CPU cannot serve RuntimeError.
+Models: ``halfbyte.Model(path)`` runs Llama-family GGUF / llama2.c / safetensors
+models (generate, logits, tokenize). Files: ``halfbyte.load_gguf(path)`` gives a
+GGUF file's metadata and tensors (QTensor or numpy, zero-copy where possible),
+``halfbyte.save_gguf(path, metadata, tensors)`` writes one.
+
+Errors: bad arguments raise ValueError, OS failures OSError (FileNotFoundError for
+a missing file), and everything else (requests this build or CPU cannot serve,
+cancelled calls) RuntimeError. Long calls take ``progress=True`` for a progress
+bar and stop on Ctrl-C with KeyboardInterrupt. See docs/python.md.
 """
 
 from ._core import (
@@ -36,6 +43,7 @@ from ._core import (
     set_num_threads,
 )
 
+from .gguf_io import GgufContents, load_gguf, save_gguf
 from .model import Model
 
 #: Format names accepted by quantize() and QTensor.from_bytes().
@@ -59,15 +67,18 @@ FORMATS = (
 
 __all__ = [
     "FORMATS",
+    "GgufContents",
     "Model",
     "QTensor",
     "__version__",
     "available_isas",
     "dequantize",
     "isa",
+    "load_gguf",
     "matmul",
     "num_threads",
     "quantize",
+    "save_gguf",
     "set_isa",
     "set_num_threads",
 ]

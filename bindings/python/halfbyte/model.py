@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from typing import Iterator, List, Optional, Sequence, Union
@@ -9,6 +10,7 @@ from typing import Iterator, List, Optional, Sequence, Union
 import numpy as np
 
 from . import _core
+from ._progress import ProgressArg, progress_callback
 
 _DONE = object()
 
@@ -32,21 +34,28 @@ class Model:
             safetensors models; GGUF files run as stored.
         kv_cache: "f16" (default: half the memory, as llama.cpp) or "f32" elements in the
             KV cache.
+        progress: None, True (a progress bar while the weights load: tqdm if installed,
+            else a line on stderr) or a callable f(fraction) called after each layer;
+            returning False cancels the load (RuntimeError). Ctrl-C during the load
+            raises KeyboardInterrupt and frees what was loaded.
 
     Use it as a context manager (or call close()) to free its memory at once::
 
         with halfbyte.Model("SmolLM2-135M-Instruct.Q4_1.gguf") as m:
             print(m.generate("The capital of France is", max_tokens=16))
 
-    Calls on one Model from several Python threads run one at a time; different
-    Models run in parallel. The GIL is released while the model computes.
+    Calls on one Model from several Python threads run one at a time (they queue
+    up; close() waits for the running call); different Models run in parallel. The
+    GIL is released while the model computes. Ctrl-C stops generate() (the main
+    thread checks once per token) with KeyboardInterrupt.
     """
 
-    def __init__(self, path: str, tokenizer: Optional[str] = None, n_threads: Optional[int] = None,
+    def __init__(self, path: Union[str, "os.PathLike[str]"], tokenizer: Optional[str] = None, n_threads: Optional[int] = None,
                  n_ctx: Optional[int] = None, precision: str = "int", quantize: Optional[str] = None,
-                 kv_cache: str = "f16") -> None:
-        self._m = _core.Model(str(path), None if tokenizer is None else str(tokenizer), n_threads, n_ctx,
-                              precision, quantize, kv_cache)
+                 kv_cache: str = "f16", progress: ProgressArg = None) -> None:
+        with progress_callback(progress, f"loading {os.path.basename(str(path))}") as cb:
+            self._m = _core.Model(str(path), None if tokenizer is None else str(tokenizer), n_threads, n_ctx,
+                                  precision, quantize, kv_cache, cb)
 
     @property
     def config(self) -> dict:
