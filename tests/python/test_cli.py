@@ -1,18 +1,49 @@
-"""The `halfbyte` command-line tool as installed on PATH by pip."""
+"""The `halfbyte` command-line tool as installed by pip with the package (into the
+environment's scripts folder, the one on PATH when the environment is active)."""
 
 import os
 import shutil
 import subprocess
+import sysconfig
+from importlib import metadata
 
 import pytest
 
+import halfbyte
 from gguf_models import VOCABS, write_random_llama
 
-EXE = shutil.which("halfbyte")
+
+def installed_cli():
+    """The executable pip installed with this halfbyte (listed in the distribution's
+    RECORD), else whatever `halfbyte` is on PATH."""
+    try:
+        files = metadata.files("halfbyte") or []
+    except metadata.PackageNotFoundError:
+        files = []
+    for f in files:
+        if f.name in ("halfbyte", "halfbyte.exe") and f.parent.name in ("bin", "Scripts"):
+            p = os.path.realpath(f.locate())
+            if os.access(p, os.X_OK):
+                return p
+    return shutil.which("halfbyte")
+
+
+EXE = installed_cli()
+needs_cli = pytest.mark.skipif(EXE is None, reason="the halfbyte command is not installed")
 pytestmark = [
-    pytest.mark.skipif(EXE is None, reason="the halfbyte command is not on PATH"),
+    needs_cli,
     pytest.mark.skipif(not os.path.exists(VOCABS["gpt2"]), reason="../shared/tokenizer-tests not found"),
 ]
+
+
+def test_cli_is_installed_into_the_scripts_folder_of_this_environment():
+    scripts = sysconfig.get_path("scripts")
+    found = shutil.which("halfbyte", path=scripts)
+    assert found is not None, f"no halfbyte in {scripts}"
+    assert os.path.realpath(found) == EXE
+    # The same build as the module: same version.
+    out = subprocess.run([EXE, "version"], capture_output=True, text=True, timeout=60).stdout
+    assert out.startswith(f"halfbyte {halfbyte.__version__} ")
 
 
 def run(*args, env=None):

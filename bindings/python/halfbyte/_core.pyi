@@ -1,7 +1,6 @@
 """Type stubs for halfbyte._core (the C++ extension module)."""
 
-import sys
-from typing import Any, ClassVar, List, Literal, Optional, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, Iterable, List, Literal, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -10,6 +9,8 @@ __version__: str
 
 _Buffer = Union[bytes, bytearray, memoryview, npt.NDArray[np.generic]]
 _Method = Literal["auto", "rtn"]
+_Progress = Optional[Callable[[float], Optional[bool]]]
+_Tensor = Union["QTensor", npt.NDArray[Any]]
 
 class QTensor:
     """A quantized matrix [rows, cols]: raw GGUF-layout block bytes, rows back to back.
@@ -36,8 +37,9 @@ class QTensor:
     def from_bytes(buf: _Buffer, fmt: str, shape: Tuple[int, int]) -> QTensor:
         """Copy raw block bytes (exactly rows * bytes-per-row) into a new QTensor."""
     def __eq__(self, other: object) -> bool: ...
-    if sys.version_info >= (3, 12):
-        def __buffer__(self, flags: int, /) -> memoryview: ...  # 1-D uint8, read-only
+    # The C-level buffer protocol (PEP 688: declared for every Python version, so
+    # that memoryview(qt) and np.frombuffer(qt) type-check before 3.12 too).
+    def __buffer__(self, flags: int, /) -> memoryview: ...  # 1-D uint8, read-only
     def __getstate__(self) -> Tuple[str, Tuple[int, int], bytes]: ...
     def __setstate__(self, state: Tuple[str, Tuple[int, int], bytes], /) -> None: ...
 
@@ -74,3 +76,67 @@ def set_num_threads(n: int) -> None:
 
 def num_threads() -> int:
     """Threads used by default."""
+
+class Model:
+    """The C++ model behind halfbyte.Model (use that: it adds streaming and progress bars)."""
+
+    def __init__(
+        self,
+        path: str,
+        tokenizer: Optional[str] = None,
+        n_threads: Optional[int] = None,
+        n_ctx: Optional[int] = None,
+        precision: str = "int",
+        quantize: Optional[str] = None,
+        kv_cache: str = "f16",
+        progress: _Progress = None,
+    ) -> None: ...
+    def tokenize(self, text: str, add_special: bool = True) -> List[int]: ...
+    def detokenize(self, ids: Iterable[int]) -> str: ...
+    def logits(self, ids: Iterable[int]) -> npt.NDArray[np.float32]: ...
+    def generate(
+        self,
+        prompt: str,
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.0,
+        repeat_penalty: float = 1.0,
+        seed: Optional[int] = None,
+        stop: List[str] = ...,
+        chat: bool = False,
+    ) -> str: ...
+    def generate_stream(
+        self,
+        prompt: str,
+        on_piece: Callable[[str], Optional[bool]],
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.0,
+        repeat_penalty: float = 1.0,
+        seed: Optional[int] = None,
+        stop: List[str] = ...,
+        chat: bool = False,
+    ) -> Dict[str, Union[int, float]]: ...
+    @property
+    def config(self) -> Dict[str, Any]: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Model: ...
+    def __exit__(self, *args: object) -> None: ...
+
+def load_gguf(
+    path: str, progress: _Progress = None
+) -> Tuple[Dict[str, Any], Dict[str, str], Dict[str, _Tensor]]:
+    """(metadata, types, tensors) of a GGUF file; use halfbyte.load_gguf()."""
+
+def save_gguf(
+    path: str,
+    metadata: Dict[str, Any],
+    tensors: Dict[str, _Tensor],
+    types: Optional[Dict[str, str]] = None,
+    progress: _Progress = None,
+) -> None:
+    """Write a GGUF v3 file; use halfbyte.save_gguf()."""

@@ -9,8 +9,9 @@ the call (RuntimeError). Ctrl-C cancels with KeyboardInterrupt in every case.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
-from typing import Callable, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 ProgressArg = Union[None, bool, Callable[[float], Optional[bool]]]
 
@@ -21,10 +22,11 @@ class _Bar:
     def __init__(self, desc: str) -> None:
         self._desc = desc
         self._shown = -1  # last whole percent printed by the plain bar
+        self._tqdm: Any = None
         try:
-            from tqdm import tqdm
+            tqdm = importlib.import_module("tqdm").tqdm
         except ImportError:
-            self._tqdm = None
+            pass
         else:
             self._tqdm = tqdm(total=1.0, desc=desc, bar_format="{l_bar}{bar}| [{elapsed}<{remaining}]")
 

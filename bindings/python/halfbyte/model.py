@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class Model:
                                   precision, quantize, kv_cache, cb)
 
     @property
-    def config(self) -> dict:
+    def config(self) -> Dict[str, Any]:
         """Hyper-parameters: arch, n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx, ..."""
         return self._m.config
 
@@ -92,10 +92,10 @@ class Model:
             return m.generate(*args)
         return self._stream(args)
 
-    def _stream(self, args: tuple) -> Iterator[str]:
+    def _stream(self, args: Tuple[Any, ...]) -> Iterator[str]:
         pieces: "queue.Queue[object]" = queue.Queue()
         cancelled = threading.Event()
-        errors: list = []
+        errors: List[BaseException] = []
 
         def on_piece(piece: str) -> bool:
             pieces.put(piece)
