@@ -1,5 +1,6 @@
 #include "halfbyte/threads.hpp"
 
+#include <algorithm>
 #include <atomic>
 
 #include "halfbyte/core/error.hpp"
@@ -21,13 +22,13 @@ std::atomic<int> g_threads{0};  // 0: not set yet
 }  // namespace
 
 void set_num_threads(int n) {
-  if (n < 1) throw_invalid("set_num_threads: n must be >= 1, got ", n);
+  if (n < 1 || n > kMaxThreads) throw_invalid("set_num_threads: n must be in [1, ", kMaxThreads, "], got ", n);
   g_threads.store(n);
 }
 
 int num_threads() noexcept {
   const int n = g_threads.load();
-  return n > 0 ? n : default_threads();
+  return n > 0 ? n : std::min(std::max(default_threads(), 1), kMaxThreads);
 }
 
 }  // namespace halfbyte

@@ -37,7 +37,8 @@ Model::~Model() = default;
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
   if (opts.n_ctx < 0) throw_invalid("load: n_ctx must be >= 0, got ", opts.n_ctx);
   if (opts.n_batch < 1) throw_invalid("load: n_batch must be >= 1, got ", opts.n_batch);
-  if (opts.n_threads < 0) throw_invalid("load: n_threads must be >= 0, got ", opts.n_threads);
+  if (opts.n_threads < 0 || opts.n_threads > kMaxThreads)
+    throw_invalid("load: n_threads must be in [0, ", kMaxThreads, "], got ", opts.n_threads);
   std::unique_ptr<Model> m(new Model());
   std::optional<quant::Format> float_to;
   if (!opts.quantize.empty() && opts.quantize != "f32" && opts.quantize != "F32")

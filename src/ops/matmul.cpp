@@ -35,7 +35,8 @@ T* grow(std::vector<T>& v, size_t n) {
 }
 
 int threads_for(const MatmulOptions& o) {
-  if (o.n_threads < 0) throw_invalid("matmul: n_threads must be >= 0, got ", o.n_threads);
+  if (o.n_threads < 0 || o.n_threads > kMaxThreads)
+    throw_invalid("matmul: n_threads must be in [0, ", kMaxThreads, "], got ", o.n_threads);
   return o.n_threads > 0 ? o.n_threads : num_threads();
 }
 

@@ -119,6 +119,12 @@ TEST_CASE("matmul: shape and argument errors", "[matmul]") {
   o.n_threads = -1;
   REQUIRE_THROWS_WITH(ops::matmul(TensorView<const float>(x.data(), {2, 64}), p, TensorView<float>(y.data(), {2, 8}), o),
                       Catch::Contains("n_threads"));
+  // Absurd thread counts are refused, not handed to OpenMP (which crashes creating them).
+  o.n_threads = kMaxThreads + 1;
+  REQUIRE_THROWS_WITH(ops::matmul(TensorView<const float>(x.data(), {2, 64}), p, TensorView<float>(y.data(), {2, 8}), o),
+                      Catch::Contains("n_threads must be in [0, 1024]"));
+  REQUIRE_THROWS_WITH(set_num_threads(kMaxThreads + 1), Catch::Contains("[1, 1024]"));
+  REQUIRE_THROWS_WITH(set_num_threads(0), Catch::Contains("[1, 1024]"));
 }
 
 TEST_CASE("matmul: float and fp16 weights through Eigen", "[matmul]") {
