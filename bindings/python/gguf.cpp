@@ -41,16 +41,20 @@ std::string type_name(const GgufValue& v) {
   return std::string("array[") + halfbyte::io::gguf_type_name(v.as_array("").type) + "]";
 }
 
+// GGUF strings (values, keys, tensor names) are meant to be UTF-8; invalid bytes
+// become surrogate escapes, which save_gguf encodes back to the same bytes.
+py::str decode(const std::string& s) {
+  PyObject* o = PyUnicode_DecodeUTF8(s.data(), py::ssize_t(s.size()), "surrogateescape");
+  if (!o) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(o);
+}
+
 py::object to_python(const GgufValue& v) {
   if (const auto* u = std::get_if<uint64_t>(&v.v)) return py::reinterpret_steal<py::object>(PyLong_FromUnsignedLongLong(*u));
   if (const auto* i = std::get_if<int64_t>(&v.v)) return py::reinterpret_steal<py::object>(PyLong_FromLongLong(*i));
   if (const auto* d = std::get_if<double>(&v.v)) return py::float_(*d);
   if (const auto* b = std::get_if<bool>(&v.v)) return py::bool_(*b);
-  if (const auto* s = std::get_if<std::string>(&v.v)) {
-    PyObject* o = PyUnicode_DecodeUTF8(s->data(), py::ssize_t(s->size()), "surrogateescape");
-    if (!o) throw py::error_already_set();
-    return py::reinterpret_steal<py::object>(o);
-  }
+  if (const auto* s = std::get_if<std::string>(&v.v)) return decode(*s);
   const GgufArray& a = v.as_array("");
   py::list out(a.items.size());
   for (size_t k = 0; k < a.items.size(); ++k) out[k] = to_python(a.items[k]);
@@ -292,8 +296,8 @@ py::tuple load_gguf(const std::string& path, const py::object& progress) {
   }
   py::dict metadata, types, tensors;
   for (const auto& [key, v] : f->metadata()) {
-    metadata[py::str(key)] = to_python(v);
-    types[py::str(key)] = type_name(v);
+    metadata[decode(key)] = to_python(v);
+    types[decode(key)] = type_name(v);
   }
   // The Python dicts hold the values now: free the parsed copies (vocabularies: MBs).
   std::vector<std::string> keys;
@@ -330,7 +334,7 @@ py::tuple load_gguf(const std::string& path, const py::object& progress) {
       }
       value = std::move(a);
     }
-    tensors[py::str(t.name)] = value;
+    tensors[decode(t.name)] = value;
     if (!report.call(float(k + 1) / float(n))) {
       report.rethrow_if_failed();
       throw halfbyte::Error(halfbyte::ErrorKind::Runtime, path + ": load_gguf cancelled");
@@ -350,7 +354,7 @@ void save_gguf(const std::string& path, const py::dict& metadata, const py::dict
   }
   for (const auto& [k, v] : metadata) {
     if (!PyUnicode_Check(k.ptr())) value_error("save_gguf: metadata keys must be str, got " + type_of(k) + " " + py::repr(k).cast<std::string>());
-    const std::string key = k.cast<std::string>();
+    const std::string key = as_bytes(k);
     std::string type;
     if (type_of_key.contains(k)) {
       const py::object tn = type_of_key[k];
@@ -363,7 +367,7 @@ void save_gguf(const std::string& path, const py::dict& metadata, const py::dict
   std::vector<py::object> keep;  // the arrays and tensors being written, alive until the end
   for (const auto& [k, v] : tensors) {
     if (!PyUnicode_Check(k.ptr())) value_error("save_gguf: tensor names must be str, got " + type_of(k) + " " + py::repr(k).cast<std::string>());
-    const std::string name = k.cast<std::string>();
+    const std::string name = as_bytes(k);
     const std::string at = "save_gguf: tensors['" + name + "']";
     if (py::isinstance<QTensor>(v)) {
       const QTensor& q = v.cast<const QTensor&>();

@@ -85,16 +85,37 @@ class PyModel {
   std::mutex mu_;
 };
 
+// Token ids from any iterable of integers (int, numpy integers): TypeError for a
+// non-integer, ValueError for an id outside the vocabulary.
 std::vector<int32_t> ids_from(const py::handle& ids, int64_t n_vocab) {
   std::vector<int32_t> out;
   for (const auto& item : ids) {
-    const int64_t v = item.cast<int64_t>();
-    if (v < 0 || v >= n_vocab)
-      throw py::value_error("token id " + std::to_string(v) + " is outside the vocabulary [0, " +
+    const auto idx = py::reinterpret_steal<py::object>(PyNumber_Index(item.ptr()));
+    if (!idx) {
+      PyErr_Clear();
+      throw py::type_error("token ids must be integers, got " +
+                           py::str(py::type::of(item).attr("__name__")).cast<std::string>());
+    }
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(idx.ptr(), &overflow);
+    if (overflow != 0 || v < 0 || v >= n_vocab)
+      throw py::value_error("token id " + py::str(idx).cast<std::string>() + " is outside the vocabulary [0, " +
                             std::to_string(n_vocab) + ")");
     out.push_back(int32_t(v));
   }
   return out;
+}
+
+// A seed: None (random) or an int in [0, 2**64).
+std::optional<uint64_t> seed_from(const py::object& seed) {
+  if (seed.is_none()) return std::nullopt;
+  const auto idx = py::reinterpret_steal<py::object>(PyNumber_Index(seed.ptr()));
+  if (idx) {
+    const unsigned long long v = PyLong_AsUnsignedLongLong(idx.ptr());
+    if (!PyErr_Occurred()) return uint64_t(v);
+  }
+  PyErr_Clear();
+  throw py::value_error("generate: seed must be None or an int in [0, 2**64), got " + py::repr(seed).cast<std::string>());
 }
 
 halfbyte::model::SamplingParams sampling(int max_tokens, float temperature, int top_k, float top_p, float min_p,
@@ -179,10 +200,10 @@ void bind_model(py::module_& m) {
            "Logits (float32 numpy [len(ids), n_vocab]) after each token of ids, from an empty context.")
       .def("generate",
            [](PyModel& self, const std::string& prompt, int max_tokens, float temperature, int top_k, float top_p,
-              float min_p, float repeat_penalty, std::optional<uint64_t> seed, const std::vector<std::string>& stop,
+              float min_p, float repeat_penalty, const py::object& seed, const std::vector<std::string>& stop,
               bool chat) {
              const auto lock = lock_without_gil(self.mutex());
-             const auto p = sampling(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, seed, stop);
+             const auto p = sampling(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, seed_from(seed), stop);
              std::string text;
              // Ctrl-C stops generation (checked once per token on the main thread).
              PyProgress interrupt;
@@ -201,9 +222,9 @@ void bind_model(py::module_& m) {
       .def("generate_stream",
            [](PyModel& self, const std::string& prompt, const py::function& on_piece, int max_tokens,
               float temperature, int top_k, float top_p, float min_p, float repeat_penalty,
-              std::optional<uint64_t> seed, const std::vector<std::string>& stop, bool chat) {
+              const py::object& seed, const std::vector<std::string>& stop, bool chat) {
              const auto lock = lock_without_gil(self.mutex());
-             const auto p = sampling(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, seed, stop);
+             const auto p = sampling(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, seed_from(seed), stop);
              halfbyte::model::GenerateStats st;
              Model& mdl = self.get();
              py::gil_scoped_release nogil;

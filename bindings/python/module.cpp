@@ -385,7 +385,7 @@ Picklable; == compares format, shape and bytes.)doc")
         py::arg("n_threads") = py::none(), kMatmulDoc);
   m.def(
       "set_num_threads", [](int n) { halfbyte::set_num_threads(n); }, py::arg("n"),
-      "Threads used by calls that do not pass n_threads (int >= 1). Raises ValueError for n < 1.");
+      "Threads used by calls that do not pass n_threads (1 <= n <= 1024). Raises ValueError outside that range.");
   m.def("num_threads", &halfbyte::num_threads, "Threads used by default (int).");
   bind_model(m);
   bind_gguf(m);

@@ -258,3 +258,17 @@ def test_save_gguf_checks_values_before_writing(tmp_path):
     with pytest.raises(ValueError, match=r"tensors\['q'\]"):
         halfbyte.save_gguf(path, {}, {"q": halfbyte.quantize(rng_matrix(2, 64), "int4_g64")})
     assert not path.exists() and leftovers(tmp_path) == []
+
+
+def test_invalid_utf8_in_keys_and_strings_round_trips(tmp_path):
+    # GGUF strings should be UTF-8; other bytes come back as surrogate escapes and
+    # are written back unchanged.
+    path, again = str(tmp_path / "u.gguf"), str(tmp_path / "u2.gguf")
+    key, value = b"k\xff".decode("utf-8", "surrogateescape"), b"v\xfe\xc3".decode("utf-8", "surrogateescape")
+    halfbyte.save_gguf(path, {key: value, "list": [value]}, {key: np.ones(2, np.float32)})
+    raw = open(path, "rb").read()
+    assert b"\x03\x00\x00\x00\x00\x00\x00\x00v\xfe\xc3" in raw and b"k\xff" in raw
+    c = halfbyte.load_gguf(path)
+    assert c.metadata == {key: value, "list": [value]} and list(c.tensors) == [key]
+    halfbyte.save_gguf(again, c.metadata, c.tensors, types=c.types)
+    assert open(path, "rb").read() == open(again, "rb").read()

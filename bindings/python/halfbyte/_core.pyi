@@ -72,7 +72,7 @@ def matmul(
     """y = x @ w.T: x [M, K] or [K] float32, w QTensor or float array [N, K]; returns [M, N] or [N]."""
 
 def set_num_threads(n: int) -> None:
-    """Threads used by calls that do not pass n_threads (int >= 1)."""
+    """Threads used by calls that do not pass n_threads (1 <= n <= 1024; else ValueError)."""
 
 def num_threads() -> int:
     """Threads used by default."""

@@ -13,6 +13,7 @@ from . import _core
 from ._progress import ProgressArg, progress_callback
 
 _DONE = object()
+PathArg = Union[str, "os.PathLike[str]"]
 
 
 class Model:
@@ -50,12 +51,13 @@ class Model:
     thread checks once per token) with KeyboardInterrupt.
     """
 
-    def __init__(self, path: Union[str, "os.PathLike[str]"], tokenizer: Optional[str] = None, n_threads: Optional[int] = None,
+    def __init__(self, path: PathArg, tokenizer: Optional[PathArg] = None, n_threads: Optional[int] = None,
                  n_ctx: Optional[int] = None, precision: str = "int", quantize: Optional[str] = None,
                  kv_cache: str = "f16", progress: ProgressArg = None) -> None:
-        with progress_callback(progress, f"loading {os.path.basename(str(path))}") as cb:
-            self._m = _core.Model(str(path), None if tokenizer is None else str(tokenizer), n_threads, n_ctx,
-                                  precision, quantize, kv_cache, cb)
+        file = os.fsdecode(os.fspath(path))  # TypeError for what is not a path
+        tok = None if tokenizer is None else os.fsdecode(os.fspath(tokenizer))
+        with progress_callback(progress, f"loading {os.path.basename(file)}") as cb:
+            self._m = _core.Model(file, tok, n_threads, n_ctx, precision, quantize, kv_cache, cb)
 
     @property
     def config(self) -> Dict[str, Any]:
