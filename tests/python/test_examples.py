@@ -63,3 +63,17 @@ def test_readme_python_one_liner():
     assert lines, "no python -c example in the README's Python section"
     for code in lines:
         run("-c", code, timeout=120)
+
+
+def python_blocks(path):
+    return re.findall(r"^```python\n(.*?)^```", path.read_text(), re.M | re.S)
+
+
+@pytest.mark.skipif(not SMOLLM2.exists(), reason="models/SmolLM2-135M-Instruct.Q4_1.gguf not found")
+def test_docs_python_md_snippets_run(tmp_path):
+    tour, round_trip = python_blocks(REPO / "docs" / "python.md")[:2]
+    code = tour.replace('"models/', f'"{REPO}/models/') + round_trip.replace('"in.gguf"', '"out.gguf"')
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "QTensor(format='q4_0', shape=(4096, 4096)" in r.stdout and "Paris" in r.stdout
+    assert (tmp_path / "out.gguf").exists() and not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
