@@ -169,15 +169,27 @@ void bind_model(py::module_& m) {
       .def("tokenize",
            [](PyModel& self, const std::string& text, bool add_special) {
              const auto lock = lock_without_gil(self.mutex());
-             return self.get().tokenize(text, add_special);
+             const Model& mdl = self.get();
+             std::vector<int32_t> ids;
+             {
+               py::gil_scoped_release nogil;  // long texts take a while
+               ids = mdl.tokenize(text, add_special);
+             }
+             return ids;
            },
            py::arg("text"), py::arg("add_special") = true,
            "Token ids (list of int) of a str; add_special adds BOS/EOS as the model's metadata says.")
       .def("detokenize",
            [](PyModel& self, const py::iterable& ids) {
              const auto lock = lock_without_gil(self.mutex());
-             const auto v = ids_from(ids, self.get().config().n_vocab);
-             return py::bytes(self.get().detokenize(v)).attr("decode")("utf-8", "replace");
+             const Model& mdl = self.get();
+             const auto v = ids_from(ids, mdl.config().n_vocab);
+             std::string text;
+             {
+               py::gil_scoped_release nogil;
+               text = mdl.detokenize(v);
+             }
+             return py::bytes(text).attr("decode")("utf-8", "replace");
            },
            py::arg("ids"), "Text (str) of token ids; invalid UTF-8 is replaced.")
       .def("logits",
