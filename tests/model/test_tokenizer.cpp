@@ -1,4 +1,4 @@
-// Tokenizers on llama.cpp's vocabularies and test vectors (../shared/tokenizer-tests):
+// Tokenizers on llama.cpp's vocabularies and test vectors (tests/data/tokenizer-tests):
 // exact ids, round trips (UTF-8, invalid bytes), special tokens and speed.
 // Synthetic and hostile vocabularies are in test_tokenizer_vocab.cpp.
 #include <catch2/catch.hpp>

@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 
-SHARED = os.environ.get(
-    "HALFBYTE_SHARED_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared")
-)
+# Folder holding tokenizer-tests/ (llama.cpp's vocabularies and test vectors): the
+# copy in tests/data unless HALFBYTE_SHARED_DIR names another.
+SHARED = os.environ.get("HALFBYTE_SHARED_DIR", os.path.join(os.path.dirname(__file__), "..", "data"))
 VOCABS = {
     "spm": os.path.join(SHARED, "tokenizer-tests", "ggml-vocab-llama-spm.gguf"),
     "gpt2": os.path.join(SHARED, "tokenizer-tests", "ggml-vocab-gpt-2.gguf"),

@@ -227,7 +227,7 @@ def test_bad_input(ctx, name, call, exc, fragment):
     run_case(ctx, call, exc, fragment)
 
 
-@pytest.mark.skipif(not HAVE_VOCAB, reason="../shared/tokenizer-tests not found")
+@pytest.mark.skipif(not HAVE_VOCAB, reason="tests/data/tokenizer-tests not found")
 @pytest.mark.parametrize("name, call, exc, fragment", MODEL_CASES, ids=[c[0] for c in MODEL_CASES])
 def test_bad_model_input(ctx, name, call, exc, fragment):
     run_case(ctx, call, exc, fragment)

@@ -32,7 +32,7 @@ EXE = installed_cli()
 needs_cli = pytest.mark.skipif(EXE is None, reason="the halfbyte command is not installed")
 pytestmark = [
     needs_cli,
-    pytest.mark.skipif(not os.path.exists(VOCABS["gpt2"]), reason="../shared/tokenizer-tests not found"),
+    pytest.mark.skipif(not os.path.exists(VOCABS["gpt2"]), reason="tests/data/tokenizer-tests not found"),
 ]
 
 

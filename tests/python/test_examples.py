@@ -44,7 +44,7 @@ def model_for_streaming(tmp_path):
     if SMOLLM2.exists():
         return str(SMOLLM2), ["--chat", "-p", "What is the capital of France?"]
     if not os.path.exists(VOCABS["gpt2"]):
-        pytest.skip("neither models/SmolLM2-135M-Instruct.Q4_1.gguf nor ../shared/tokenizer-tests")
+        pytest.skip("neither models/SmolLM2-135M-Instruct.Q4_1.gguf nor tests/data/tokenizer-tests")
     return write_random_llama(str(tmp_path / "m.gguf"), dtype="q4_0", vocab="gpt2", n_layer=1, n_ctx=64), ["-p", "Hi"]
 
 

@@ -28,7 +28,7 @@ from llama_cpp_ref import llama_cpp_logits
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
 gguf = pytest.importorskip("gguf", reason="the gguf package is not installed")
 
-needs_vocab = pytest.mark.skipif(not os.path.exists(VOCABS["spm"]), reason="../shared/tokenizer-tests not found")
+needs_vocab = pytest.mark.skipif(not os.path.exists(VOCABS["spm"]), reason="tests/data/tokenizer-tests not found")
 
 # (dtype, vocab). Q8_K is not tested: ggml uses it only for activations (llama.cpp
 # cannot run a model stored in it, and the gguf package cannot dequantize it).

@@ -66,7 +66,7 @@ def test_quantize_and_matmul_release_the_gil():
     check(many_matmuls)
 
 
-@pytest.mark.skipif(not os.path.exists(VOCABS["gpt2"]), reason="../shared/tokenizer-tests not found")
+@pytest.mark.skipif(not os.path.exists(VOCABS["gpt2"]), reason="tests/data/tokenizer-tests not found")
 def test_model_calls_and_gguf_io_release_the_gil(tmp_path):
     path = write_random_llama(str(tmp_path / "g.gguf"), dtype="f32", vocab="gpt2", n_layer=2, n_ctx=1024,
                               n_embd=256, n_ff=512)

@@ -14,7 +14,7 @@ from gguf_models import VOCABS, write_random_llama
 from llama2c_files import write_llama2c, write_tokenizer_bin
 from llama_cpp_ref import llama_cpp_logits
 
-needs_vocab = pytest.mark.skipif(not os.path.exists(VOCABS["spm"]), reason="../shared/tokenizer-tests not found")
+needs_vocab = pytest.mark.skipif(not os.path.exists(VOCABS["spm"]), reason="tests/data/tokenizer-tests not found")
 TEXT = "Once upon a time, a little fox found 3 shiny stones. Ünïcödé 漢字 🦊!"
 
 

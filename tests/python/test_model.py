@@ -37,7 +37,7 @@ MODELS = [
 ]
 TEXT = "The quick brown fox jumps over the lazy dog. Ünïcödé, 漢字 and emoji 🦊 too: 12345 + 678."
 
-needs_vocab = pytest.mark.skipif(not os.path.exists(VOCABS["spm"]), reason="../shared/tokenizer-tests not found")
+needs_vocab = pytest.mark.skipif(not os.path.exists(VOCABS["spm"]), reason="tests/data/tokenizer-tests not found")
 
 
 def rel_err(ours, ref):

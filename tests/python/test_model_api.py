@@ -8,7 +8,7 @@ import pytest
 import halfbyte
 from gguf_models import VOCABS, write_random_llama
 
-pytestmark = pytest.mark.skipif(not os.path.exists(VOCABS["gpt2"]), reason="../shared/tokenizer-tests not found")
+pytestmark = pytest.mark.skipif(not os.path.exists(VOCABS["gpt2"]), reason="tests/data/tokenizer-tests not found")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from hf_models import (SENTENCES, TOKENIZER_SOURCES, random_hf_model, read_safet
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("gguf")
-needs_vocab = pytest.mark.skipif(not os.path.exists(VOCABS["spm"]), reason="../shared/tokenizer-tests not found")
+needs_vocab = pytest.mark.skipif(not os.path.exists(VOCABS["spm"]), reason="tests/data/tokenizer-tests not found")
 
 TEXT = "Once upon a time, a little fox found 3 shiny stones. Ünïcödé 漢字 🦊!"
 # An fp32 KV cache where the build offers the choice: then the only differences

@@ -64,6 +64,6 @@ def test_smollm2_tokenizer_matches_llama_cpp():
     check(SMOLLM2)
 
 
-@pytest.mark.skipif(not os.path.exists(VOCABS["spm"]), reason="../shared/tokenizer-tests not found")
+@pytest.mark.skipif(not os.path.exists(VOCABS["spm"]), reason="tests/data/tokenizer-tests not found")
 def test_sentencepiece_tokenizer_matches_llama_cpp(tmp_path):
     check(write_random_llama(str(tmp_path / "spm.gguf"), dtype="q8_0", vocab="spm", n_layer=1, n_ctx=64))
