@@ -133,38 +133,8 @@ void pv_rows(const AttnArgs& a, int m0, const float* inv) {
   }
 }
 
-template <class T>
-void attend(const AttnArgs& a) {
-  for (int m0 = 0; m0 < a.M; m0 += 8) {
-    switch (std::min(8, a.M - m0)) {
-      case 1: scores<T, 1>(a, m0); break;
-      case 2: scores<T, 2>(a, m0); break;
-      case 3: scores<T, 3>(a, m0); break;
-      case 4: scores<T, 4>(a, m0); break;
-      case 5: scores<T, 5>(a, m0); break;
-      case 6: scores<T, 6>(a, m0); break;
-      case 7: scores<T, 7>(a, m0); break;
-      default: scores<T, 8>(a, m0); break;
-    }
-  }
-  float inv[64];
-  for (int m0 = 0; m0 < a.M; m0 += 64) {
-    const int mr = std::min(64, a.M - m0);
-    for (int m = 0; m < mr; ++m) inv[m] = 1.0f / softmax_row(a.scratch + (m0 + m) * a.ldk, a.n_keys);
-    AttnArgs b = a;  // rows m0 .. m0 + mr, so that inv[] is indexed from 0
-    b.q += m0 * a.ldq;
-    b.scratch += m0 * a.ldk;
-    b.out += m0 * a.ldo;
-    for (int m = 0; m < mr; m += 4) {
-      switch (std::min(4, mr - m)) {
-        case 1: pv_rows<T, 1>(b, m, inv); break;
-        case 2: pv_rows<T, 2>(b, m, inv); break;
-        case 3: pv_rows<T, 3>(b, m, inv); break;
-        default: pv_rows<T, 4>(b, m, inv); break;
-      }
-    }
-  }
-}
+constexpr int kScoreRows = 8;
+#include "attention_driver.inl"
 
 void silu_mul(const float* g, const float* u, float* out, int64_t n) {
   const __m512 one = _mm512_set1_ps(1.0f);

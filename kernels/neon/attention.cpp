@@ -127,34 +127,8 @@ void pv_rows(const AttnArgs& a, int m0, const float* inv) {
     for (int m = 0; m < MR; ++m) pv_tail<T>(a, m0 + m, full, inv[m0 + m]);
 }
 
-template <class T>
-void attend(const AttnArgs& a) {
-  for (int m0 = 0; m0 < a.M; m0 += 4) {
-    switch (std::min(4, a.M - m0)) {
-      case 1: scores<T, 1>(a, m0); break;
-      case 2: scores<T, 2>(a, m0); break;
-      case 3: scores<T, 3>(a, m0); break;
-      default: scores<T, 4>(a, m0); break;
-    }
-  }
-  float inv[64];
-  for (int m0 = 0; m0 < a.M; m0 += 64) {
-    const int mr = std::min(64, a.M - m0);
-    for (int m = 0; m < mr; ++m) inv[m] = 1.0f / softmax_row(a.scratch + (m0 + m) * a.ldk, a.n_keys);
-    AttnArgs b = a;
-    b.q += m0 * a.ldq;
-    b.scratch += m0 * a.ldk;
-    b.out += m0 * a.ldo;
-    for (int m = 0; m < mr; m += 4) {
-      switch (std::min(4, mr - m)) {
-        case 1: pv_rows<T, 1>(b, m, inv); break;
-        case 2: pv_rows<T, 2>(b, m, inv); break;
-        case 3: pv_rows<T, 3>(b, m, inv); break;
-        default: pv_rows<T, 4>(b, m, inv); break;
-      }
-    }
-  }
-}
+constexpr int kScoreRows = 4;
+#include "attention_driver.inl"
 
 void silu_mul(const float* g, const float* u, float* out, int64_t n) {
   int64_t i = 0;
