@@ -28,10 +28,10 @@ void attend(const AttnArgs& a) {
   float inv[64];
   for (int m0 = 0; m0 < a.M; m0 += 64) {
     const int mr = std::min(64, a.M - m0);
-    for (int m = 0; m < mr; ++m) inv[m] = 1.0f / softmax_row(a.scratch + (m0 + m) * a.ldk, a.n_keys);
+    for (int m = 0; m < mr; ++m) inv[m] = 1.0f / softmax_row(a.scratch + (m0 + m) * a.lds, a.n_keys);
     AttnArgs b = a;  // rows m0 .. m0 + mr, so that inv[] is indexed from 0
     b.q += m0 * a.ldq;
-    b.scratch += m0 * a.ldk;
+    b.scratch += m0 * a.lds;
     b.out += m0 * a.ldo;
     for (int m = 0; m < mr; m += 4) pv_rows_upto<T, 4>(b, m, std::min(4, mr - m), inv);
   }

@@ -76,23 +76,26 @@ using DequantizeRowFn = void (*)(const quant::Format& f, const void* src, int64_
 // Attention of M query rows that share one KV head and see the same n_keys keys
 // (the heads of one token under grouped-query attention):
 //   out[m] = softmax_j(scale * q[m] . k_j) . V,  j < n_keys.
-// The K cache is stored transposed (key j, dim d at kt[d * ldk + j]) so scores are
-// a GEMM with keys along the vector lanes; ldk is a multiple of 32 and the padding
-// up to it readable (its values are ignored). V is [n_keys][hd]. Elements are
-// fp32 or fp16 bits (attend[0] / attend[1]). scratch holds M * ldk floats.
+// The K cache is stored transposed in tiles of kKeyTile keys: key j, dim d at
+// kt[(j / kKeyTile) * hd * kKeyTile + d * kKeyTile + j % kKeyTile], so scores are a
+// GEMM with keys along the vector lanes and a cache fills page by page as keys
+// arrive. The last tile's padding past n_keys is readable (its values are ignored).
+// V is [n_keys][hd]. Elements are fp32 or fp16 bits (attend[0] / attend[1]).
+// scratch holds M rows of lds floats, lds >= n_keys rounded up to kKeyTile.
 // Not bit-exact across ISAs (vector exp, summation order): within the bound that
 // tests/kernels/test_attention.cpp states against the scalar reference.
+constexpr int kKeyTile = 32;
 struct AttnArgs {
   const float* q;
   int64_t ldq;
   int M;
   const void* kt;
-  int64_t ldk;
   const void* v;
   int64_t n_keys;
   int hd;
   float scale;
   float* scratch;
+  int64_t lds;
   float* out;
   int64_t ldo;
 };

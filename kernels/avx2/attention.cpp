@@ -60,9 +60,9 @@ void scores(const AttnArgs& a, int m0) {
   for (int64_t j = 0; j < a.n_keys; j += 16) {
     __m256 acc[MR][2];
     for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
-    const T* kp = kt + j;
-    for (int d = 0; d < a.hd; ++d, kp += a.ldk) {
-      const __m256 k0 = load8(kp), k1 = load8(kp + 8);  // padding up to ldk is readable
+    const T* kp = kt + (j / kKeyTile) * a.hd * kKeyTile + j % kKeyTile;
+    for (int d = 0; d < a.hd; ++d, kp += kKeyTile) {
+      const __m256 k0 = load8(kp), k1 = load8(kp + 8);  // a tile's padding is readable
       for (int m = 0; m < MR; ++m) {
         const __m256 qb = _mm256_broadcast_ss(a.q + (m0 + m) * a.ldq + d);
         acc[m][0] = _mm256_fmadd_ps(qb, k0, acc[m][0]);
@@ -70,7 +70,7 @@ void scores(const AttnArgs& a, int m0) {
       }
     }
     for (int m = 0; m < MR; ++m) {
-      float* s = a.scratch + (m0 + m) * a.ldk + j;
+      float* s = a.scratch + (m0 + m) * a.lds + j;
       _mm256_storeu_ps(s, _mm256_mul_ps(acc[m][0], scale));
       _mm256_storeu_ps(s + 8, _mm256_mul_ps(acc[m][1], scale));
     }
@@ -111,7 +111,7 @@ void pv(const AttnArgs& a, int m0, int d0, const float* inv) {
     __m256 vv[NV];
     for (int i = 0; i < NV; ++i) vv[i] = load8(v + 8 * i);
     for (int m = 0; m < MR; ++m) {
-      const __m256 p = _mm256_broadcast_ss(a.scratch + (m0 + m) * a.ldk + j);
+      const __m256 p = _mm256_broadcast_ss(a.scratch + (m0 + m) * a.lds + j);
       for (int i = 0; i < NV; ++i) acc[m][i] = _mm256_fmadd_ps(p, vv[i], acc[m][i]);
     }
   }
@@ -127,7 +127,7 @@ template <class T>
 void pv_tail(const AttnArgs& a, int m, int d0, float inv) {
   const T* v = static_cast<const T*>(a.v);
   float* out = a.out + m * a.ldo;
-  const float* p = a.scratch + m * a.ldk;
+  const float* p = a.scratch + m * a.lds;
   for (int d = d0; d < a.hd; ++d) {
     float acc = 0.0f;
     for (int64_t j = 0; j < a.n_keys; ++j) acc += p[j] * load1(v + j * a.hd + d);

@@ -66,9 +66,9 @@ void scores(const AttnArgs& a, int m0) {
   for (int64_t j = 0; j < a.n_keys; j += 32) {
     __m512 acc[MR][2];
     for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = _mm512_setzero_ps();
-    const T* kp = kt + j;
-    for (int d = 0; d < a.hd; ++d, kp += a.ldk) {
-      const __m512 k0 = load16(kp), k1 = load16(kp + 16);  // padding up to ldk is readable
+    const T* kp = kt + (j / kKeyTile) * a.hd * kKeyTile + j % kKeyTile;
+    for (int d = 0; d < a.hd; ++d, kp += kKeyTile) {
+      const __m512 k0 = load16(kp), k1 = load16(kp + 16);  // a tile's padding is readable
       for (int m = 0; m < MR; ++m) {
         const __m512 qb = _mm512_set1_ps(a.q[(m0 + m) * a.ldq + d]);
         acc[m][0] = _mm512_fmadd_ps(qb, k0, acc[m][0]);
@@ -76,7 +76,7 @@ void scores(const AttnArgs& a, int m0) {
       }
     }
     for (int m = 0; m < MR; ++m) {
-      float* s = a.scratch + (m0 + m) * a.ldk + j;
+      float* s = a.scratch + (m0 + m) * a.lds + j;
       _mm512_storeu_ps(s, _mm512_mul_ps(acc[m][0], scale));
       _mm512_storeu_ps(s + 16, _mm512_mul_ps(acc[m][1], scale));
     }
@@ -110,7 +110,7 @@ void pv(const AttnArgs& a, int m0, int d0, const float* inv) {
     __m512 vv[NV];
     for (int i = 0; i < NV; ++i) vv[i] = load16(v + 16 * i, mask[i]);
     for (int m = 0; m < MR; ++m) {
-      const __m512 p = _mm512_set1_ps(a.scratch[(m0 + m) * a.ldk + j]);
+      const __m512 p = _mm512_set1_ps(a.scratch[(m0 + m) * a.lds + j]);
       for (int i = 0; i < NV; ++i) acc[m][i] = _mm512_fmadd_ps(p, vv[i], acc[m][i]);
     }
   }

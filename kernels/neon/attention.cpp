@@ -43,17 +43,17 @@ void scores(const AttnArgs& a, int m0) {
     float32x4_t acc[MR][4];
     for (int m = 0; m < MR; ++m)
       for (int i = 0; i < 4; ++i) acc[m][i] = vdupq_n_f32(0.0f);
-    const T* kp = kt + j;
-    for (int d = 0; d < a.hd; ++d, kp += a.ldk) {
+    const T* kp = kt + (j / kKeyTile) * a.hd * kKeyTile + j % kKeyTile;
+    for (int d = 0; d < a.hd; ++d, kp += kKeyTile) {
       float32x4_t k[4];
-      for (int i = 0; i < 4; ++i) k[i] = load4(kp + 4 * i);  // padding up to ldk is readable
+      for (int i = 0; i < 4; ++i) k[i] = load4(kp + 4 * i);  // a tile's padding is readable
       for (int m = 0; m < MR; ++m) {
         const float qv = a.q[(m0 + m) * a.ldq + d];
         for (int i = 0; i < 4; ++i) acc[m][i] = vfmaq_n_f32(acc[m][i], k[i], qv);
       }
     }
     for (int m = 0; m < MR; ++m) {
-      float* s = a.scratch + (m0 + m) * a.ldk + j;
+      float* s = a.scratch + (m0 + m) * a.lds + j;
       for (int i = 0; i < 4; ++i) vst1q_f32(s + 4 * i, vmulq_n_f32(acc[m][i], a.scale));
     }
   }
@@ -95,7 +95,7 @@ void pv(const AttnArgs& a, int m0, int d0, const float* inv) {
     float32x4_t vv[NV];
     for (int i = 0; i < NV; ++i) vv[i] = load4(v + 4 * i);
     for (int m = 0; m < MR; ++m) {
-      const float p = a.scratch[(m0 + m) * a.ldk + j];
+      const float p = a.scratch[(m0 + m) * a.lds + j];
       for (int i = 0; i < NV; ++i) acc[m][i] = vfmaq_n_f32(acc[m][i], vv[i], p);
     }
   }
@@ -109,7 +109,7 @@ template <class T>
 void pv_tail(const AttnArgs& a, int m, int d0, float inv) {
   const T* v = static_cast<const T*>(a.v);
   float* out = a.out + m * a.ldo;
-  const float* p = a.scratch + m * a.ldk;
+  const float* p = a.scratch + m * a.lds;
   for (int d = d0; d < a.hd; ++d) {
     float acc = 0.0f;
     for (int64_t j = 0; j < a.n_keys; ++j) acc += p[j] * load1(v + j * a.hd + d);

@@ -19,11 +19,12 @@ template <class T>
 void attend(const AttnArgs& a) {
   for (int m = 0; m < a.M; ++m) {
     const float* q = a.q + m * a.ldq;
-    float* s = a.scratch + m * a.ldk;
+    float* s = a.scratch + m * a.lds;
     float mx = -INFINITY;
     for (int64_t j = 0; j < a.n_keys; ++j) {
       float acc = 0.0f;
-      for (int d = 0; d < a.hd; ++d) acc += q[d] * load<T>(a.kt, d * a.ldk + j);
+      const int64_t k0 = (j / kKeyTile) * a.hd * kKeyTile + j % kKeyTile;
+      for (int d = 0; d < a.hd; ++d) acc += q[d] * load<T>(a.kt, k0 + d * kKeyTile);
       s[j] = acc * a.scale;
       mx = std::max(mx, s[j]);
     }

@@ -54,15 +54,17 @@ void KvCache::store(int64_t layer, int64_t g, int64_t pos, const float* k, const
   const size_t head = size_t(layer * n_head_kv_ + g);
   const size_t k_off = head * size_t(hd_ * ldk_);
   const size_t v_off = size_t(n_layer_ * n_head_kv_ * hd_ * ldk_) + head * size_t(n_ctx_ * hd_) + size_t(pos * hd_);
+  constexpr int64_t T = kernels::kKeyTile;
+  const size_t k_at = k_off + size_t((pos / T) * hd_ * T + pos % T);  // dim d at k_at + d * T
   if (f16_) {
-    auto* kc = reinterpret_cast<uint16_t*>(mem_) + k_off + size_t(pos);
+    auto* kc = reinterpret_cast<uint16_t*>(mem_) + k_at;
     auto* vc = reinterpret_cast<uint16_t*>(mem_) + v_off;
-    for (int64_t d = 0; d < hd_; ++d) kc[size_t(d * ldk_)] = fp32_to_fp16(k[d]);
+    for (int64_t d = 0; d < hd_; ++d) kc[size_t(d * T)] = fp32_to_fp16(k[d]);
     for (int64_t d = 0; d < hd_; ++d) vc[d] = fp32_to_fp16(v[d]);
   } else {
-    auto* kc = reinterpret_cast<float*>(mem_) + k_off + size_t(pos);
+    auto* kc = reinterpret_cast<float*>(mem_) + k_at;
     auto* vc = reinterpret_cast<float*>(mem_) + v_off;
-    for (int64_t d = 0; d < hd_; ++d) kc[size_t(d * ldk_)] = k[d];
+    for (int64_t d = 0; d < hd_; ++d) kc[size_t(d * T)] = k[d];
     std::memcpy(vc, v, size_t(hd_) * 4);
   }
 }
@@ -72,7 +74,7 @@ void KvCache::attend(int64_t layer, int64_t g, const float* q, int64_t ldq, int 
   const size_t head = size_t(layer * n_head_kv_ + g);
   const uint8_t* kt = mem_ + head * size_t(hd_ * ldk_) * elem_;
   const uint8_t* v = mem_ + (size_t(n_layer_ * n_head_kv_ * hd_ * ldk_) + head * size_t(n_ctx_ * hd_)) * elem_;
-  const kernels::AttnArgs a{q, ldq, M, kt, ldk_, v, n_keys, int(hd_), scale, scratch, out, ldo};
+  const kernels::AttnArgs a{q, ldq, M, kt, v, n_keys, int(hd_), scale, scratch, ldk_, out, ldo};
   kernels::active().attend[f16_ ? 1 : 0](a);
 }
 

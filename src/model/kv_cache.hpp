@@ -1,9 +1,11 @@
 // The KV cache of a decoder, fp32 or fp16, and attention over it. Internal.
 //
-// Layout per layer and KV head: K transposed, [head_dim][ldk] (ldk = n_ctx rounded
-// up to 32: keys along the attention kernels' vector lanes), and V as
-// [n_ctx][head_dim]. The memory is an anonymous mapping: zero until written, and
-// resident only as far as the context has been filled.
+// Layout per layer and KV head: K transposed in tiles of 32 positions,
+// [ldk / 32][head_dim][32] (ldk = n_ctx rounded up to 32: keys along the attention
+// kernels' vector lanes), and V as [n_ctx][head_dim]. The memory is an anonymous
+// mapping: zero until written, and resident only as far as the context has been
+// filled (a K tile of 64 fp16 dims is one 4 KiB page; untiled, the first key would
+// touch every page of K).
 #pragma once
 
 #include <cstddef>

@@ -47,11 +47,21 @@ double run_case(const Case& c, uint64_t seed) {
     for (size_t i = 0; i < k.size(); ++i) k[i] = fp16_to_fp32(k16[i] = fp32_to_fp16(k[i]));
     for (size_t i = 0; i < v.size(); ++i) v[i] = fp16_to_fp32(v16[i] = fp32_to_fp16(v[i]));
   }
+  // K as the cache stores it: tiles of kKeyTile keys, [tile][hd][kKeyTile].
+  constexpr int64_t kt_ = kernels::kKeyTile;
+  std::vector<float> kt(k.size());
+  std::vector<uint16_t> kt16(k.size());
+  for (int64_t j = 0; j < ldk; ++j)
+    for (int d = 0; d < c.hd; ++d) {
+      const size_t at = size_t((j / kt_) * c.hd * kt_ + d * kt_ + j % kt_);
+      kt[at] = k[size_t(d * ldk + j)];
+      kt16[at] = k16[size_t(d * ldk + j)];
+    }
   const float scale = 1.0f / std::sqrt(float(c.hd));
   std::vector<float> scratch(size_t(c.M * ldk), nan), out(size_t(c.M * ldo), nan);
-  kernels::AttnArgs a{q.data(), ldq, c.M, c.f16 ? (const void*)k16.data() : (const void*)k.data(), ldk,
+  kernels::AttnArgs a{q.data(), ldq, c.M, c.f16 ? (const void*)kt16.data() : (const void*)kt.data(),
                       c.f16 ? (const void*)v16.data() : (const void*)v.data(), c.n_keys, c.hd, scale,
-                      scratch.data(), out.data(), ldo};
+                      scratch.data(), ldk, out.data(), ldo};
   kernels::active().attend[c.f16 ? 1 : 0](a);
 
   double vmax = 0.0, err = 0.0;
