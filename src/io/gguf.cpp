@@ -6,6 +6,7 @@
 // A string is u64 length + bytes; an array is u32 element type, u64 count, items.
 #include "halfbyte/io/gguf.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -337,6 +338,10 @@ GgufFile GgufFile::assemble(std::string path, std::string format, std::vector<st
 
 void GgufFile::release_pages(const GgufTensorInfo& t) const noexcept {
   if (t.source < maps_.size()) maps_[t.source]->drop(size_t(t.offset), size_t(t.nbytes));
+}
+
+void GgufFile::release_pages(const GgufTensorInfo& t, uint64_t n) const noexcept {
+  if (t.source < maps_.size()) maps_[t.source]->drop(size_t(t.offset), size_t(std::min(n, t.nbytes)));
 }
 
 bool GgufFile::has(std::string_view key) const { return kv_.find(std::string(key)) != kv_.end(); }

@@ -1,5 +1,6 @@
 #include "model/linear.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "halfbyte/core/error.hpp"
@@ -85,7 +86,18 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
   if (all_native) {
     std::vector<ops::PackedMatrix::RowSource> src;
     for (const auto* t : parts) src.push_back({f.data(*t), t->ne[1]});
-    l.packed_ = ops::PackedMatrix::pack_rows(fmt, n_in, src);
+    // Release the file's pages as they are repacked: the peak stays near the packed
+    // size instead of file + packed for the largest tensor (e.g. a 30 MB embedding).
+    const size_t rb = quant::row_bytes(fmt, n_in);
+    const auto consumed = [&](int64_t rows_read) {
+      int64_t start = 0;
+      for (const auto* t : parts) {
+        const int64_t read = std::clamp<int64_t>(rows_read - start, 0, t->ne[1]);
+        if (read > 0) f.release_pages(*t, uint64_t(read) * rb);
+        start += t->ne[1];
+      }
+    };
+    l.packed_ = ops::PackedMatrix::pack_rows(fmt, n_in, src, consumed);
     l.quantized_ = true;
     for (const auto* t : parts) f.release_pages(*t);
     return l;

@@ -1,6 +1,7 @@
 // PackedMatrix::pack / unpack: file layout <-> the kernels' interleaved layout.
 #include "halfbyte/ops/packed.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "halfbyte/core/error.hpp"
@@ -75,7 +76,8 @@ PackedMatrix PackedMatrix::pack(const quant::QMatrix& q) {
   return pack_rows(q.format(), q.cols(), {RowSource{q.data(), q.rows()}});
 }
 
-PackedMatrix PackedMatrix::pack_rows(const quant::Format& f, int64_t cols, const std::vector<RowSource>& parts) {
+PackedMatrix PackedMatrix::pack_rows(const quant::Format& f, int64_t cols, const std::vector<RowSource>& parts,
+                                     const std::function<void(int64_t rows_read)>& consumed) {
   PackedMatrix p;
   p.format_ = f;
   p.cols_ = cols;
@@ -97,10 +99,7 @@ PackedMatrix PackedMatrix::pack_rows(const quant::Format& f, int64_t cols, const
   p.data_ = Buffer<uint8_t>(size_t(groups) * rgb);
   std::memset(p.data_.data(), 0, p.data_.size());
   uint8_t* base = p.data_.data();
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-  for (int64_t g = 0; g < groups; ++g) {
+  const auto pack_group = [&](int64_t g) {
     uint8_t codes[quant::kMaxBlock];
     for (int64_t s = 0; s < p.scale_groups(); ++s) {
       uint8_t* sg = base + size_t(g) * rgb + size_t(s) * sgb;
@@ -123,6 +122,17 @@ PackedMatrix PackedMatrix::pack_rows(const quant::Format& f, int64_t cols, const
         }
       }
     }
+  };
+  // Row groups in chunks of about 4 MiB of source, each chunk split among the
+  // threads, so that `consumed` can release what has been read.
+  const int64_t chunk = std::max<int64_t>(1, int64_t((size_t(4) << 20) / (size_t(kRowGroup) * row_bytes + 1)));
+  for (int64_t g0 = 0; g0 < groups; g0 += chunk) {
+    const int64_t g1 = std::min(groups, g0 + chunk);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (int64_t g = g0; g < g1; ++g) pack_group(g);
+    if (consumed) consumed(std::min(p.rows_, g1 * kRowGroup));
   }
   return p;
 }

@@ -111,6 +111,8 @@ class GgufFile {
   // The tensor's bytes were copied elsewhere (e.g. repacked): its mapped pages leave
   // this process's resident memory; reading it again still works (from the file).
   void release_pages(const GgufTensorInfo& t) const noexcept;
+  // The same for bytes [0, n) of the tensor's data (whole pages only).
+  void release_pages(const GgufTensorInfo& t, uint64_t n) const noexcept;
 
   // Sets (or replaces) a metadata value: how a separate tokenizer file joins a model.
   void set(std::string key, GgufValue value) { kv_[std::move(key)] = std::move(value); }
