@@ -285,6 +285,26 @@ void bind_model(py::module_& m) {
             return d;
           },
           "Model hyper-parameters (dict).")
+      .def(
+          "memory",
+          [](PyModel& self) {
+            const auto lock = lock_without_gil(self.mutex());
+            const halfbyte::model::MemoryReport r = self.get().memory();
+            py::dict d;
+            d["file"] = r.file;
+            d["weights_owned"] = r.weights_owned;
+            d["weights_mapped"] = r.weights_mapped;
+            d["mapped_resident"] = r.mapped_resident;
+            d["kv_cache"] = r.kv_cache;
+            d["kv_cache_resident"] = r.kv_cache_resident;
+            d["scratch"] = r.scratch;
+            d["scratch_resident"] = r.scratch_resident;
+            d["tokenizer"] = r.tokenizer;
+            d["resident"] = r.resident();
+            d["reserved"] = r.reserved();
+            return d;
+          },
+          "Bytes of memory by kind (dict); see halfbyte.Model.memory.")
       .def("close", &PyModel::close, "Free the model's memory; later calls raise ValueError.")
       .def("__enter__", [](PyModel& self) -> PyModel& { return self; }, py::return_value_policy::reference)
       .def("__exit__", [](PyModel& self, const py::args&) { self.close(); });

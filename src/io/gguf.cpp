@@ -306,6 +306,9 @@ GgufFile GgufFile::open(const std::string& path) {
              " + " + std::to_string(off) + " + " + std::to_string(t.nbytes) + " > " + std::to_string(f.size_) + ")");
     t.offset = data_start + off;
   }
+  // Metadata and tensor table are parsed into copies: their pages (MBs for a
+  // vocabulary) need not stay resident in this process.
+  f.maps_[0]->drop(0, size_t(std::min(data_start, f.size_)));
   return f;
 }
 
@@ -340,8 +343,15 @@ void GgufFile::release_pages(const GgufTensorInfo& t) const noexcept {
   if (t.source < maps_.size()) maps_[t.source]->drop(size_t(t.offset), size_t(t.nbytes));
 }
 
-void GgufFile::release_pages(const GgufTensorInfo& t, uint64_t n) const noexcept {
-  if (t.source < maps_.size()) maps_[t.source]->drop(size_t(t.offset), size_t(std::min(n, t.nbytes)));
+std::vector<std::pair<const uint8_t*, size_t>> GgufFile::mappings() const {
+  std::vector<std::pair<const uint8_t*, size_t>> out;
+  for (const auto& m : maps_) out.emplace_back(m->data(), m->size());
+  return out;
+}
+
+void GgufFile::release_pages(const GgufTensorInfo& t, uint64_t begin, uint64_t end) const noexcept {
+  end = std::min(end, t.nbytes);
+  if (t.source < maps_.size() && begin < end) maps_[t.source]->drop(size_t(t.offset + begin), size_t(end - begin));
 }
 
 bool GgufFile::has(std::string_view key) const { return kv_.find(std::string(key)) != kv_.end(); }

@@ -62,8 +62,10 @@ void MappedFile::drop(size_t offset, size_t n) const noexcept {
   if (!data_ || offset >= size_) return;
   n = std::min(n, size_ - offset);
   const size_t page = size_t(::sysconf(_SC_PAGESIZE));
-  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data_) + offset + page - 1) / page * page;
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(data_) + offset + n) / page * page;
+  // Whole pages around the range: the mapping is read-only and file-backed, so a
+  // page that also holds bytes still in use just faults back in when read.
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data_) + offset) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data_) + offset + n + page - 1) / page * page;
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 

@@ -21,9 +21,10 @@ class MappedFile {
   size_t size() const noexcept { return size_; }
   const std::string& path() const noexcept { return path_; }
 
-  // Bytes [offset, offset + n) are not needed resident any more: the whole pages
-  // inside the range leave this process's memory (they are read from the file
-  // again if touched). For data copied elsewhere at load, e.g. repacked weights.
+  // Bytes [offset, offset + n) are not needed resident any more: the pages they
+  // touch leave this process's memory (read from the file again if touched, so a
+  // page shared with bytes still in use only costs a fault). For data copied
+  // elsewhere at load, e.g. repacked weights.
   void drop(size_t offset, size_t n) const noexcept;
 
  private:

@@ -1,11 +1,6 @@
 #include "model/kv_cache.hpp"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <cstring>
-#include <new>
-#include <utility>
 
 #include "halfbyte/core/error.hpp"
 #include "halfbyte/core/half.hpp"
@@ -17,37 +12,9 @@ KvCache::KvCache(int64_t n_layer, int64_t n_head_kv, int64_t head_dim, int64_t n
                  const std::string& what)
     : n_layer_(n_layer), n_head_kv_(n_head_kv), hd_(head_dim), n_ctx_(n_ctx), ldk_((n_ctx + 31) / 32 * 32),
       f16_(f16), elem_(f16 ? 2 : 4) {
-  // Sizes follow from metadata: refuse (rather than let the OS kill us later) a
-  // cache beyond physical memory.
   const double need = double(n_layer) * double(n_head_kv) * double(head_dim) * double(ldk_ + n_ctx) * double(elem_);
-  const double phys = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
-  if (phys > 0 && need > phys)
-    throw_error(ErrorKind::InvalidArgument, what, ": a KV cache for n_ctx = ", n_ctx, " needs ", need / 1e9,
-                " GB, more than this machine's ", phys / 1e9, " GB (choose a smaller n_ctx)");
-  bytes_ = size_t(need);
-  void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  mem_ = static_cast<uint8_t*>(p);
-}
-
-KvCache::KvCache(KvCache&& o) noexcept { *this = std::move(o); }
-
-KvCache& KvCache::operator=(KvCache&& o) noexcept {
-  if (this != &o) {
-    release();
-    n_layer_ = o.n_layer_, n_head_kv_ = o.n_head_kv_, hd_ = o.hd_, n_ctx_ = o.n_ctx_, ldk_ = o.ldk_;
-    f16_ = o.f16_, elem_ = o.elem_;
-    bytes_ = std::exchange(o.bytes_, 0);
-    mem_ = std::exchange(o.mem_, nullptr);
-  }
-  return *this;
-}
-
-KvCache::~KvCache() { release(); }
-
-void KvCache::release() noexcept {
-  if (mem_) ::munmap(mem_, bytes_);
-  mem_ = nullptr;
+  if (need > 1e18) throw_invalid(what, ": a KV cache for n_ctx = ", n_ctx, " is too large");
+  map_ = AnonMap(size_t(need), what + ": a KV cache for n_ctx = " + std::to_string(n_ctx));
 }
 
 void KvCache::store(int64_t layer, int64_t g, int64_t pos, const float* k, const float* v) {
@@ -57,13 +24,13 @@ void KvCache::store(int64_t layer, int64_t g, int64_t pos, const float* k, const
   constexpr int64_t T = kernels::kKeyTile;
   const size_t k_at = k_off + size_t((pos / T) * hd_ * T + pos % T);  // dim d at k_at + d * T
   if (f16_) {
-    auto* kc = reinterpret_cast<uint16_t*>(mem_) + k_at;
-    auto* vc = reinterpret_cast<uint16_t*>(mem_) + v_off;
+    auto* kc = reinterpret_cast<uint16_t*>(map_.data()) + k_at;
+    auto* vc = reinterpret_cast<uint16_t*>(map_.data()) + v_off;
     for (int64_t d = 0; d < hd_; ++d) kc[size_t(d * T)] = fp32_to_fp16(k[d]);
     for (int64_t d = 0; d < hd_; ++d) vc[d] = fp32_to_fp16(v[d]);
   } else {
-    auto* kc = reinterpret_cast<float*>(mem_) + k_at;
-    auto* vc = reinterpret_cast<float*>(mem_) + v_off;
+    auto* kc = reinterpret_cast<float*>(map_.data()) + k_at;
+    auto* vc = reinterpret_cast<float*>(map_.data()) + v_off;
     for (int64_t d = 0; d < hd_; ++d) kc[size_t(d * T)] = k[d];
     std::memcpy(vc, v, size_t(hd_) * 4);
   }
@@ -72,8 +39,8 @@ void KvCache::store(int64_t layer, int64_t g, int64_t pos, const float* k, const
 void KvCache::attend(int64_t layer, int64_t g, const float* q, int64_t ldq, int M, int64_t n_keys, float scale,
                      float* scratch, float* out, int64_t ldo) const {
   const size_t head = size_t(layer * n_head_kv_ + g);
-  const uint8_t* kt = mem_ + head * size_t(hd_ * ldk_) * elem_;
-  const uint8_t* v = mem_ + (size_t(n_layer_ * n_head_kv_ * hd_ * ldk_) + head * size_t(n_ctx_ * hd_)) * elem_;
+  const uint8_t* kt = map_.data() + head * size_t(hd_ * ldk_) * elem_;
+  const uint8_t* v = map_.data() + (size_t(n_layer_ * n_head_kv_ * hd_ * ldk_) + head * size_t(n_ctx_ * hd_)) * elem_;
   const kernels::AttnArgs a{q, ldq, M, kt, v, n_keys, int(hd_), scale, scratch, ldk_, out, ldo};
   kernels::active().attend[f16_ ? 1 : 0](a);
 }

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/memory_map.hpp"
+
 namespace halfbyte::model {
 
 class KvCache {
@@ -19,14 +21,10 @@ class KvCache {
   KvCache() = default;
   // Throws Error(InvalidArgument) naming `what` if the cache would exceed physical memory.
   KvCache(int64_t n_layer, int64_t n_head_kv, int64_t head_dim, int64_t n_ctx, bool f16, const std::string& what);
-  KvCache(const KvCache&) = delete;
-  KvCache& operator=(const KvCache&) = delete;
-  KvCache(KvCache&& o) noexcept;
-  KvCache& operator=(KvCache&& o) noexcept;
-  ~KvCache();
 
   bool f16() const noexcept { return f16_; }
-  size_t bytes() const noexcept { return bytes_; }
+  size_t bytes() const noexcept { return map_.bytes(); }
+  const AnonMap& map() const noexcept { return map_; }
 
   // Stores key k and value v ([head_dim] each) of KV head g at position pos.
   void store(int64_t layer, int64_t g, int64_t pos, const float* k, const float* v);
@@ -38,11 +36,10 @@ class KvCache {
   size_t scratch_floats(int M) const noexcept { return size_t(M) * size_t(ldk_); }
 
  private:
-  void release() noexcept;
   int64_t n_layer_ = 0, n_head_kv_ = 0, hd_ = 0, n_ctx_ = 0, ldk_ = 0;
   bool f16_ = false;
-  size_t elem_ = 4, bytes_ = 0;
-  uint8_t* mem_ = nullptr;  // K of all layers, then V of all layers
+  size_t elem_ = 4;
+  AnonMap map_;  // K of all layers, then V of all layers
 };
 
 }  // namespace halfbyte::model

@@ -60,6 +60,7 @@ std::vector<float> tensor_vector(const io::GgufFile& f, const io::GgufTensorInfo
     throw_error(ErrorKind::Format, f.path(), ": tensor '", t.name, "' should be a vector of ", n, " values");
   std::vector<float> v(static_cast<size_t>(n));
   tensor_row_to_float(f, t, 0, v.data());
+  f.release_pages(t);
   return v;
 }
 
@@ -89,11 +90,12 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
     // Release the file's pages as they are repacked: the peak stays near the packed
     // size instead of file + packed for the largest tensor (e.g. a 30 MB embedding).
     const size_t rb = quant::row_bytes(fmt, n_in);
-    const auto consumed = [&](int64_t rows_read) {
+    const auto consumed = [&](int64_t begin, int64_t end) {  // called from the packing threads
       int64_t start = 0;
       for (const auto* t : parts) {
-        const int64_t read = std::clamp<int64_t>(rows_read - start, 0, t->ne[1]);
-        if (read > 0) f.release_pages(*t, uint64_t(read) * rb);
+        const int64_t b = std::clamp<int64_t>(begin - start, 0, t->ne[1]);
+        const int64_t e = std::clamp<int64_t>(end - start, 0, t->ne[1]);
+        if (e > b) f.release_pages(*t, uint64_t(b) * rb, uint64_t(e) * rb);
         start += t->ne[1];
       }
     };

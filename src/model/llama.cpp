@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 
 #include "halfbyte/core/error.hpp"
 #include "kernel_table.hpp"
@@ -110,6 +111,11 @@ Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_ba
     for (const Linear* lin : {&w.wqkv, &w.wo, &w.w_gate_up, &w.w_down})
       if (lin->requantized_parts()) requantized_[lin->requantized_from()] += lin->requantized_parts();
     layers_.push_back(std::move(w));
+    // Reading the norms mapped the page-cache folios around them: release the
+    // layer's tensors again so that the mapping's resident part stays small.
+    const std::string prefix = "blk." + std::to_string(l) + ".";
+    for (const io::GgufTensorInfo& x : f.tensors())
+      if (x.name.compare(0, prefix.size(), prefix) == 0) f.release_pages(x);
     if (progress && !progress(float(l + 1) / float(c.n_layer + 1)))
       throw_error(ErrorKind::Runtime, f.path(), ": load cancelled");
   }
@@ -118,19 +124,44 @@ Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_ba
   check_rows(output_, c.n_vocab, "output");
   if (output_.requantized_parts()) requantized_[output_.requantized_from()] += output_.requantized_parts();
 
+  // Everything but the token embedding has been copied out of the file: release
+  // what reads since the layers' own release mapped again (folios around a norm).
+  for (const io::GgufTensorInfo& t : f.tensors())
+    if (&t != tok_embd_) f.release_pages(t);
   kv_ = KvCache(c.n_layer, Hkv, hd, n_ctx, kv_f16, f.path());
   const size_t B = size_t(n_batch);
-  x_.resize(B * size_t(D));
-  xn_.resize(B * size_t(D));
-  qkv_.resize(B * size_t((H + 2 * Hkv) * hd));
-  att_.resize(B * size_t(H * hd));
-  tmp_.resize(B * size_t(D));
-  gu_.resize(B * size_t(2 * c.n_ff));
-  act_.resize(B * size_t(c.n_ff));
-  scores_.resize(size_t(std::max(1, n_threads)) * kv_.scratch_floats(int(H / Hkv)));
-  rope_cs_.resize(B * size_t(c.rope_dim));
+  const size_t sizes[] = {B * size_t(D),                     // x
+                          B * size_t(D),                     // xn
+                          B * size_t((H + 2 * Hkv) * hd),    // qkv
+                          B * size_t(H * hd),                // att
+                          B * size_t(D),                     // tmp
+                          B * size_t(2 * c.n_ff),            // gu
+                          B * size_t(c.n_ff),                // act
+                          size_t(std::max(1, n_threads)) * kv_.scratch_floats(int(H / Hkv)),  // scores
+                          B * size_t(c.rope_dim)};           // rope_cs
+  size_t total = 0;
+  for (size_t n : sizes) total += n;
+  scratch_ = ScratchArena(total, std::size(sizes), f.path() + ": scratch for n_batch = " + std::to_string(n_batch));
+  float** arrays[] = {&x_, &xn_, &qkv_, &att_, &tmp_, &gu_, &act_, &scores_, &rope_cs_};
+  for (size_t i = 0; i < std::size(sizes); ++i) *arrays[i] = scratch_.take(sizes[i]);
   for (int64_t i = 0; i < c.rope_dim / 2; ++i)
     inv_freq_.push_back(float(std::pow(double(c.rope_theta), -2.0 * double(i) / double(c.rope_dim))));
+}
+
+void Llama::memory(MemoryReport& r) const {
+  const auto floats = [](const std::vector<float>& v) { return uint64_t(v.size() * sizeof(float)); };
+  const auto linear = [&](const Linear& l) { return uint64_t(l.nbytes()) + floats(l.bias); };
+  uint64_t owned = floats(out_norm_) + linear(output_);
+  for (const LayerWeights& w : layers_)
+    owned += floats(w.attn_norm) + floats(w.ffn_norm) + linear(w.wqkv) + linear(w.wo) + linear(w.w_gate_up) +
+             linear(w.w_down);
+  r.weights_owned += owned;
+  r.weights_mapped += tok_embd_->nbytes;
+  const auto resident = [](const AnonMap& m) { return resident_bytes(m.data(), m.bytes()).value_or(m.bytes()); };
+  r.kv_cache += kv_.bytes();
+  r.kv_cache_resident += resident(kv_.map());
+  r.scratch += scratch_.map().bytes();
+  r.scratch_resident += resident(scratch_.map());
 }
 
 void Llama::embed(const int32_t* tokens, int64_t n, float* x) const {
@@ -143,7 +174,7 @@ void Llama::attention(int layer, int64_t n, int64_t pos) {
   const float scale = 1.0f / std::sqrt(float(hd));
   for (int64_t t = 0; t < n; ++t)  // append this batch's keys and values
     for (int64_t g = 0; g < Hkv; ++g) {
-      const float* k = qkv_.data() + t * qkv_w + (H + g) * hd;
+      const float* k = qkv_ + t * qkv_w + (H + g) * hd;
       kv_.store(layer, g, pos + t, k, k + Hkv * hd);
     }
   // One job per token and KV head: the `group` query heads that share the head
@@ -156,12 +187,12 @@ void Llama::attention(int layer, int64_t n, int64_t pos) {
   for (int64_t job = 0; job < jobs; ++job) {
     const int64_t t = job / Hkv, g = job % Hkv;
 #ifdef _OPENMP
-    float* sc = scores_.data() + size_t(omp_get_thread_num()) * scratch;
+    float* sc = scores_ + size_t(omp_get_thread_num()) * scratch;
 #else
-    float* sc = scores_.data();
+    float* sc = scores_;
 #endif
-    kv_.attend(layer, g, qkv_.data() + t * qkv_w + g * group * hd, hd, int(group), pos + t + 1, scale, sc,
-               att_.data() + t * H * hd + g * group * hd, hd);
+    kv_.attend(layer, g, qkv_ + t * qkv_w + g * group * hd, hd, int(group), pos + t + 1, scale, sc,
+               att_ + t * H * hd + g * group * hd, hd);
   }
 }
 
@@ -170,17 +201,17 @@ void Llama::forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logi
   const int64_t qkv_w = (H + 2 * Hkv) * hd, rd = c_.rope_dim;
   const auto silu_mul = kernels::active().silu_mul;
   if (n <= 0 || n > n_batch_) throw_invalid("forward: batch of ", n, " tokens (1..", n_batch_, ")");
-  float* x = x_.data();
+  float* x = x_;
   embed(tokens, n, x);
   // cos/sin per token and frequency, shared by all layers and heads.
   for (int64_t t = 0; t < n; ++t)
     for (int64_t i = 0; i < rd / 2; ++i) {
       const float a = float(pos + t) * inv_freq_[size_t(i)];
-      rope_cs_[size_t(t * rd + 2 * i)] = std::cos(a);
-      rope_cs_[size_t(t * rd + 2 * i + 1)] = std::sin(a);
+      rope_cs_[t * rd + 2 * i] = std::cos(a);
+      rope_cs_[t * rd + 2 * i + 1] = std::sin(a);
     }
   auto rope = [&](float* v, int64_t t) {
-    const float* cs = rope_cs_.data() + t * rd;
+    const float* cs = rope_cs_ + t * rd;
     for (int64_t i = 0; i < rd / 2; ++i) {
       const int64_t a = c_.rope_neox ? i : 2 * i, b = c_.rope_neox ? i + rd / 2 : 2 * i + 1;
       const float x0 = v[a], x1 = v[b], c = cs[2 * i], s = cs[2 * i + 1];
@@ -190,26 +221,26 @@ void Llama::forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logi
   };
   for (int l = 0; l < c_.n_layer; ++l) {
     const LayerWeights& w = layers_[size_t(l)];
-    for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, w.attn_norm.data(), D, c_.rms_eps, xn_.data() + t * D);
-    w.wqkv.forward(xn_.data(), n, D, qkv_.data(), qkv_w, n_threads_, float_);
+    for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, w.attn_norm.data(), D, c_.rms_eps, xn_ + t * D);
+    w.wqkv.forward(xn_, n, D, qkv_, qkv_w, n_threads_, float_);
     for (int64_t t = 0; t < n; ++t)
-      for (int64_t h = 0; h < H + Hkv; ++h) rope(qkv_.data() + t * qkv_w + h * hd, t);
+      for (int64_t h = 0; h < H + Hkv; ++h) rope(qkv_ + t * qkv_w + h * hd, t);
     attention(l, n, pos);
-    w.wo.forward(att_.data(), n, H * hd, tmp_.data(), D, n_threads_, float_);
-    for (int64_t i = 0; i < n * D; ++i) x[i] += tmp_[size_t(i)];
+    w.wo.forward(att_, n, H * hd, tmp_, D, n_threads_, float_);
+    for (int64_t i = 0; i < n * D; ++i) x[i] += tmp_[i];
 
-    for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, w.ffn_norm.data(), D, c_.rms_eps, xn_.data() + t * D);
-    w.w_gate_up.forward(xn_.data(), n, D, gu_.data(), 2 * F, n_threads_, float_);
+    for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, w.ffn_norm.data(), D, c_.rms_eps, xn_ + t * D);
+    w.w_gate_up.forward(xn_, n, D, gu_, 2 * F, n_threads_, float_);
     for (int64_t t = 0; t < n; ++t) {
-      const float* g = gu_.data() + t * 2 * F;
-      silu_mul(g, g + F, act_.data() + t * F, F);
+      const float* g = gu_ + t * 2 * F;
+      silu_mul(g, g + F, act_ + t * F, F);
     }
-    w.w_down.forward(act_.data(), n, F, tmp_.data(), D, n_threads_, float_);
-    for (int64_t i = 0; i < n * D; ++i) x[i] += tmp_[size_t(i)];
+    w.w_down.forward(act_, n, F, tmp_, D, n_threads_, float_);
+    for (int64_t i = 0; i < n * D; ++i) x[i] += tmp_[i];
   }
   const int64_t first = all_logits ? 0 : n - 1;
-  for (int64_t t = first; t < n; ++t) rmsnorm(x + t * D, out_norm_.data(), D, c_.rms_eps, xn_.data() + t * D);
-  output_.forward(xn_.data() + first * D, n - first, D, logits, c_.n_vocab, n_threads_, float_);
+  for (int64_t t = first; t < n; ++t) rmsnorm(x + t * D, out_norm_.data(), D, c_.rms_eps, xn_ + t * D);
+  output_.forward(xn_ + first * D, n - first, D, logits, c_.n_vocab, n_threads_, float_);
 }
 
 }  // namespace halfbyte::model

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/memory_map.hpp"
 #include "halfbyte/io/gguf.hpp"
 #include "halfbyte/model/model.hpp"
 #include "model/kv_cache.hpp"
@@ -37,6 +38,8 @@ class Llama {
   void forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logits, float* logits);
 
   int64_t n_ctx() const noexcept { return n_ctx_; }
+  // Fills the weights, KV cache and scratch fields of a memory report.
+  void memory(MemoryReport& r) const;
   // Tensors re-quantized to q8_0 at load, by their file type (e.g. "q4_K" -> 210).
   const std::map<std::string, int>& requantized() const noexcept { return requantized_; }
 
@@ -54,8 +57,10 @@ class Llama {
   std::vector<float> out_norm_;
   Linear output_;
   KvCache kv_;
-  // Scratch for n_batch tokens, sized once.
-  std::vector<float> x_, xn_, qkv_, att_, tmp_, gu_, act_, scores_, rope_cs_;
+  // Scratch for n_batch tokens, sized once in one anonymous mapping: resident only
+  // as far as batches have used it.
+  ScratchArena scratch_;
+  float *x_, *xn_, *qkv_, *att_, *tmp_, *gu_, *act_, *scores_, *rope_cs_;
   std::vector<float> inv_freq_;
   std::map<std::string, int> requantized_;
 };

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 
+#include "core/memory_map.hpp"
 #include "halfbyte/core/error.hpp"
 #include "halfbyte/io/model_file.hpp"
 #include "halfbyte/quant/format.hpp"
@@ -75,6 +76,18 @@ const Tokenizer& Model::tokenizer() const noexcept { return impl_->tokenizer; }
 int64_t Model::n_ctx() const noexcept { return impl_->net->n_ctx(); }
 int64_t Model::position() const noexcept { return impl_->pos; }
 void Model::reset() { impl_->pos = 0; }
+
+MemoryReport Model::memory() const {
+  const Impl& m = *impl_;
+  MemoryReport r;
+  r.file = m.file.file_size();
+  for (const auto& [p, n] : m.file.mappings()) r.mapped_resident += resident_bytes(p, n).value_or(n);
+  m.net->memory(r);
+  r.scratch += m.logits.capacity() * sizeof(float);
+  r.scratch_resident += m.logits.capacity() * sizeof(float);
+  r.tokenizer = m.tokenizer.memory_bytes();
+  return r;
+}
 
 std::vector<int32_t> Model::tokenize(std::string_view text, bool add_special) const {
   return impl_->tokenizer.encode(text, add_special, /*parse_special=*/false);

@@ -462,6 +462,26 @@ std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
 
 int32_t Tokenizer::n_vocab() const noexcept { return int32_t(v_->text.size()); }
 Tokenizer::Kind Tokenizer::kind() const noexcept { return v_->kind; }
+size_t Tokenizer::memory_bytes() const noexcept {
+  if (!v_) return 0;
+  const Vocab& v = *v_;
+  constexpr size_t kMallocOverhead = 16;  // glibc: header and rounding per block
+  constexpr size_t kSso = 15;             // libstdc++: strings this short live inside the object
+  size_t n = sizeof(Vocab) + v.text.capacity() * sizeof(std::string);
+  for (const std::string& t : v.text)
+    if (t.capacity() > kSso) n += t.capacity() + 1 + kMallocOverhead;
+  n += v.score.capacity() * sizeof(float) + v.type.capacity() * sizeof(TokenType);
+  // Hash tables: a bucket array plus one node per entry (next pointer, value and,
+  // for string keys, the cached hash).
+  n += v.id_of.bucket_count() * sizeof(void*) +
+       v.id_of.size() * (sizeof(void*) + sizeof(std::pair<const std::string_view, int32_t>) + sizeof(size_t) +
+                         kMallocOverhead);
+  n += v.merges.bucket_count() * sizeof(void*) +
+       v.merges.size() * (sizeof(void*) + sizeof(std::pair<const uint64_t, Vocab::Merge>) + kMallocOverhead);
+  n += v.specials.capacity() * sizeof(int32_t) + v.eog.capacity();
+  return n;
+}
+
 const std::string& Tokenizer::pre() const noexcept { return v_->pre_name; }
 int32_t Tokenizer::bos() const noexcept { return v_->bos; }
 int32_t Tokenizer::eos() const noexcept { return v_->eos; }

@@ -77,7 +77,7 @@ PackedMatrix PackedMatrix::pack(const quant::QMatrix& q) {
 }
 
 PackedMatrix PackedMatrix::pack_rows(const quant::Format& f, int64_t cols, const std::vector<RowSource>& parts,
-                                     const std::function<void(int64_t rows_read)>& consumed) {
+                                     const std::function<void(int64_t begin, int64_t end)>& consumed) {
   PackedMatrix p;
   p.format_ = f;
   p.cols_ = cols;
@@ -123,16 +123,18 @@ PackedMatrix PackedMatrix::pack_rows(const quant::Format& f, int64_t cols, const
       }
     }
   };
-  // Row groups in chunks of about 4 MiB of source, each chunk split among the
-  // threads, so that `consumed` can release what has been read.
-  const int64_t chunk = std::max<int64_t>(1, int64_t((size_t(4) << 20) / (size_t(kRowGroup) * row_bytes + 1)));
-  for (int64_t g0 = 0; g0 < groups; g0 += chunk) {
-    const int64_t g1 = std::min(groups, g0 + chunk);
+  // Row groups in chunks of about 1 MiB of source, split among the threads in one
+  // parallel region; each finished chunk is reported to `consumed` at once so
+  // that the caller can release what has been read.
+  const int64_t chunk = std::max<int64_t>(1, int64_t((size_t(1) << 20) / (size_t(kRowGroup) * row_bytes + 1)));
+  const int64_t n_chunks = (groups + chunk - 1) / chunk;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
 #endif
+  for (int64_t ci = 0; ci < n_chunks; ++ci) {
+    const int64_t g0 = ci * chunk, g1 = std::min(groups, g0 + chunk);
     for (int64_t g = g0; g < g1; ++g) pack_group(g);
-    if (consumed) consumed(std::min(p.rows_, g1 * kRowGroup));
+    if (consumed) consumed(g0 * kRowGroup, std::min(p.rows_, g1 * kRowGroup));
   }
   return p;
 }

@@ -64,6 +64,20 @@ class Model:
         """Hyper-parameters: arch, n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx, ..."""
         return self._m.config
 
+    def memory(self) -> Dict[str, int]:
+        """Where the model's memory goes, in bytes.
+
+        ``file``: the model file, mapped read-only (page cache, shared between
+        processes). ``weights_owned``: weights repacked or converted at load (private
+        memory). ``weights_mapped``: tensors read in place from the mapping (the token
+        embedding), of which ``mapped_resident`` bytes of the mapping are resident now.
+        ``kv_cache`` / ``scratch``: reserved at load for n_ctx tokens / a batch, of
+        which ``kv_cache_resident`` / ``scratch_resident`` are in use (resident as they
+        fill). ``tokenizer``: vocabulary and tables (estimate). ``resident``: the sum
+        of what is in RAM now; ``reserved``: the most it can grow to.
+        """
+        return self._m.memory()
+
     def tokenize(self, text: str, add_special: bool = True) -> List[int]:
         """Token ids of text; add_special adds BOS/EOS as the model's metadata says (as llama.cpp does)."""
         return self._m.tokenize(text, add_special)

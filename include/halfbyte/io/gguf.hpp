@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -111,8 +112,11 @@ class GgufFile {
   // The tensor's bytes were copied elsewhere (e.g. repacked): its mapped pages leave
   // this process's resident memory; reading it again still works (from the file).
   void release_pages(const GgufTensorInfo& t) const noexcept;
-  // The same for bytes [0, n) of the tensor's data (whole pages only).
-  void release_pages(const GgufTensorInfo& t, uint64_t n) const noexcept;
+  // The same for bytes [begin, end) of the tensor's data (and the rest of the pages
+  // they touch).
+  void release_pages(const GgufTensorInfo& t, uint64_t begin, uint64_t end) const noexcept;
+  // The read-only mappings of the file(s): (address, bytes) each.
+  std::vector<std::pair<const uint8_t*, size_t>> mappings() const;
 
   // Sets (or replaces) a metadata value: how a separate tokenizer file joins a model.
   void set(std::string key, GgufValue value) { kv_[std::move(key)] = std::move(value); }

@@ -84,6 +84,30 @@ struct GenerateStats {
   double decode_tps() const { return decode_seconds > 0 ? double(generated_tokens) / decode_seconds : 0.0; }
 };
 
+// Where a loaded model's memory goes (Model::memory()), in bytes. "Reserved" sizes
+// are fixed at load for n_ctx and n_batch; the anonymous ones (KV cache, scratch)
+// cost physical memory only as far as they have been used, which the *_resident
+// fields report (from /proc/self/pagemap; equal to the reserved size where that
+// cannot be read).
+struct MemoryReport {
+  uint64_t file = 0;             // the model file(s), mapped read-only (page cache, shared)
+  uint64_t weights_owned = 0;    // repacked / converted weights, norms, biases: private memory
+  uint64_t weights_mapped = 0;   // tensors read in place from the mapping (token embedding rows)
+  uint64_t mapped_resident = 0;  // pages of the file mapping(s) resident in this process now
+  uint64_t kv_cache = 0;         // reserved for n_ctx tokens (fp16 or fp32)
+  uint64_t kv_cache_resident = 0;
+  uint64_t scratch = 0;          // activations for n_batch tokens and the logits
+  uint64_t scratch_resident = 0;
+  uint64_t tokenizer = 0;        // vocabulary and lookup tables (estimated from their sizes)
+  // What the model holds in RAM now (weights_owned + mapped_resident +
+  // kv_cache_resident + scratch_resident + tokenizer).
+  uint64_t resident() const noexcept {
+    return weights_owned + mapped_resident + kv_cache_resident + scratch_resident + tokenizer;
+  }
+  // At most, with the whole context and batch in use and every mapped weight read.
+  uint64_t reserved() const noexcept { return weights_owned + weights_mapped + kv_cache + scratch + tokenizer; }
+};
+
 // Receives each piece of generated text as it comes (whole UTF-8 characters);
 // return false to stop.
 using TokenCallback = std::function<bool(std::string_view piece)>;
@@ -111,6 +135,8 @@ class Model {
   // chat template (ChatML for SmolLM2/Qwen2 style models). Starts from an empty cache.
   std::string generate(const std::string& prompt, const SamplingParams& params, const TokenCallback& on_piece = {},
                        GenerateStats* stats = nullptr, bool chat = false);
+
+  MemoryReport memory() const;
 
   std::vector<int32_t> tokenize(std::string_view text, bool add_special = true) const;
   std::string detokenize(const std::vector<int32_t>& ids) const;

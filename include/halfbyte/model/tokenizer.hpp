@@ -107,6 +107,9 @@ class Tokenizer {
   // Throws Error(InvalidArgument) for an id out of range.
   const std::string& token_text(int32_t id) const;
   TokenType token_type(int32_t id) const;
+  // Bytes of memory the vocabulary and its lookup tables take (an estimate from
+  // their sizes and the standard library's node layouts).
+  size_t memory_bytes() const noexcept;
 
   struct Vocab;  // internal (src/model/tokenizer_impl.hpp)
 

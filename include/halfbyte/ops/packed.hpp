@@ -45,12 +45,12 @@ class PackedMatrix {
     const void* data;
     int64_t rows;
   };
-  // consumed, if given, is called (on the calling thread) each time a further
-  // chunk of rows has been read, with the number of rows read so far (stacked
-  // order, increasing to rows()): a caller packing from a mapped file releases
-  // those pages as it goes, so peak memory stays near the packed size.
+  // consumed, if given, is called once for each chunk of rows [begin, end) (in the
+  // stacked order) after it has been read, possibly from several threads at once
+  // and in any order: a caller packing from a mapped file releases those pages as
+  // it goes, so peak memory stays near the packed size.
   static PackedMatrix pack_rows(const quant::Format& f, int64_t cols, const std::vector<RowSource>& parts,
-                                const std::function<void(int64_t rows_read)>& consumed = {});
+                                const std::function<void(int64_t begin, int64_t end)>& consumed = {});
   // The exact inverse of pack().
   quant::QMatrix unpack() const;
 
