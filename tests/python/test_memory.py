@@ -58,3 +58,111 @@ def test_repacked_tensors_leave_the_file_mapping(tmp_path, tied):
     # depends on the file system), never the repacked matrices.
     assert after_load <= header + (1 << 20)
     assert after_gen <= emb + header + (1 << 20)
+
+
+# --- The memory report (Model.memory()) against what the kernel says -------------
+
+def _in_fresh_process(code: str, *args: str) -> dict:
+    """Runs `code` in a new interpreter (clean RSS accounting) and returns the JSON it prints."""
+    import json
+    import subprocess
+
+    helpers = '''
+import json, resource, sys
+def rss():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+def reset_peak():  # Linux >= 4.0: writing 5 to clear_refs resets VmHWM to the current RSS
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+def peak():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+import numpy as np, halfbyte
+# Start OpenMP's threads and the kernels before the baseline.
+halfbyte.matmul(np.ones((2, 64), np.float32), halfbyte.quantize(np.ones((32, 64), np.float32), "q4_0"))
+'''
+    out = subprocess.run([sys.executable, "-c", helpers + code, *args], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+REPORT_CODE = '''
+path, n_ctx, n_gen = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+base = rss()
+m = halfbyte.Model(path, n_ctx=n_ctx, n_threads=2)
+at_load = m.memory()
+grew_load = rss() - base
+m.generate("Once upon a time, in a land far away, there lived", max_tokens=n_gen, temperature=1.0, seed=1)
+at_gen = m.memory()
+print(json.dumps({"load": at_load, "gen": at_gen, "grew_load": grew_load, "grew_gen": rss() - base,
+}))
+'''
+
+
+def test_memory_report_adds_up_to_the_rss_growth(tmp_path):
+    pytest.importorskip("gguf")
+    # 26 MB of q4_0 weights (a 50k vocabulary: embeddings and a separate output head).
+    path = write_random_llama(str(tmp_path / "m.gguf"), dtype="q4_0", vocab="gpt2", n_layer=6, n_embd=512,
+                              n_head=8, n_head_kv=4, n_ff=1536, n_ctx=512, tied=False)
+    n_ctx = 512
+    r = _in_fresh_process(REPORT_CODE, path, str(n_ctx), "200")
+    load, gen = r["load"], r["gen"]
+    for what, rep, grew in (("load", load, r["grew_load"]), ("200 tokens", gen, r["grew_gen"])):
+        print(what, {k: round(v / 1e6, 2) for k, v in rep.items()}, "RSS growth", round(grew / 1e6, 2))
+    emb, header = embedding_and_header_bytes(path)
+    size = os.path.getsize(path)
+    # The parts: the owned weights are the file's tensors minus the embedding read
+    # in place (the repacked layout has the file's bytes per block, plus padding to
+    # 16 rows); the KV cache is reserved for n_ctx fp16 keys and values.
+    assert load["file"] == size
+    assert load["weights_mapped"] == emb
+    assert abs(load["weights_owned"] - (size - header - emb)) < 0.01 * size
+    kv = 6 * 4 * 64 * (512 + 512) * 2
+    assert load["kv_cache"] == kv
+    # Nothing of the cache or the scratch is resident before the first token; after
+    # ~210 of 512 positions, less than half of the cache is.
+    assert load["kv_cache_resident"] == 0
+    assert load["scratch_resident"] <= 1 << 20
+    assert 0.3 * kv < gen["kv_cache_resident"] < 0.55 * kv
+    # The report adds up: the RSS growth (weights, KV cache, scratch, tokenizer,
+    # and whatever else the process allocated) within 5% + 3 MB of what it says.
+    for report, grew in ((load, r["grew_load"]), (gen, r["grew_gen"])):
+        assert abs(grew - report["resident"]) <= 0.05 * report["resident"] + 3e6, (grew, report["resident"])
+    assert gen["resident"] <= gen["reserved"]
+
+
+PEAK_CODE = '''
+path = sys.argv[1]
+base = rss()
+if not reset_peak():
+    print(json.dumps({"skip": "cannot reset VmHWM"}))
+    sys.exit(0)
+m = halfbyte.Model(path, n_ctx=256, n_threads=2)
+print(json.dumps({"peak": peak() - base, "after": rss() - base}))
+'''
+
+
+def test_peak_rss_at_load_stays_near_the_final_rss(tmp_path):
+    pytest.importorskip("gguf")
+    # A tied output head repacked from a 27 MB q8_0 embedding, the largest tensor:
+    # packing it while its file pages stay mapped would add 27 MB to the peak.
+    # Released chunk by chunk, what remains is the page-cache folios (up to 2 MB
+    # each on recent kernels) the packing threads have mapped: measured 8 MB.
+    path = write_random_llama(str(tmp_path / "m.gguf"), dtype="q8_0", vocab="gpt2", n_layer=2, n_embd=512,
+                              n_head=8, n_head_kv=4, n_ff=1024, tied=True)
+    emb, _ = embedding_and_header_bytes(path)
+    r = _in_fresh_process(PEAK_CODE, path)
+    if "skip" in r:
+        pytest.skip(r["skip"])
+    print(f"largest tensor {emb / 1e6:.1f} MB; RSS growth after load {r['after'] / 1e6:.1f} MB, "
+          f"peak during load {r['peak'] / 1e6:.1f} MB")
+    assert r["peak"] - r["after"] <= 0.5 * emb
