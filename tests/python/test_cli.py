@@ -65,6 +65,25 @@ def test_run_streams_text_and_reports_speed(model):
     assert "prompt:" in r.stderr and "decode:" in r.stderr and "tokens/s" in r.stderr
 
 
+def test_info_memory_reports_what_the_model_api_reports(model):
+    r = run("info", "--memory", model, "--ctx", "96", "--kv-cache", "f32")
+    assert r.returncode == 0, r.stderr
+    assert "n_ctx 96, KV cache f32" in r.stdout
+    with halfbyte.Model(model, n_ctx=96, kv_cache="f32") as m:
+        mem = m.memory()
+    def mb(label):  # the first figure on the line that starts with label
+        line = next(x for x in r.stdout.splitlines() if x.strip().startswith(label))
+        return float(line[len(line) - len(line.lstrip()) + len(label):].split("MB")[0])
+
+    assert mb("file (mapped, shared page cache)") == round(mem["file"] / 1e6, 1)
+    assert mb("weights, repacked / converted (owned)") == round(mem["weights_owned"] / 1e6, 1)
+    assert mb("KV cache, reserved for n_ctx") == round(mem["kv_cache"] / 1e6, 1)
+    # fp32 keys and values: 1 layer x 2 KV heads x 32 dims x (96 keys + 96 values) x 4 bytes.
+    assert mem["kv_cache"] == 1 * 2 * 32 * (96 + 96) * 4
+    bad = run("info", "--memory", model, "--kv-cache", "q4")
+    assert bad.returncode != 0 and "--kv-cache must be f16 or f32" in bad.stderr
+
+
 def test_info_lists_metadata_and_tensors(model):
     r = run("info", model)
     assert r.returncode == 0, r.stderr
