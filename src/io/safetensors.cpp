@@ -9,6 +9,9 @@
 // then the data; offsets count from byte 8 + N. A row-major [rows, cols] weight is
 // GGUF's ne = {cols, rows}, so tensors point into the mapped files unchanged.
 //
+// open_safetensors_tensors() stops there: every tensor under its HF name, for
+// architectures whose loader reads config.json itself (the BERT encoder).
+//
 // config.json (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM) becomes
 // GGUF's <arch>.* keys. HF keeps Q and K rows in the "half" RoPE layout (not
 // permuted as llama.cpp's converter does), so every model says
@@ -277,6 +280,9 @@ std::string read_config(const std::string& file, const json& c, std::map<std::st
     if (std::find(classes.begin(), classes.end(), cls) != classes.end()) known_class = cls;
   if (!model_type && classes.empty())
     throw_error(ErrorKind::Format, file, ": neither model_type nor architectures is given");
+  if (model_type && (*model_type == "bert" || *model_type == "distilbert"))
+    throw_error(ErrorKind::Unsupported, file, ": model_type '", *model_type,
+                "' is an encoder: load it with halfbyte::model::Encoder (Python: halfbyte.Encoder)");
   if (arch.empty() || (!classes.empty() && known_class.empty())) {
     std::string what = model_type ? "model_type '" + *model_type + "'" : "";
     for (const std::string& cl : classes) what += (what.empty() ? "" : ", ") + cl;
@@ -375,29 +381,56 @@ std::string read_config(const std::string& file, const json& c, std::map<std::st
   return arch;
 }
 
+// The mapped files of a model and their validated headers (HF name -> tensor),
+// checked against the folder's index if it has one.
+struct Headers {
+  Sources src;
+  std::vector<std::unique_ptr<MappedFile>> maps;
+  std::map<std::string, Raw> raw;
+};
+
+Headers read_headers(Sources src) {
+  Headers h{std::move(src), {}, {}};
+  for (const std::string& file : h.src.files) {
+    h.maps.push_back(std::make_unique<MappedFile>(file));
+    read_header(*h.maps.back(), uint32_t(h.maps.size() - 1), h.raw, h.maps);
+  }
+  for (const auto& [tensor, file] : h.src.index) {
+    const auto it = h.raw.find(tensor);
+    if (it == h.raw.end() || fs::path(h.maps[it->second.source]->path()).filename().string() != file)
+      throw_error(ErrorKind::Format, h.src.index_path, ": weight_map says tensor '", tensor, "' is in ", file,
+                  ", which does not hold it");
+  }
+  return h;
+}
+
 }  // namespace
 
+GgufFile open_safetensors_tensors(const std::string& path) {
+  Headers h = read_headers(find_sources(path));
+  std::vector<GgufTensorInfo> tensors;
+  for (const auto& [name, r] : h.raw) {
+    if (!r.dt || !r.dt->read) continue;  // an architecture's loader says so if it needs one of them
+    tensors.push_back(meta::tensor(name, std::vector<int64_t>(r.shape.rbegin(), r.shape.rend()), r.dt->type,
+                                   r.offset, r.source));
+  }
+  std::map<std::string, GgufValue> kv;
+  kv["general.name"] = meta::str(h.src.dir.filename().string());
+  return GgufFile::assemble(path, "safetensors", std::move(h.maps), std::move(kv), std::move(tensors));
+}
+
 GgufFile open_safetensors(const std::string& path) {
-  const Sources src = find_sources(path);
-  const std::string cfg_path = (src.dir / "config.json").string();
+  Sources sources = find_sources(path);
+  const std::string cfg_path = (sources.dir / "config.json").string();
   std::map<std::string, GgufValue> kv;
   bool tied = false;
   const std::string arch = read_config(cfg_path, hfjson::read_file(cfg_path, kMaxConfig), kv, tied);
+  Headers h = read_headers(std::move(sources));
+  const Sources& src = h.src;
   const int64_t n_layer = int64_t(kv[arch + ".block_count"].as_int("block_count"));
   const int64_t n_vocab = int64_t(kv[arch + ".vocab_size"].as_int("vocab_size"));
-
-  std::vector<std::unique_ptr<MappedFile>> maps;
-  std::map<std::string, Raw> raw;
-  for (const std::string& file : src.files) {
-    maps.push_back(std::make_unique<MappedFile>(file));
-    read_header(*maps.back(), uint32_t(maps.size() - 1), raw, maps);
-  }
-  for (const auto& [tensor, file] : src.index) {
-    const auto it = raw.find(tensor);
-    if (it == raw.end() || fs::path(maps[it->second.source]->path()).filename().string() != file)
-      throw_error(ErrorKind::Format, src.index_path, ": weight_map says tensor '", tensor, "' is in ", file,
-                  ", which does not hold it");
-  }
+  std::vector<std::unique_ptr<MappedFile>>& maps = h.maps;
+  const std::map<std::string, Raw>& raw = h.raw;
 
   std::vector<GgufTensorInfo> tensors;
   for (const auto& [hf, r] : raw) {

@@ -262,12 +262,21 @@ Encoding WordPieceTokenizer::encode_pair(std::string_view a_text, std::string_vi
   const size_t specials = added_count(p_->pair);
   check_room("WordPieceTokenizer::encode_pair", max_length, specials);
   if (max_length > 0) {
-    // longest_first: take from the longer side, from the first on a tie.
+    // longest_first, as tokenizers computes it: the shorter side keeps up to half
+    // the room (rounded down), the longer side the rest.
     const size_t room = size_t(max_length) - specials;
-    size_t na = a.size(), nb = b.size();
-    while (na + nb > room) (nb > na ? nb : na) -= 1;
-    a.resize(na);
-    b.resize(nb);
+    if (a.size() + b.size() > room) {
+      const bool swap = a.size() > b.size();
+      size_t n1 = std::min(a.size(), b.size()), n2 = std::max(a.size(), b.size());
+      n2 = n1 > room ? n1 : std::max(n1, room - n1);
+      if (n1 + n2 > room) {
+        n1 = room / 2;
+        n2 = n1 + room % 2;
+      }
+      if (swap) std::swap(n1, n2);
+      a.resize(std::min(a.size(), n1));
+      b.resize(std::min(b.size(), n2));
+    }
   }
   const std::vector<int32_t>* seq[2] = {&a, &b};
   return apply_template(p_->pair, seq);

@@ -131,10 +131,13 @@ TEST_CASE("wordpiece: pairs, token types and truncation", "[wordpiece]") {
   CHECK(e.type_ids == std::vector<int32_t>{0, 0, 0, 0, 1, 1, 1, 1});
   // Single: the text is cut, [CLS] and [SEP] stay.
   CHECK(t.encode("x y z x y z", 5).ids == ids({"[CLS]", "x", "y", "z", "[SEP]"}));
-  // longest_first: the longer side loses a token at a time, the first one on a tie.
+  // longest_first as tokenizers does it: the shorter side keeps up to half the room
+  // (rounded down), the longer side the rest.
   CHECK(t.encode_pair("x y z", "x y z", 7).ids == ids({"[CLS]", "x", "y", "[SEP]", "x", "y", "[SEP]"}));
   CHECK(t.encode_pair("x y z", "x y z x y z", 8).ids == ids({"[CLS]", "x", "y", "[SEP]", "x", "y", "z", "[SEP]"}));
   CHECK(t.encode_pair("x", "x y z x y z", 6).ids == ids({"[CLS]", "x", "[SEP]", "x", "y", "[SEP]"}));
+  CHECK(t.encode_pair("x y z x", "y z", 4).ids == ids({"[CLS]", "x", "[SEP]", "[SEP]"}));
+  CHECK(t.encode_pair("x y z", "x y z", 6).ids == ids({"[CLS]", "x", "[SEP]", "x", "y", "[SEP]"}));
   require_error([&] { t.encode("x", 1); }, ErrorKind::InvalidArgument, "max_length 1");
   require_error([&] { t.encode_pair("x", "y", 2); }, ErrorKind::InvalidArgument, "special tokens alone take 3");
 }

@@ -20,7 +20,9 @@ the formats in ``FORMATS`` and get it back as float32::
 group G in {32, 64, 128}, fp16 scales, or bf16 scales with the ``_bf16`` suffix.
 
 Models: ``halfbyte.Model(path)`` runs Llama-family GGUF / llama2.c / safetensors
-models (generate, logits, tokenize). Files: ``halfbyte.load_gguf(path)`` gives a
+models (generate, logits, tokenize); ``halfbyte.Encoder(path)`` runs BERT-family
+encoders (MiniLM, bge, e5) for sentence embeddings (``embed(texts)``).
+Files: ``halfbyte.load_gguf(path)`` gives a
 GGUF file's metadata and tensors (QTensor or numpy, zero-copy where possible),
 ``halfbyte.save_gguf(path, metadata, tensors)`` writes one.
 
@@ -31,6 +33,7 @@ bar and stop on Ctrl-C with KeyboardInterrupt. See docs/python.md.
 """
 
 from ._core import (
+    Encoder,
     QTensor,
     __version__,
     available_isas,
@@ -66,6 +69,7 @@ FORMATS = (
 )
 
 __all__ = [
+    "Encoder",
     "FORMATS",
     "GgufContents",
     "Model",

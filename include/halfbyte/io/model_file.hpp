@@ -28,6 +28,11 @@ GgufFile open_model_file(const std::string& path, const std::string& tokenizer =
 // The parts, for tools and tests.
 GgufFile open_llama2c(const std::string& path);
 GgufFile open_safetensors(const std::string& path);
+// The tensors of a safetensors model (folder or file, sharded or not) under their
+// HF names, shapes reversed into GGUF's ne order; only those of dtype F32, F16 or
+// BF16. No config.json is read and no metadata set but general.name: for
+// architectures whose loader reads the config itself (BERT encoders).
+GgufFile open_safetensors_tensors(const std::string& path);
 void add_llama2c_tokenizer(GgufFile& f, const std::string& tokenizer_bin);
 void add_hf_tokenizer(GgufFile& f, const std::string& tokenizer_json);
 

@@ -58,8 +58,9 @@ class WordPieceTokenizer {
   static WordPieceTokenizer from_vocab_txt(const std::string& path, const WordPieceConfig& cfg = {});
 
   // Text -> ids with the special tokens. max_length > 0 truncates to that many ids
-  // in all (the text's tokens are cut, the special ones kept; for a pair the longer
-  // side loses a token at a time, the first on a tie, as HF's longest_first);
+  // in all (the text's tokens are cut, the special ones kept; a pair is cut as HF's
+  // longest_first: the shorter text keeps its tokens up to half the room, the
+  // longer one takes the rest);
   // max_length smaller than the special tokens alone is an Error(InvalidArgument).
   Encoding encode(std::string_view text, int64_t max_length = 0) const;
   Encoding encode_pair(std::string_view a, std::string_view b, int64_t max_length = 0) const;

@@ -1,0 +1,225 @@
+// BERT forward pass over packed sequences (x: [T, D], the T tokens of all
+// sequences back to back; post-LayerNorm blocks):
+//   x = LN(word[id] + position[p] + token_type[t])         p: position within its sequence
+//   per layer:
+//     q, k, v = x Wqkv^T + b
+//     a = softmax(q k^T / sqrt(hd)) v    per sequence and head: tokens see only their own sequence
+//     x = LN(x + a Wo^T + bo)
+//     x = LN(x + gelu(x Wup^T + bup) Wdown^T + bdown)   gelu with erf
+// The projections and the feed-forward layers are one GEMM with M = T for the
+// whole batch; nothing is padded.
+//
+// Quantized layers and int8 activations: the LayerNorm outputs (inputs of Wqkv
+// and Wup) carry a few outlier channels, and quantizing them per 32-block to int8
+// costs most of the accuracy (all-MiniLM-L6-v2 q8_0, worst cosine to torch over a
+// varied set: 0.9982 all-int8, 0.9994 with those two in float, 0.9996 all float).
+// MatmulPrecision::Auto therefore runs those two on the float path.
+#include "model/bert.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "halfbyte/core/error.hpp"
+#include "kernel_table.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace halfbyte::model {
+namespace {
+
+// y = (x - mean) / sqrt(var + eps) * w + b over one row of n.
+void layer_norm(float* x, int64_t n, const float* w, const float* b, float eps) {
+  double sum = 0.0, sq = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += x[i];
+  const double mean = sum / double(n);
+  for (int64_t i = 0; i < n; ++i) sq += (x[i] - mean) * (x[i] - mean);
+  const float inv = float(1.0 / std::sqrt(sq / double(n) + double(eps)));
+  const float m = float(mean);
+  for (int64_t i = 0; i < n; ++i) x[i] = (x[i] - m) * inv * w[i] + b[i];
+}
+
+int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+}  // namespace
+
+Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& prefix, const quant::Format* float_to,
+           MatmulPrecision precision, int n_threads)
+    : file_(f), c_(c), n_threads_(n_threads) {
+  float_all_ = precision == MatmulPrecision::Float;
+  float_ln_ = precision != MatmulPrecision::Int;
+  const int64_t D = c.n_embd, F = c.n_ff;
+  // A tensor by its HF name; LayerNorm weights may be called gamma/beta (old checkpoints).
+  auto get = [&](const std::string& name) -> const io::GgufTensorInfo& {
+    const io::GgufTensorInfo* t = f.find_tensor(prefix + name);
+    const auto alias = [&](const char* from, const char* to) {
+      const size_t at = name.rfind(from);
+      if (!t && at != std::string::npos && at + std::string(from).size() == name.size())
+        t = f.find_tensor(prefix + name.substr(0, at) + to);
+    };
+    alias(".weight", ".gamma");
+    alias(".bias", ".beta");
+    if (!t)
+      throw_error(ErrorKind::Format, f.path(), ": tensor '", prefix + name,
+                  "' is missing (or not of dtype F32, F16 or BF16)");
+    return *t;
+  };
+  auto vec = [&](const std::string& name, int64_t n) { return tensor_vector(f, get(name), n); };
+  auto table = [&](const std::string& name, int64_t rows) -> const io::GgufTensorInfo& {
+    const io::GgufTensorInfo& t = get(name);
+    if (t.ne.size() != 2 || t.ne[0] != D || t.ne[1] != rows)
+      throw_error(ErrorKind::Format, f.path(), ": tensor '", t.name, "' should have shape [", rows, ", ", D,
+                  "] (config.json)");
+    return t;
+  };
+  auto linear = [&](const std::vector<std::string>& names, int64_t n_in, int64_t n_out) {
+    std::vector<const io::GgufTensorInfo*> parts;
+    for (const std::string& n : names) parts.push_back(&get(n + ".weight"));
+    Linear l = Linear::from_gguf(f, parts, n_in, float_to);
+    if (l.n_out() != n_out)
+      throw_error(ErrorKind::Format, f.path(), ": tensor '", parts[0]->name, "'", names.size() > 1 ? " (and its pair)" : "",
+                  " should have ", n_out / int64_t(names.size()), " rows, has ", parts[0]->ne[1]);
+    for (const std::string& n : names) {
+      const std::vector<float> b = vec(n + ".bias", n_out / int64_t(names.size()));
+      l.bias.insert(l.bias.end(), b.begin(), b.end());
+    }
+    return l;
+  };
+
+  word_emb_ = &table("embeddings.word_embeddings.weight", c.n_vocab);
+  const io::GgufTensorInfo& pos = table("embeddings.position_embeddings.weight", c.n_positions);
+  const io::GgufTensorInfo& type = table("embeddings.token_type_embeddings.weight", c.n_types);
+  pos_emb_.resize(size_t(c.n_positions * D));
+  for (int64_t r = 0; r < c.n_positions; ++r) tensor_row_to_float(f, pos, r, pos_emb_.data() + r * D);
+  type_emb_.resize(size_t(c.n_types * D));
+  for (int64_t r = 0; r < c.n_types; ++r) tensor_row_to_float(f, type, r, type_emb_.data() + r * D);
+  emb_ln_w_ = vec("embeddings.LayerNorm.weight", D);
+  emb_ln_b_ = vec("embeddings.LayerNorm.bias", D);
+
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const std::string p = "encoder.layer." + std::to_string(l) + ".";
+    BertLayer w;
+    w.qkv = linear({p + "attention.self.query", p + "attention.self.key", p + "attention.self.value"}, D, 3 * D);
+    w.attn_out = linear({p + "attention.output.dense"}, D, D);
+    w.ln1_w = vec(p + "attention.output.LayerNorm.weight", D);
+    w.ln1_b = vec(p + "attention.output.LayerNorm.bias", D);
+    w.up = linear({p + "intermediate.dense"}, D, F);
+    w.down = linear({p + "output.dense"}, F, D);
+    w.ln2_w = vec(p + "output.LayerNorm.weight", D);
+    w.ln2_b = vec(p + "output.LayerNorm.bias", D);
+    layers_.push_back(std::move(w));
+  }
+}
+
+void Bert::embed(const PackedBatch& b, float* x) const {
+  const int64_t D = c_.n_embd;
+  for (int64_t s = 0; s < b.n_seqs(); ++s)
+    for (int64_t t = b.start[size_t(s)]; t < b.start[size_t(s) + 1]; ++t) {
+      const int32_t id = b.ids[size_t(t)], type = b.types[size_t(t)];
+      const int64_t p = t - b.start[size_t(s)];
+      if (id < 0 || id >= c_.n_vocab) throw_invalid("encoder: token id ", id, " is outside the vocabulary of ", c_.n_vocab);
+      if (type < 0 || type >= c_.n_types)
+        throw_invalid("encoder: token type ", type, " is outside [0, ", c_.n_types, ")");
+      if (p >= c_.n_positions)
+        throw_invalid("encoder: a sequence of more than ", c_.n_positions, " tokens (max_position_embeddings)");
+      float* row = x + t * D;
+      tensor_row_to_float(file_, *word_emb_, id, row);
+      const float* pe = pos_emb_.data() + p * D;
+      const float* te = type_emb_.data() + int64_t(type) * D;
+      for (int64_t i = 0; i < D; ++i) row[i] += pe[i] + te[i];
+      layer_norm(row, D, emb_ln_w_.data(), emb_ln_b_.data(), c_.ln_eps);
+    }
+}
+
+void Bert::attention(const PackedBatch& b, const float* qkv, float* ctx) const {
+  const int64_t D = c_.n_embd, H = c_.n_head, hd = D / H, W = 3 * D;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  const auto attend = kernels::active().attend[0];  // fp32 keys and values
+  int64_t max_len = 0;
+  for (int64_t s = 0; s < b.n_seqs(); ++s) max_len = std::max(max_len, b.start[size_t(s) + 1] - b.start[size_t(s)]);
+  // Per thread: K in the kernel's tiled layout ([tile of 32 keys][hd][32]),
+  // V [n][hd], scores [n][lds].
+  constexpr int64_t kTile = kernels::kKeyTile;
+  const int64_t lds_max = round_up(std::max<int64_t>(max_len, 1), kTile);
+  const size_t per_thread = size_t(hd * lds_max + max_len * hd + max_len * lds_max);
+  const int64_t jobs = b.n_seqs() * H;
+  const int threads = int(std::max<int64_t>(1, std::min<int64_t>(n_threads_, jobs)));
+  std::vector<float> scratch(per_thread * size_t(threads));
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
+#endif
+  for (int64_t job = 0; job < jobs; ++job) {
+    const int64_t s = job / H, h = job % H;
+    const int64_t t0 = b.start[size_t(s)], n = b.start[size_t(s) + 1] - t0, lds = round_up(n, kTile);
+#ifdef _OPENMP
+    float* kt = scratch.data() + size_t(omp_get_thread_num()) * per_thread;
+#else
+    float* kt = scratch.data();
+#endif
+    float* v = kt + hd * lds;
+    float* sc = v + n * hd;
+    std::fill(kt + hd * (lds - kTile), kt + hd * lds, 0.0f);  // the last tile's padding: read, ignored
+    for (int64_t j = 0; j < n; ++j) {
+      const float* k = qkv + (t0 + j) * W + D + h * hd;
+      float* tile = kt + (j / kTile) * hd * kTile + j % kTile;
+      for (int64_t d = 0; d < hd; ++d) tile[d * kTile] = k[d];
+      std::copy_n(qkv + (t0 + j) * W + 2 * D + h * hd, hd, v + j * hd);
+    }
+    kernels::AttnArgs a{};
+    a.q = qkv + t0 * W + h * hd;
+    a.ldq = W;
+    a.M = int(n);
+    a.kt = kt;
+    a.v = v;
+    a.n_keys = n;
+    a.hd = int(hd);
+    a.scale = scale;
+    a.scratch = sc;
+    a.lds = lds;
+    a.out = ctx + t0 * D + h * hd;
+    a.ldo = D;
+    attend(a);
+  }
+}
+
+void Bert::forward(const PackedBatch& b, float* out) const {
+  const int64_t D = c_.n_embd, F = c_.n_ff, T = b.n_tokens();
+  if (T == 0) return;
+  float* x = out;  // the residual stream lives in the output
+  std::vector<float> qkv(size_t(T * 3 * D)), ctx(size_t(T * D)), tmp(size_t(T * D)), h(size_t(T * F));
+  embed(b, x);
+  const bool par = n_threads_ > 1 && T > 1;
+  for (const BertLayer& w : layers_) {
+    w.qkv.forward(x, T, D, qkv.data(), 3 * D, n_threads_, float_ln_);
+    attention(b, qkv.data(), ctx.data());
+    w.attn_out.forward(ctx.data(), T, D, tmp.data(), D, n_threads_, float_all_);
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(n_threads_) if (par)
+#endif
+    for (int64_t t = 0; t < T; ++t) {
+      float* row = x + t * D;
+      for (int64_t i = 0; i < D; ++i) row[i] += tmp[size_t(t * D + i)];
+      layer_norm(row, D, w.ln1_w.data(), w.ln1_b.data(), c_.ln_eps);
+    }
+    w.up.forward(x, T, D, h.data(), F, n_threads_, float_ln_);
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(n_threads_) if (par)
+#endif
+    for (int64_t t = 0; t < T; ++t) {
+      float* row = h.data() + t * F;
+      for (int64_t i = 0; i < F; ++i) row[i] = 0.5f * row[i] * (1.0f + std::erf(row[i] * float(M_SQRT1_2)));
+    }
+    w.down.forward(h.data(), T, F, tmp.data(), D, n_threads_, float_all_);
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(n_threads_) if (par)
+#endif
+    for (int64_t t = 0; t < T; ++t) {
+      float* row = x + t * D;
+      for (int64_t i = 0; i < D; ++i) row[i] += tmp[size_t(t * D + i)];
+      layer_norm(row, D, w.ln2_w.data(), w.ln2_b.data(), c_.ln_eps);
+    }
+  }
+}
+
+}  // namespace halfbyte::model

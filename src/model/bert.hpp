@@ -1,0 +1,54 @@
+// The BERT encoder graph: weights and the packed forward pass. Internal.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "halfbyte/io/gguf.hpp"
+#include "halfbyte/model/encoder.hpp"
+#include "model/linear.hpp"
+
+namespace halfbyte::model {
+
+struct BertLayer {
+  Linear qkv;       // [3 D, D]: query, key, value stacked, with biases
+  Linear attn_out;  // [D, D] + bias
+  std::vector<float> ln1_w, ln1_b;
+  Linear up;        // [F, D] + bias
+  Linear down;      // [D, F] + bias
+  std::vector<float> ln2_w, ln2_b;
+};
+
+// Several sequences packed back to back: sequence s is tokens [start[s], start[s + 1]).
+struct PackedBatch {
+  std::vector<int32_t> ids, types;
+  std::vector<int64_t> start{0};
+  int64_t n_tokens() const noexcept { return start.back(); }
+  int64_t n_seqs() const noexcept { return int64_t(start.size()) - 1; }
+};
+
+class Bert {
+ public:
+  // f holds the tensors under their HF names after `prefix` ("" or "bert.").
+  // float_to: format for the weight matrices (null: keep fp32).
+  Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& prefix, const quant::Format* float_to,
+       MatmulPrecision precision, int n_threads);
+
+  // Last hidden states [n_tokens, D] of the packed sequences.
+  void forward(const PackedBatch& b, float* out) const;
+
+ private:
+  void embed(const PackedBatch& b, float* x) const;
+  void attention(const PackedBatch& b, const float* qkv, float* ctx) const;
+
+  const io::GgufFile& file_;
+  EncoderConfig c_;
+  bool float_all_ = false, float_ln_ = false;  // float path for every layer / for Wqkv and Wup
+  int n_threads_;
+  const io::GgufTensorInfo* word_emb_;
+  std::vector<float> pos_emb_, type_emb_, emb_ln_w_, emb_ln_b_;
+  std::vector<BertLayer> layers_;
+};
+
+}  // namespace halfbyte::model
