@@ -297,6 +297,7 @@ Raises:
 void bind_model(py::module_& m);  // model.cpp
 void bind_gguf(py::module_& m);   // gguf.cpp
 void bind_encoder(py::module_& m);  // encoder.cpp
+void bind_quantize(py::module_& m);  // quantize.cpp
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = R"doc(halfbyte._core: C++ core of the halfbyte package (use `import halfbyte`).)doc";
@@ -391,6 +392,7 @@ Picklable; == compares format, shape and bytes.)doc")
   bind_model(m);
   bind_gguf(m);
   bind_encoder(m);
+  bind_quantize(m);
   m.def("dequantize", &dequantize, py::arg("qt"),
         "Same as qt.dequantize(): a new float32 array of shape qt.shape.");
 }

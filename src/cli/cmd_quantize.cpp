@@ -60,12 +60,16 @@ int cmd_quantize(const Args& args) {
     else if (a == "--tokenizer") o.tokenizer = r.value(a);
     else if (a == "-t" || a == "--threads") o.n_threads = int(r.integer(a, 1, 1024));
     else if (a == "--quiet") quiet = true;
+    else if (a == "--pure") o.pure = true;
     else if (a == "-h" || a == "--help") {
       std::printf(
-          "usage: halfbyte quantize IN OUT --type T [--imatrix FILE] [--tokenizer FILE] [-t THREADS] [--quiet]\n"
+          "usage: halfbyte quantize IN OUT --type T [--pure] [--imatrix FILE] [--tokenizer FILE]\n"
+          "                         [-t THREADS] [--quiet]\n"
           "IN is a GGUF file, a llama2.c checkpoint or an HF safetensors folder; OUT a GGUF file\n"
           "(written under a temporary name, renamed when complete). T is one of\n"
-          "  f32, f16, q8_0, q4_0, q4_1, q5_0, q4_k, q6_k   every weight matrix in that type\n"
+          "  f32, f16, q8_0, q4_0, q4_1, q5_0, q4_k, q6_k   every weight matrix in that type,\n"
+          "            except the output head (output.weight, or token_embd.weight if tied)\n"
+          "            at q6_K under the 4/5-bit types, as llama.cpp; --pure: that too\n"
           "  q4_k_m    token_embd and output q6_K; attn_v and ffn_down q6_K in the first and\n"
           "            last eighth of the layers and every third layer between; the rest q4_K\n"
           "Norms and biases stay f32. Rows that are not a whole number of blocks fall back\n"

@@ -201,9 +201,17 @@ const std::vector<std::string>& model_quantize_types() {
   return t;
 }
 
-std::string mix_type(const std::string& type, const std::string& name, int64_t n_layer) {
+std::string mix_type(const std::string& type, const std::string& name, int64_t n_layer, bool tied, bool pure) {
   const std::string t = check_type(type);
-  if (t != "q4_k_m") return io::ggml_type_info(ggml_type(t)).name;
+  if (t != "q4_k_m") {
+    // The output head decides every next token: llama.cpp keeps it at q6_K under
+    // the 4- and 5-bit types (4-bit heads wreck small models: SmolLM2-135M at pure
+    // q4_0 repeats "111.111...").
+    const bool head = name == "output.weight" || (tied && name == "token_embd.weight");
+    const bool low = t == "q4_0" || t == "q4_1" || t == "q5_0" || t == "q4_k";
+    if (head && low && !pure) return "q6_K";
+    return io::ggml_type_info(ggml_type(t)).name;
+  }
   if (name == "token_embd.weight" || name == "output.weight") return "q6_K";
   const int64_t l = layer_of(name);
   if (l >= 0 && (ends_with(name, ".attn_v.weight") || ends_with(name, ".ffn_down.weight")) && more_bits(l, n_layer))
@@ -220,7 +228,8 @@ std::vector<TensorQuantInfo> quantize_model(const std::string& in, const std::st
     const fs::path dir = fs::path(out).parent_path();
     std::error_code ec;
     if (!dir.empty() && !fs::is_directory(dir, ec))
-      throw_invalid("quantize: the output folder '", dir.string(), "' does not exist (for ", out, ")");
+      throw_error(ErrorKind::Io, "quantize: cannot write ", out, ": folder '", dir.string(),
+                  "' does not exist (No such file or directory)");
     if (fs::is_directory(out, ec)) throw_invalid("quantize: the output path '", out, "' is a folder");
   }
   const int n_threads = opts.n_threads > 0 ? std::min(opts.n_threads, kMaxThreads) : num_threads();
@@ -230,6 +239,7 @@ std::vector<TensorQuantInfo> quantize_model(const std::string& in, const std::st
 
   const std::string arch = f.get_string("general.architecture", "");
   const int64_t n_layer = f.get_int(arch + ".block_count", 0);
+  const bool tied = f.find_tensor("output.weight") == nullptr;
   // HF checkpoints: Q/K rows in HF's rotary layout. llama.cpp expects GGUF's for
   // llama-style models (qwen2 uses HF's layout natively): permute, drop the flag.
   bool permute_qk = false;
@@ -257,7 +267,7 @@ std::vector<TensorQuantInfo> quantize_model(const std::string& in, const std::st
       j.to = t.type;
       j.copy = true;
     } else if (matrix) {
-      j.to = type == "f32" ? GgmlType::F32 : fit_type(ggml_type(mix_type(type, t.name, n_layer)), t.ne[0]);
+      j.to = type == "f32" ? GgmlType::F32 : fit_type(ggml_type(mix_type(type, t.name, n_layer, tied, opts.pure)), t.ne[0]);
     } else {
       j.to = GgmlType::F32;  // norms, biases, anything else: f32 (llama.cpp's choice too)
     }

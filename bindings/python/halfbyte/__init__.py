@@ -25,6 +25,8 @@ encoders (MiniLM, bge, e5) for sentence embeddings (``embed(texts)``).
 Files: ``halfbyte.load_gguf(path)`` gives a
 GGUF file's metadata and tensors (QTensor or numpy, zero-copy where possible),
 ``halfbyte.save_gguf(path, metadata, tensors)`` writes one.
+``halfbyte.quantize_model(path_in, path_out, type="q4_k_m")`` writes a whole model
+as a quantized GGUF file (also ``halfbyte quantize`` on the command line).
 
 Errors: bad arguments raise ValueError, OS failures OSError (FileNotFoundError for
 a missing file), and everything else (requests this build or CPU cannot serve,
@@ -48,6 +50,7 @@ from ._core import (
 
 from .gguf_io import GgufContents, load_gguf, save_gguf
 from .model import Model
+from .model_quantize import QUANTIZE_TYPES, quantize_model
 
 #: Format names accepted by quantize() and QTensor.from_bytes().
 FORMATS = (
@@ -73,6 +76,7 @@ __all__ = [
     "FORMATS",
     "GgufContents",
     "Model",
+    "QUANTIZE_TYPES",
     "QTensor",
     "__version__",
     "available_isas",
@@ -82,6 +86,7 @@ __all__ = [
     "matmul",
     "num_threads",
     "quantize",
+    "quantize_model",
     "save_gguf",
     "set_isa",
     "set_num_threads",

@@ -170,3 +170,17 @@ def save_gguf(
     progress: _Progress = None,
 ) -> None:
     """Write a GGUF v3 file; use halfbyte.save_gguf()."""
+
+QUANTIZE_TYPES: List[str]
+
+def quantize_model(
+    path_in: str,
+    path_out: str,
+    type: str,
+    imatrix: str = "",
+    tokenizer: str = "",
+    n_threads: int = 0,
+    pure: bool = False,
+    progress: _Progress = None,
+) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """Quantize a model to a GGUF file; use halfbyte.quantize_model()."""

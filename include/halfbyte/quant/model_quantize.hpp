@@ -7,8 +7,11 @@
 //
 // Types (o.type, case-insensitive):
 //   f32, f16                 every weight matrix in that float type
-//   q8_0, q4_0, q4_1, q5_0   every weight matrix in that 32-block format
-//   q4_k, q6_k               every weight matrix in that 256-block k-quant
+//   q8_0, q4_0, q4_1, q5_0   every weight matrix in that 32-block format ...
+//   q4_k, q6_k               ... or 256-block k-quant, except the output head
+//                            (output.weight, or token_embd.weight if the model
+//                            ties them) at q6_K for the types below 6 bits, as
+//                            llama.cpp does; o.pure keeps it at the type too
 //   q4_k_m                   a mix in the spirit of llama.cpp's Q4_K_M (mix_type()):
 //                            token_embd and output at q6_K, attn_v and ffn_down at
 //                            q6_K in the first and last eighth of the layers and every
@@ -51,6 +54,9 @@ struct ModelQuantizeOptions {
   std::string imatrix;
   // A tokenizer for inputs without one (see io::open_model_file).
   std::string tokenizer;
+  // Every weight matrix in the type, the output head included (llama.cpp's --pure).
+  // No effect on q4_k_m.
+  bool pure = false;
   int n_threads = 0;  // 0: halfbyte::num_threads()
   // Called on the calling thread as tensors are processed: tensor `index` of
   // `count` (0-based), its name, the fraction of it done (0..1]. Return false to
@@ -62,17 +68,19 @@ struct ModelQuantizeOptions {
 
 // Quantizes the model at `in` into a GGUF file at `out` (written to a temporary
 // name and renamed when complete). Returns one entry per tensor, in file order.
-// Throws Error(InvalidArgument) for an unknown type or an output folder that does
-// not exist, Error(Io)/Error(Format) for unreadable input, before any work is done.
+// Checked before any work is done: Error(InvalidArgument) for an unknown type,
+// Error(Io) for an output folder that does not exist or a missing input,
+// Error(Format) for a malformed one.
 std::vector<TensorQuantInfo> quantize_model(const std::string& in, const std::string& out,
                                             const ModelQuantizeOptions& opts = {});
 
 // The accepted type names, in the order listed above.
 const std::vector<std::string>& model_quantize_types();
 
-// The ggml type name a weight matrix gets under `type` before any fallback (for
-// q4_k_m this is the mix rule): `name` a GGUF tensor name, `n_layer` the model's
-// block count. Throws Error(InvalidArgument) for an unknown type.
-std::string mix_type(const std::string& type, const std::string& name, int64_t n_layer);
+// The ggml type name a weight matrix gets under `type` before any fallback:
+// `name` a GGUF tensor name, `n_layer` the model's block count, `tied` whether
+// token_embd.weight is also the output head (no output.weight). Throws
+// Error(InvalidArgument) for an unknown type.
+std::string mix_type(const std::string& type, const std::string& name, int64_t n_layer, bool tied, bool pure);
 
 }  // namespace halfbyte::quant
