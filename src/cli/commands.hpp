@@ -13,5 +13,6 @@ int cmd_formats(const Args& args);
 int cmd_run(const Args& args);
 int cmd_info(const Args& args);
 int cmd_quantize(const Args& args);
+int cmd_perplexity(const Args& args);
 
 }  // namespace halfbyte::cli
