@@ -72,11 +72,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                                   "--quick: /tmp/halfbyte-compare)")
     ap.add_argument("--write-perf", action="store_true", help="replace docs/PERF.md's compare.py section")
     a = ap.parse_args(argv)
-    a.reps = a.reps or (1 if a.quick else 3)
-    a.n_prompt = a.n_prompt or (64 if a.quick else 512)
-    a.n_gen = a.n_gen or (16 if a.quick else 128)
-    if a.threads < 1 or a.reps < 1:
-        ap.error("--threads and --reps must be >= 1")
+    a.reps = (1 if a.quick else 3) if a.reps is None else a.reps
+    a.n_prompt = (64 if a.quick else 512) if a.n_prompt is None else a.n_prompt
+    a.n_gen = (16 if a.quick else 128) if a.n_gen is None else a.n_gen
+    if min(a.threads, a.reps, a.n_prompt, a.n_gen) < 1:
+        ap.error("--threads, --reps, --n-prompt and --n-gen must be >= 1")
     return a
 
 
