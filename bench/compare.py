@@ -17,7 +17,9 @@ What it does, in order:
   kernels   halfbyte.matmul vs ONNX Runtime's MatMulNBits (accuracy_level 4 and
             0, block 32) on bench_matmul's shapes: GEMV (M = 1) in GB/s against
             the read-bandwidth roof, GEMM (M = 512) in GOP/s against the int8
-            peak; the two checked to agree on one shape first.
+            peak; the two checked to agree on one shape first. Then the kernels
+            issue's goals from bench_matmul (GEMV vs DRAM read, GEMM vs int8
+            peak and vs scalar, integer vs float GEMV, one row per ISA).
 Writes bench/results/compare-<date>.json and .md, and the plots
 (docs/plots/compare-{models,gemv,gemm}.png); with --quick all of it goes to
 /tmp/halfbyte-compare/ instead, unless --out says where.
@@ -45,6 +47,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
+from benchlib import goals  # noqa: E402
 from benchlib import kernels as kern  # noqa: E402
 from benchlib import models as mod  # noqa: E402
 from benchlib import report  # noqa: E402
@@ -149,6 +152,10 @@ def main(argv=None) -> int:
         res["kernels"] = kern.run_kernels(a.threads, a.reps, a.quick, use_ort, probe)
         if use_ort:
             res["kernels"]["onnxruntime_version"] = res["versions"]["onnxruntime"]
+        try:
+            res["goals"] = goals.run_goals(build_dir, a.threads, a.reps, a.quick, res.get("roofline"), probe)
+        except Skip as e:
+            skips.add("kernel goals (bench_matmul)", str(e))
 
     res["skipped"] = skips.items
     write_outputs(a, res, skips)

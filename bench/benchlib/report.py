@@ -8,6 +8,7 @@ import textwrap
 from typing import List, Optional
 
 from .common import Skip, log
+from .goals import goals_table
 
 BEGIN, END = "<!-- compare.py:begin -->", "<!-- compare.py:end -->"
 PLOTS = {"models": "compare-models.png", "gemv": "compare-gemv.png", "gemm": "compare-gemm.png"}
@@ -117,6 +118,8 @@ def markdown(res: dict) -> str:
         out += models_table(res["models"], res.get("bench_model")) + [""]
     if res.get("kernels"):
         out += kernel_tables(res["kernels"], res.get("roofline")) + [""]
+    if res.get("goals"):
+        out += goals_table(res["goals"]) + [""]
     for s in res.get("skipped", []):
         out.append(f"- skipped: {s['what']}: {s['why']}")
     for name, path in res.get("plots", {}).items():
