@@ -13,7 +13,8 @@ What it does, in order:
             (SmolLM2-135M Q4_1, Q4_0, Q8_0, a TinyLlama-1.1B-shaped Q4_0; missing
             ones made by bench/make_bench_models.py), 512-token prompt and 128
             greedy tokens, runs alternated, medians and ratios; then bench_model's
-            llama-bench style pp512 / tg128 for halfbyte.
+            llama-bench style pp512 / tg128 for halfbyte; load time and peak RSS
+            (fresh interpreters, warm page cache) against the inference issue's goals.
   kernels   halfbyte.matmul vs ONNX Runtime's MatMulNBits (accuracy_level 4 and
             0, block 32) on bench_matmul's shapes: GEMV (M = 1) in GB/s against
             the read-bandwidth roof, GEMM (M = 512) in GOP/s against the int8
@@ -136,6 +137,10 @@ def main(argv=None) -> int:
                 res["bench_model"] = mod.run_bench_model(build_dir, models, a.threads, a.n_prompt, a.n_gen)
             except Skip as e:
                 skips.add("bench_model", str(e))
+            try:
+                res["load"] = mod.run_load(models, a.threads, a.reps)
+            except Skip as e:
+                skips.add("load time and peak RSS", str(e))
         else:
             skips.add("models", "no model file found")
 

@@ -9,6 +9,7 @@ prompt and decode timers), llama.cpp's are wall time around Llama.eval.
 """
 
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -149,4 +150,49 @@ def run_bench_model(build_dir: Optional[str], models: List[Tuple[str, str]], thr
         entry[test] = b.get("tokens/s")
         if "wGB/s" in b:
             entry[test + " wGB/s"] = b["wGB/s"]
+    return out
+
+
+# Run in a fresh interpreter per measurement: peak RSS (VmHWM; not ru_maxrss, which
+# Linux carries over from the parent across fork and exec) minus the RSS after
+# import, load time of Model(path, n_ctx=512), 64 greedy tokens.
+_LOAD_SNIPPET = """
+import json, sys, time
+import halfbyte
+def status_kb(key):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith(key + ":"))
+path, threads = sys.argv[1], int(sys.argv[2])
+base = status_kb("VmRSS")
+t = time.perf_counter()
+m = halfbyte.Model(path, n_ctx=512, n_threads=threads)
+load = time.perf_counter() - t
+m.generate("The capital of France is", max_tokens=64)
+peak = status_kb("VmHWM")
+c = m.config
+kv = 2 * 2 * c["n_layer"] * c["n_head_kv"] * c["head_dim"] * 512
+print(json.dumps({"load_s": load, "peak_mb": (peak - base) / 1e3, "kv_mb": kv / 1e6}))
+"""
+
+
+def run_load(models: List[Tuple[str, str]], threads: int, reps: int) -> dict:
+    """The inference issue's load goals (warm page cache): load time of a ~100 MB
+    file < 0.2 s; peak RSS <= file + KV cache (fp16, n_ctx 512) + 30 MB."""
+    out = {"threads": threads, "reps": reps, "rows": []}
+    for label, path in models:
+        runs = []
+        for _ in range(reps + 1):  # the first one warms the page cache
+            p = subprocess.run([sys.executable, "-c", _LOAD_SNIPPET, path, str(threads)], capture_output=True,
+                               text=True, timeout=600)
+            if p.returncode != 0:
+                raise Skip(f"load of {path} failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
+            runs.append(json.loads(p.stdout.strip().splitlines()[-1]))
+        runs = runs[1:]
+        file_mb = os.path.getsize(path) / 1e6
+        row = {"model": label, "file_mb": file_mb, "load_s": median([r["load_s"] for r in runs]),
+               "peak_mb": median([r["peak_mb"] for r in runs]), "kv_mb": runs[0]["kv_mb"]}
+        row["peak_goal_mb"] = file_mb + row["kv_mb"] + 30
+        out["rows"].append(row)
+        log(f"load: {label}: {row['load_s']:.3f} s, peak RSS {row['peak_mb']:.0f} MB "
+            f"(goal <= {row['peak_goal_mb']:.0f} MB)")
     return out

@@ -63,6 +63,19 @@ def models_table(m: dict, bench_model: Optional[dict]) -> List[str]:
     return rows
 
 
+def load_table(ld: dict) -> List[str]:
+    rows = ["| model | file | load (warm) | goal | peak RSS | goal: file + KV + 30 MB |", "|---|---:|---:|---:|---:|---:|"]
+    for r in ld["rows"]:
+        met_t = "" if r["file_mb"] > 150 else (" yes" if r["load_s"] < 0.2 else " **no**")
+        met_m = " yes" if r["peak_mb"] <= r["peak_goal_mb"] else " **no**"
+        rows.append(f"| {r['model']} | {r['file_mb']:.0f} MB | {r['load_s']:.2f} s | "
+                    f"{'< 0.2 s' + met_t if met_t else '-'} | {r['peak_mb']:.0f} MB | {r['peak_goal_mb']:.0f} MB{met_m} |")
+    rows += ["", f"`halfbyte.Model(path, n_ctx=512)` in a fresh interpreter, then 64 greedy tokens; peak RSS minus "
+                 f"the interpreter's; KV cache fp16; medians of {ld['reps']} after one warm-up load. The load-time "
+                 f"goal is for a ~100 MB file."]
+    return rows
+
+
 def kernel_tables(k: dict, roof: Optional[dict]) -> List[str]:
     peers = [p for p in ("ort acc4", "ort acc0") if any(p in r["us"] for r in k["rows"])]
     rows: List[str] = []
@@ -116,6 +129,8 @@ def markdown(res: dict) -> str:
         out += roofline_table(res["roofline"]) + [""]
     if res.get("models"):
         out += models_table(res["models"], res.get("bench_model")) + [""]
+    if res.get("load"):
+        out += load_table(res["load"]) + [""]
     if res.get("kernels"):
         out += kernel_tables(res["kernels"], res.get("roofline")) + [""]
     if res.get("goals"):
