@@ -107,7 +107,9 @@ def main(argv=None) -> int:
     date = datetime.date.today().isoformat()
     cmd = "python3 bench/compare.py" + "".join(" " + shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
     res = {"date": date, "command": cmd, "threads": a.threads, "reps": a.reps, "quick": a.quick,
-           "build_dir": build_dir, "versions": versions(), "cpu": "unknown"}
+           "build_dir": build_dir, "versions": versions(), "cpu": "unknown",
+           "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "HALFBYTE_ISA")},
+           "loadavg_start": load_average()}
     try:
         import halfbyte
     except ImportError:
@@ -162,9 +164,18 @@ def main(argv=None) -> int:
         except Skip as e:
             skips.add("kernel goals (bench_matmul)", str(e))
 
+    res["loadavg_end"] = load_average()
     res["skipped"] = skips.items
     write_outputs(a, res, skips)
     return 0
+
+
+def load_average() -> Optional[float]:
+    """1-minute load average: near 0 on a quiet machine (the figures are only then machine limits)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
 
 
 def cpu_model() -> str:

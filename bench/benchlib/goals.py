@@ -79,7 +79,8 @@ def run_goals(build_dir: Optional[str], threads: int, reps: int, quick: bool, ro
         goal(f"GEMV Q4_0 302 MB, {threads} threads, vs DRAM read", f"{g or 0:.1f} vs {read or 0:.1f} GB/s",
              ratio(g, read), 0.85, [names["gemv_dram"]])
     shape = "M32 N1536 K576" if quick else "M512 K=N=4096"
-    goal(f"GEMM Q4_0 {shape}, {threads} threads, vs int8 peak", f"{f['gemm_gops'] or 0:.0f} vs {int8_peak or 0:.0f} GOP/s",
+    goal(f"GEMM Q4_0 {shape}, {threads} threads, vs int8 peak",
+         f"{f['gemm_gops'] or 0:.0f} vs {int8_peak or 0:.0f} GOP/s",
          ratio(f["gemm_gops"], int8_peak), 0.5, [names["gemm"]])
     goal(f"same GEMM vs the scalar kernel (M8)", f"{f['gemm_gops'] or 0:.0f} vs {f['gemm_scalar_gops'] or 0:.1f} GOP/s",
          ratio(f["gemm_gops"], f["gemm_scalar_gops"]), 10.0, [names["gemm"], names["gemm_scalar"]])

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .common import Skip, log, median, ratio, seconds_per_call
+from .common import log, median, ratio, seconds_per_call
 
 # (M, N, K, what). GEMV at the SmolLM2-135M and TinyLlama-1.1B layer shapes, the
 # 4096 square and bench_matmul's DRAM-bound case; GEMM (M = 512, a prompt batch).
