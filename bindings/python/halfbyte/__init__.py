@@ -50,7 +50,7 @@ from ._core import (
 
 from .gguf_io import GgufContents, load_gguf, save_gguf
 from .model import Model
-from .model_quantize import QUANTIZE_TYPES, quantize_model
+from .model_quantize import QUANTIZE_TYPES, perplexity, quantize_model
 
 #: Format names accepted by quantize() and QTensor.from_bytes().
 FORMATS = (
@@ -85,6 +85,7 @@ __all__ = [
     "load_gguf",
     "matmul",
     "num_threads",
+    "perplexity",
     "quantize",
     "quantize_model",
     "save_gguf",

@@ -184,3 +184,14 @@ def quantize_model(
     progress: _Progress = None,
 ) -> Tuple[List[Dict[str, Any]], List[str]]:
     """Quantize a model to a GGUF file; use halfbyte.quantize_model()."""
+
+def perplexity(
+    path: str,
+    text: str,
+    ctx: int = 512,
+    base: str = "",
+    chunks: int = 0,
+    n_threads: int = 0,
+    progress: _Progress = None,
+) -> Dict[str, Any]:
+    """Perplexity (and KL vs a base model) by llama.cpp's method; use halfbyte.perplexity()."""

@@ -1,4 +1,5 @@
-"""Whole-model quantization from Python: halfbyte.quantize_model."""
+"""Whole-model quantization and its quality from Python: halfbyte.quantize_model and
+halfbyte.perplexity."""
 
 from __future__ import annotations
 
@@ -78,3 +79,46 @@ def quantize_model(
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
     return list(table)
+
+
+def perplexity(
+    model: PathArg,
+    text: str,
+    ctx: int = 512,
+    kl_base: Optional[PathArg] = None,
+    chunks: Optional[int] = None,
+    progress: ProgressArg = None,
+    n_threads: Optional[int] = None,
+) -> Dict[str, Any]:
+    """Perplexity of a model on ``text``, by llama.cpp's method (``halfbyte perplexity``).
+
+    The text is tokenized (BOS first if the model adds one) and cut into chunks of
+    ``ctx`` tokens; each chunk is evaluated from an empty cache with BOS as its first
+    token, and its second half is scored (each position predicting the next token).
+
+    Args:
+        model: the model file (any format halfbyte loads), loaded with n_ctx = ctx.
+        text: the evaluation text; it needs at least 2 * ctx tokens.
+        ctx: tokens per chunk.
+        kl_base: another model with the same vocabulary (e.g. the f16 source of a
+            quantized file), evaluated on the same chunks.
+        chunks: score at most this many chunks (default: all whole chunks).
+        progress: None, True (a bar) or a callable f(fraction) -> bool (False stops:
+            RuntimeError).
+        n_threads: threads (default halfbyte.num_threads()).
+
+    Returns:
+        ``chunks``, ``scored`` (positions), ``ppl``, ``ppl_err`` (exp(mean nll) and
+        its standard error), ``nll`` (mean, nats); with kl_base also ``base_ppl``,
+        ``kl``, ``kl_err`` (mean KL(base || model), nats), ``top1``, ``top1_err``
+        (share of positions whose most likely tokens agree).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"perplexity: text must be a str, got {text.__class__.__name__}")
+    for name, v in (("ctx", ctx), ("chunks", chunks), ("n_threads", n_threads)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"perplexity: {name} must be a positive int, got {v!r}")
+    path = os.fsdecode(os.fspath(model))
+    base = "" if kl_base is None else os.fsdecode(os.fspath(kl_base))
+    with progress_callback(progress, f"perplexity {os.path.basename(path)}") as cb:
+        return dict(_core.perplexity(path, text, ctx, base, chunks or 0, n_threads or 0, cb))
