@@ -4,6 +4,12 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#endif
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #endif
@@ -17,6 +23,20 @@ uint64_t xgetbv0() {
   __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
   return (uint64_t(hi) << 32) | lo;
 }
+
+#if defined(__x86_64__) && defined(__linux__)
+// Linux (5.16+) hands out the AMX tile data state (XTILEDATA, 8 KB per thread) only
+// on request, once per process; without it the first tile instruction raises
+// SIGILL. Returns 0 when granted, else the errno of the refusal.
+int request_amx_permission() {
+  constexpr long kArchGetXcompPerm = 0x1022, kArchReqXcompPerm = 0x1023;
+  constexpr unsigned long kXfeatureXtiledata = 18;
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0) return errno;
+  unsigned long granted = 0;  // confirm: the bitmask of permitted dynamic features
+  if (syscall(SYS_arch_prctl, kArchGetXcompPerm, &granted) != 0) return errno;
+  return (granted >> kXfeatureXtiledata) & 1 ? 0 : EPERM;
+}
+#endif
 
 CpuFeatures detect() {
   CpuFeatures f;
@@ -40,6 +60,16 @@ CpuFeatures detect() {
     f.avx512vl = b & (1u << 31);
     f.avx512vnni = c & (1u << 11);
   }
+  f.amx_bf16 = d & (1u << 22);
+  f.amx_tile = d & (1u << 24);
+  f.amx_int8 = d & (1u << 25);
+  f.amx_os = (xcr0 & (3ull << 17)) == (3ull << 17);  // XTILECFG | XTILEDATA
+#if defined(__x86_64__) && defined(__linux__)
+  if (f.amx_tile && f.amx_int8 && f.amx_os) {
+    f.amx_refused_errno = request_amx_permission();
+    f.amx_granted = f.amx_refused_errno == 0;
+  }
+#endif
   return f;
 }
 #elif defined(__aarch64__) && defined(__linux__)
@@ -76,6 +106,9 @@ std::string cpu_feature_string() {
   add(f.avx512vl, "avx512vl");
   add(f.avx512dq, "avx512dq");
   add(f.avx512vnni, "avx512vnni");
+  add(f.amx_tile, "amx_tile");
+  add(f.amx_int8, "amx_int8");
+  add(f.amx_bf16, "amx_bf16");
   add(f.neon, "neon");
   add(f.dotprod, "dotprod");
   add(f.i8mm, "i8mm");

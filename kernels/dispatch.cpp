@@ -2,7 +2,9 @@
 // switches tables at run time (not meant to race with running kernels).
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <iterator>
 #include <mutex>
 #include <string>
@@ -34,6 +36,30 @@ bool has_avx512() {
   return has_avx2() && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni;
 }
 #endif
+#if defined(HALFBYTE_HAVE_AMX_KERNELS)
+// amx builds on the avx512 table; the tile instructions need CPUID's AMX-TILE and
+// AMX-INT8, the OS's tile state in XCR0, and Linux's permission (cpu_features.cpp).
+bool has_amx() {
+  const CpuFeatures& f = cpu_features();
+  return has_avx512() && f.amx_tile && f.amx_int8 && f.amx_os && f.amx_granted;
+}
+std::string why_no_amx() {
+  const CpuFeatures& f = cpu_features();
+  if (!f.amx_tile && !f.amx_int8) return "this CPU has no AMX-TILE and no AMX-INT8";
+  if (!f.amx_tile) return "this CPU has no AMX-TILE";
+  if (!f.amx_int8) return "this CPU has no AMX-INT8";
+  if (!has_avx512()) return "this CPU lacks the AVX-512 features of the avx512 kernels amx builds on";
+  if (!f.amx_os) return "the OS has not enabled the AMX tile state (XCR0 bits 17-18)";
+  if (!f.amx_granted) {
+    std::string why = "Linux refused the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM): ";
+    why += f.amx_refused_errno ? std::strerror(f.amx_refused_errno) : "not requested (not Linux)";
+    if (f.amx_refused_errno == ENOSPC) why += " (an alternate signal stack of some thread is too small for it)";
+    if (f.amx_refused_errno == EINVAL) why += " (Linux 5.16 or later is needed)";
+    return why;
+  }
+  return "";
+}
+#endif
 #if defined(HALFBYTE_HAVE_NEON_KERNELS)
 bool has_neon_dotprod() { return cpu_features().neon && cpu_features().dotprod; }
 bool has_neon_i8mm() { return has_neon_dotprod() && cpu_features().i8mm; }
@@ -49,6 +75,9 @@ const Entry kEntries[] = {
     {"avx512", avx512::fill, has_avx512, "avx2"},
 #elif defined(HALFBYTE_HAVE_AVX512_KERNELS)
     {"avx512", avx512::fill, has_avx512, "scalar"},
+#endif
+#if defined(HALFBYTE_HAVE_AMX_KERNELS)
+    {"amx", amx::fill, has_amx, "avx512"},
 #endif
 #if defined(HALFBYTE_HAVE_NEON_KERNELS)
     {"neon", neon::fill, has_neon_dotprod, "scalar"},
@@ -84,6 +113,9 @@ void select(std::string_view name) {
     for (const Entry& k : kEntries) known += std::string(known.empty() ? "" : ", ") + k.name;
     throw_invalid("unknown ISA '", name, "' (this build has: ", known, ")");
   }
+#if defined(HALFBYTE_HAVE_AMX_KERNELS)
+  if (!e->supported() && name == "amx") throw_error(ErrorKind::Unsupported, "ISA 'amx' is not available: ", why_no_amx());
+#endif
   if (!e->supported())
     throw_error(ErrorKind::Unsupported, "ISA '", name, "' is not supported by this CPU (it has: ",
                 cpu_feature_string(), ")");

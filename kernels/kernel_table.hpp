@@ -127,4 +127,18 @@ namespace avx512 { void fill(KernelTable& t); void fill_attention(KernelTable& t
 namespace neon { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
 namespace neon_i8mm { void fill(KernelTable& t); }
 
+// amx (x86-64 builds): avx512's table with the integer GEMM on AMX tiles for
+// tasks of at least kMinTileRows rows (GEMV and short GEMMs stay on avx512).
+namespace amx {
+// Where AMX takes over from avx512. A first guess, not a measurement: to be
+// measured on a Xeon with AMX (bench_matmul's amx and avx512 rows; docs/AMX.md).
+constexpr int64_t kMinTileRows = 16;
+void fill(KernelTable& t);
+// The tile GEMM itself, for any number of rows (no crossover), for tests: on the
+// tile instructions (AMX CPUs only), and on their C++ emulation (any AVX-512 CPU:
+// the same blocking, packing and tail code).
+GemmIntFn tile_gemm_int(Family f, bool bf16);
+GemmIntFn emulated_tile_gemm_int(Family f, bool bf16);
+}  // namespace amx
+
 }  // namespace halfbyte::kernels

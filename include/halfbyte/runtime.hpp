@@ -11,8 +11,10 @@
 namespace halfbyte {
 
 // Kernel sets: "scalar" (portable C++, the reference), "avx2" (AVX2 + FMA + F16C),
-// "avx512" (AVX-512 F/BW/VL/DQ + VNNI), "neon" (ARMv8.2 dotprod), "neon_i8mm"
-// (+ the i8mm matrix instructions for GEMM).
+// "avx512" (AVX-512 F/BW/VL/DQ + VNNI), "amx" (avx512 + the integer GEMM on AMX
+// tiles; offered where CPUID has AMX-TILE and AMX-INT8 and Linux grants the tile
+// state), "neon" (ARMv8.2 dotprod), "neon_i8mm" (+ the i8mm matrix instructions
+// for GEMM).
 
 // Name of the kernel set in use, e.g. "avx512".
 std::string isa();
@@ -24,7 +26,8 @@ std::vector<std::string> available_isas();
 std::vector<std::string> compiled_isas();
 
 // Selects a kernel set by name. Throws Error(InvalidArgument) for an unknown name
-// and Error(Unsupported) for one this build or CPU cannot run.
+// and Error(Unsupported) for one this build or CPU cannot run (for "amx": saying
+// which is missing, the CPU's AMX-TILE / AMX-INT8 or Linux's permission).
 void set_isa(std::string_view name);
 
 }  // namespace halfbyte

@@ -1,0 +1,42 @@
+// The tile GEMM of kernels/amx/tile_gemm.inl on the C++ emulation of the tile
+// instructions (kernels/amx_tile_emu.cpp): the same blocking, packing and tail
+// logic as the amx kernels, runnable on any AVX-512 CPU. For tests only (it is
+// far slower than avx512); compiled with the AVX-512 flags but not the AMX ones,
+// so no tile instruction can slip in.
+#include <immintrin.h>
+
+#include <cstring>
+#include <new>
+
+#include "amx_tile.hpp"
+#include "kernel_table.hpp"
+
+namespace halfbyte::kernels::amx {
+namespace {
+
+struct EmuTiles {
+  static void load_config(const TileConfig& c) { emu::ldtilecfg(&c); }
+  static void store_config(TileConfig& c) { emu::sttilecfg(&c); }
+  template <int T>
+  static void zero() { emu::tilezero(T); }
+  template <int T>
+  static void load(const void* p, int64_t stride) { emu::tileloadd(T, p, stride); }
+  template <int T>
+  static void store(void* p, int64_t stride) { emu::tilestored(T, p, stride); }
+  template <int C, int A, int B>
+  static void dot() { emu::tdpbssd(C, A, B); }
+};
+
+#include "tile_gemm.inl"
+
+}  // namespace
+
+GemmIntFn emulated_tile_gemm_int(Family f, bool bf16) {
+  static const GemmIntFn fns[kFamilies][2] = {
+      {gemm_tiles<EmuTiles, kSym4, false>, gemm_tiles<EmuTiles, kSym4, true>},
+      {gemm_tiles<EmuTiles, kAffine4, false>, gemm_tiles<EmuTiles, kAffine4, true>},
+      {gemm_tiles<EmuTiles, kQ8, false>, gemm_tiles<EmuTiles, kQ8, true>}};
+  return fns[f][bf16 ? 1 : 0];
+}
+
+}  // namespace halfbyte::kernels::amx

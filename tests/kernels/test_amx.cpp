@@ -1,0 +1,347 @@
+// AMX: the C++ emulation of the tile instructions against a naive matrix product
+// (wrap-around, configuration limits, rows/colsb), the tile GEMM on that emulation
+// against the scalar kernels bit for bit (every format, tails in M and N, 1 and 2
+// threads), the same on the real tiles where the CPU has AMX, and the dispatch's
+// refusal of "amx" on CPUs without it. Each test says which of emulation and
+// hardware ran.
+#include <cpuid.h>
+
+#include <exception>
+#include <tuple>
+#include <thread>
+
+#include "amx_tile.hpp"
+#include "kernel_table.hpp"
+#include "kernel_test_util.hpp"
+
+using namespace halfbyte;
+using namespace halfbyte::test;
+namespace amx = halfbyte::kernels::amx;
+namespace emu = halfbyte::kernels::amx::emu;
+
+namespace {
+
+bool available(const char* name) {
+  const auto a = available_isas();
+  return std::find(a.begin(), a.end(), name) != a.end();
+}
+
+// ---- the emulated tile layer ------------------------------------------------------
+
+amx::TileConfig config(std::initializer_list<std::tuple<int, int, int>> tiles) {  // (tile, rows, colsb)
+  amx::TileConfig c{};
+  c.palette_id = 1;
+  for (auto [t, rows, colsb] : tiles) {
+    c.rows[t] = uint8_t(rows);
+    c.colsb[t] = uint16_t(colsb);
+  }
+  return c;
+}
+
+// C[m][n] (+)= sum_k A[m][4k + i] * B[k][4n + i], in int64 then wrapped to int32.
+std::vector<int32_t> naive(const std::vector<uint8_t>& A, int64_t lda, const std::vector<uint8_t>& B, int64_t ldb,
+                           std::vector<int32_t> C, int64_t ldc, int M, int Kq, int N, bool sa, bool sb) {
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      int64_t acc = C[size_t(m * ldc + n)];
+      for (int k = 0; k < Kq; ++k)
+        for (int i = 0; i < 4; ++i) {
+          const uint8_t a = A[size_t(m * lda + 4 * k + i)], b = B[size_t(k * ldb + 4 * n + i)];
+          acc += int64_t(sa ? int8_t(a) : a) * int64_t(sb ? int8_t(b) : b);
+        }
+      C[size_t(m * ldc + n)] = int32_t(uint32_t(uint64_t(acc)));  // modulo 2^32
+    }
+  return C;
+}
+
+using DotFn = void (*)(int, int, int);
+struct DotKind {
+  const char* name;
+  DotFn fn;
+  bool sa, sb;
+};
+const DotKind kDots[] = {{"tdpbssd", emu::tdpbssd, true, true},
+                         {"tdpbsud", emu::tdpbsud, true, false},
+                         {"tdpbusd", emu::tdpbusd, false, true},
+                         {"tdpbuud", emu::tdpbuud, false, false}};
+
+// ---- the tile GEMM against the scalar kernels ---------------------------------------
+
+const char* kFormats[] = {"q4_0", "q4_1", "q8_0", "int4_g64", "int4a_g128", "int4_g32_bf16", "int4a_g64_bf16"};
+
+struct Shape {
+  int64_t M, N, K;
+};
+
+// Shapes with tails: M in {2, 3, 17, 64, 511} (and row splits below 16 rows per
+// thread), N not a multiple of 16 or 32 (odd row-group counts), K = one block up to
+// thousands.
+std::vector<Shape> shapes_for(const quant::Format& f) {
+  const int64_t g = f.block_size();
+  return {{2, 17, g},        {3, 33, 2 * g},   {17, 47, 4 * g},  {64, 100, 512},       {511, 31, 256},
+          {17, 257, 4096},   {64, 16, 8 * g},  {17, 1, 2 * g},   {33, 15, g},          {511, 100, 512},
+          {2, 257, 4096 + g}};
+}
+
+// Runs fn over M x N like ops::matmul does with nthr threads (row groups split
+// among them, or the rows when there are fewer groups than threads), each task
+// on its own thread when nthr > 1 so that every thread configures its own tiles.
+void run(kernels::GemmIntFn fn, const kernels::Packed& p, const kernels::ActQ8& a, float* y, int64_t ldy,
+         int64_t M, int nthr) {
+  const int64_t G = (p.rows + 15) / 16;
+  auto task = [&](int tid) {
+    kernels::GemmTask t{0, G, 0, M, y, ldy};
+    if (G >= nthr) {
+      t.g0 = G * tid / nthr;
+      t.g1 = G * (tid + 1) / nthr;
+    } else {
+      t.m0 = M * tid / nthr;
+      t.m1 = M * (tid + 1) / nthr;
+    }
+    if (t.g0 < t.g1 && t.m0 < t.m1) fn(p, a, t);
+  };
+  if (nthr == 1) return task(0);
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(nthr));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < nthr; ++i)
+    threads.emplace_back([&, i] {
+      try {
+        task(i);
+      } catch (...) {
+        errors[size_t(i)] = std::current_exception();
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+// fn(f, bf16) against the scalar integer GEMM, bit for bit, on every format and
+// shape, 1 and 2 threads. Outputs are written with a row stride wider than N: the
+// columns past N must stay untouched. Returns the number of cases run.
+int check_tile_gemm(const char* label, kernels::GemmIntFn (*fn)(kernels::Family, bool)) {
+  kernels::KernelTable scalar;
+  kernels::scalar::fill(scalar);
+  int cases = 0;
+  uint64_t seed = 9000;
+  for (const char* name : kFormats) {
+    const quant::Format f = quant::Format::parse(name);
+    for (const Shape& s : shapes_for(f)) {
+      for (bool adversarial : {false, true}) {
+        if (adversarial && s.M * s.N * s.K > (1 << 22)) continue;
+        const quant::QMatrix q = random_weights(f, s.N, s.K, seed++, adversarial);
+        const ops::PackedMatrix packed = ops::PackedMatrix::pack(q);
+        const kernels::Packed p = kernels::Packed::of(packed);
+        const auto x = random_activations(s.M, s.K, seed++);
+        const int64_t nb = s.K / 32;
+        std::vector<int8_t> qs(size_t(s.M * s.K));
+        std::vector<kernels::ActBlock> meta(size_t(s.M * nb));
+        for (int64_t m = 0; m < s.M; ++m)
+          scalar.quantize_act(x.data() + m * s.K, s.K, qs.data() + m * s.K, meta.data() + m * nb);
+        const kernels::ActQ8 a{qs.data(), meta.data(), s.K};
+        const int64_t ldy = s.N + 3;
+        std::vector<float> want(size_t(s.M * ldy), -7.0f);
+        run(scalar.gemm_int[p.family][p.bf16], p, a, want.data(), ldy, s.M, 1);
+        for (int nthr : {1, 2}) {
+          std::vector<float> got(size_t(s.M * ldy), -7.0f);
+          run(fn(p.family, p.bf16), p, a, got.data(), ldy, s.M, nthr);
+          ++cases;
+          for (int64_t m = 0; m < s.M; ++m)
+            for (int64_t n = 0; n < ldy; ++n) {
+              const size_t i = size_t(m * ldy + n);
+              if (std::memcmp(&got[i], &want[i], 4) == 0) continue;
+              INFO(label << ": " << name << (adversarial ? " adversarial" : "") << " M=" << s.M << " N=" << s.N
+                         << " K=" << s.K << " threads=" << nthr << " at m=" << m << " n=" << n << ": got "
+                         << got[i] << ", scalar " << want[i]);
+              REQUIRE(std::memcmp(&got[i], &want[i], 4) == 0);
+            }
+        }
+      }
+    }
+  }
+  return cases;
+}
+
+}  // namespace
+
+TEST_CASE("amx emulation: tile products equal a naive int8 matrix product", "[amx]") {
+  std::mt19937_64 rng{42};
+  for (const DotKind& d : kDots) {
+    for (int trial = 0; trial < 40; ++trial) {
+      const int M = 1 + int(rng() % 16), Kq = 1 + int(rng() % 16), N = 1 + int(rng() % 16);
+      // A: M x 4Kq bytes in tmm1, B: Kq x 4N in tmm2, C: M x 4N int32 in tmm5.
+      const auto cfg = config({{1, M, 4 * Kq}, {2, Kq, 4 * N}, {5, M, 4 * N}});
+      emu::ldtilecfg(&cfg);
+      const int64_t lda = 4 * Kq + int64_t(rng() % 9), ldb = 4 * N + int64_t(rng() % 9), ldc = N + int64_t(rng() % 3);
+      std::vector<uint8_t> A(size_t(M * lda)), B(size_t(Kq * ldb));
+      for (auto& v : A) v = uint8_t(rng());
+      for (auto& v : B) v = uint8_t(rng());
+      std::vector<int32_t> C(size_t(M * ldc));
+      for (auto& v : C) v = int32_t(uint32_t(rng()));
+      emu::tileloadd(1, A.data(), lda);
+      emu::tileloadd(2, B.data(), ldb);
+      emu::tileloadd(5, C.data(), ldc * 4);
+      d.fn(5, 1, 2);
+      std::vector<int32_t> got(C.size(), 0x5A5A5A5A);
+      emu::tilestored(5, got.data(), ldc * 4);
+      const auto want = naive(A, lda, B, ldb, C, ldc, M, Kq, N, d.sa, d.sb);
+      INFO(d.name << " M=" << M << " Kq=" << Kq << " N=" << N);
+      for (int m = 0; m < M; ++m)
+        for (int n = 0; n < ldc; ++n) {
+          const size_t i = size_t(m * ldc + n);
+          REQUIRE(got[i] == (n < N ? want[i] : 0x5A5A5A5A));  // stores rows x colsb, nothing else
+        }
+    }
+  }
+  emu::tilerelease();
+}
+
+TEST_CASE("amx emulation: int32 accumulation wraps around", "[amx]") {
+  const auto cfg = config({{0, 2, 64}, {1, 16, 64}, {2, 2, 64}});
+  emu::ldtilecfg(&cfg);
+  std::vector<uint8_t> A(128, 0xFF), B(16 * 64, 0xFF);  // u8: 255 * 255 * 64 = 4161600 per output
+  std::vector<int32_t> C(32, INT32_MAX - 1000);
+  emu::tileloadd(0, A.data(), 64);
+  emu::tileloadd(1, B.data(), 64);
+  emu::tileloadd(2, C.data(), 64);
+  emu::tdpbuud(2, 0, 1);
+  emu::tilestored(2, C.data(), 64);
+  for (int32_t v : C) REQUIRE(v == int32_t(uint32_t(INT32_MAX - 1000) + 4161600u));
+  // Signed: (-128) * (-128) * 64 added to INT32_MIN + 1 stays negative; INT32_MAX wraps.
+  std::vector<uint8_t> S(16 * 64, 0x80);
+  std::vector<int32_t> D(32, INT32_MAX);
+  emu::tileloadd(0, S.data(), 64);
+  emu::tileloadd(1, S.data(), 64);
+  emu::tileloadd(2, D.data(), 64);
+  emu::tdpbssd(2, 0, 1);
+  emu::tilestored(2, D.data(), 64);
+  for (int32_t v : D) REQUIRE(v == int32_t(uint32_t(INT32_MAX) + 16384u * 64u));
+  emu::tilerelease();
+}
+
+TEST_CASE("amx emulation: configuration limits and faults", "[amx]") {
+  auto gp = Catch::Contains("#GP");
+  auto ud = Catch::Contains("#UD");
+  emu::tilerelease();
+  uint8_t buf[64 * 16] = {};
+  REQUIRE_THROWS_WITH(emu::tileloadd(0, buf, 64), ud && Catch::Contains("not configured"));
+  REQUIRE_THROWS_WITH(emu::tilezero(0), ud);
+  auto bad = config({{0, 17, 64}});
+  REQUIRE_THROWS_WITH(emu::ldtilecfg(&bad), gp && Catch::Contains("rows 17 > 16"));
+  bad = config({{3, 16, 65}});
+  REQUIRE_THROWS_WITH(emu::ldtilecfg(&bad), gp && Catch::Contains("colsb 65 > 64"));
+  bad = config({{0, 0, 64}});
+  REQUIRE_THROWS_WITH(emu::ldtilecfg(&bad), gp && Catch::Contains("one of rows and colsb is 0"));
+  bad = config({{0, 4, 0}});
+  REQUIRE_THROWS_WITH(emu::ldtilecfg(&bad), gp);
+  bad = config({{8, 16, 64}});  // palette 1 has 8 tiles
+  REQUIRE_THROWS_WITH(emu::ldtilecfg(&bad), gp);
+  bad = config({{0, 16, 64}});
+  bad.reserved[3] = 1;
+  REQUIRE_THROWS_WITH(emu::ldtilecfg(&bad), gp && Catch::Contains("reserved"));
+  bad = config({{0, 16, 64}});
+  bad.palette_id = 2;
+  REQUIRE_THROWS_WITH(emu::ldtilecfg(&bad), gp && Catch::Contains("palette_id 2"));
+
+  // A refused configuration leaves the state as it was (here: unconfigured).
+  amx::TileConfig live;
+  emu::sttilecfg(&live);
+  REQUIRE(live.palette_id == 0);
+
+  const auto cfg = config({{0, 4, 32}, {1, 8, 64}, {2, 4, 64}, {3, 4, 60}, {4, 5, 64}});
+  emu::ldtilecfg(&cfg);
+  emu::sttilecfg(&live);
+  REQUIRE(std::memcmp(&live, &cfg, sizeof cfg) == 0);
+  REQUIRE_NOTHROW(emu::tdpbssd(2, 0, 1));
+  REQUIRE_THROWS_WITH(emu::tdpbssd(2, 0, 0), ud && Catch::Contains("distinct"));
+  REQUIRE_THROWS_WITH(emu::tdpbssd(4, 0, 1), ud && Catch::Contains("dst.rows 5 != a.rows 4"));
+  REQUIRE_THROWS_WITH(emu::tdpbssd(3, 0, 1), ud && Catch::Contains("dst.colsb 60 != b.colsb 64"));
+  REQUIRE_THROWS_WITH(emu::tdpbssd(2, 1, 0), ud);  // a.colsb 64 != 4 * b.rows 4 (and rows differ)
+  REQUIRE_THROWS_WITH(emu::tileloadd(6, buf, 64), ud && Catch::Contains("tile 6 is not configured"));
+  REQUIRE_THROWS_WITH(emu::tdpbssd(2, 0, 6), ud);
+
+  // LDTILECFG zeroes the tile data; loads fill rows x colsb and stores write only that.
+  std::vector<uint8_t> src(64 * 16, 0xAB);
+  emu::tileloadd(1, src.data(), 64);
+  emu::ldtilecfg(&cfg);
+  std::vector<uint8_t> out(64 * 16, 0xEE);
+  emu::tilestored(1, out.data(), 64);
+  for (int i = 0; i < 64 * 8; ++i) REQUIRE(out[size_t(i)] == 0);
+  for (int i = 64 * 8; i < 64 * 16; ++i) REQUIRE(out[size_t(i)] == 0xEE);
+  std::fill(out.begin(), out.end(), 0xEE);
+  emu::tileloadd(0, src.data(), 40);  // 4 rows of 32 bytes, 40 apart
+  emu::tilestored(0, out.data(), 33);
+  for (int i = 0; i < 64 * 16; ++i) {
+    const bool in_tile = i < 3 * 33 + 32 && i % 33 < 32;
+    REQUIRE(out[size_t(i)] == (in_tile ? 0xAB : 0xEE));
+  }
+
+  // start_row (the restart point of an interrupted load): rows before it are kept.
+  auto restart = cfg;
+  restart.start_row = 2;
+  emu::ldtilecfg(&restart);
+  emu::tileloadd(0, src.data(), 32);
+  emu::sttilecfg(&live);
+  REQUIRE(live.start_row == 0);  // cleared by the instruction
+  std::fill(out.begin(), out.end(), 0xEE);
+  emu::tilestored(0, out.data(), 32);
+  for (int i = 0; i < 4 * 32; ++i) REQUIRE(out[size_t(i)] == (i < 2 * 32 ? 0 : 0xAB));
+
+  // Palette 0 and TILERELEASE return to the INIT state.
+  amx::TileConfig init{};
+  emu::ldtilecfg(&init);
+  emu::sttilecfg(&live);
+  REQUIRE(live.palette_id == 0);
+  REQUIRE_THROWS_WITH(emu::tilezero(0), ud);
+  emu::ldtilecfg(&cfg);
+  emu::tilerelease();
+  REQUIRE_THROWS_WITH(emu::tilestored(0, out.data(), 64), ud);
+}
+
+TEST_CASE("amx: the tile GEMM on emulated tiles equals the scalar kernels bit for bit", "[amx]") {
+  if (!available("avx512")) {
+    std::printf("amx (emulated): skipped: the emulated tile kernel needs AVX-512, which this CPU lacks\n");
+    return;
+  }
+  const int cases = check_tile_gemm("amx (emulated)", amx::emulated_tile_gemm_int);
+  std::printf("amx (emulated): %d cases equal the scalar kernels bit for bit\n", cases);
+  emu::tilerelease();
+}
+
+TEST_CASE("amx: the tile GEMM on AMX hardware equals the scalar kernels bit for bit", "[amx]") {
+  if (!available("amx")) {
+    std::printf("amx (hardware): skipped: no AMX on this CPU (emulated tile kernel tested)\n");
+    return;
+  }
+  const int cases = check_tile_gemm("amx (hardware)", amx::tile_gemm_int);
+  std::printf("amx (hardware): %d cases equal the scalar kernels bit for bit\n", cases);
+}
+
+TEST_CASE("amx: the dispatch offers amx only with AMX, and says what is missing", "[amx][dispatch]") {
+  const auto compiled = compiled_isas();
+  REQUIRE(std::find(compiled.begin(), compiled.end(), "amx") != compiled.end());
+  IsaGuard guard;
+  if (available("amx")) {
+    set_isa("amx");
+    REQUIRE(isa() == "amx");
+    return;
+  }
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  __cpuid_count(7, 0, a, b, c, d);
+  const bool tile = d & (1u << 24), int8 = d & (1u << 25);
+  try {
+    set_isa("amx");
+    FAIL("set_isa(\"amx\") succeeded on a CPU without usable AMX");
+  } catch (const Error& e) {
+    std::printf("amx: set_isa refused: %s\n", e.what());
+    REQUIRE(e.kind() == ErrorKind::Unsupported);
+    REQUIRE_THAT(e.what(), Catch::Contains("ISA 'amx' is not available: "));
+    if (!tile || !int8) REQUIRE_THAT(e.what(), Catch::Contains("this CPU has no AMX-"));
+    if (!int8) REQUIRE_THAT(e.what(), Catch::Contains("no AMX-INT8"));
+    if (!tile) REQUIRE_THAT(e.what(), Catch::Contains("no AMX-TILE"));
+    if (tile && int8)  // the CPU has it: the OS or Linux's permission is what is missing
+      REQUIRE_THAT(e.what(), Catch::Contains("Linux refused the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM): ") ||
+                                 Catch::Contains("XCR0") || Catch::Contains("AVX-512"));
+  }
+  REQUIRE(isa() != "amx");
+}
