@@ -11,6 +11,8 @@
 // and K=16384 N=16384+ weights over 256 MB (the DRAM-bound case).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -70,14 +72,33 @@ struct Shape {
   int64_t N, K;
 };
 
+// amx: the integer GEMM on AMX tiles, at M in {16, 64, 512} (its float path and
+// M < 16 are avx512's); on an AMX machine avx512 gets int rows at 16 and 64 too,
+// for the ratio and the crossover (docs/AMX.md). Elsewhere: one "skipped" line.
+bool amx_rows() {
+  const auto compiled = compiled_isas(), avail = available_isas();
+  if (std::find(compiled.begin(), compiled.end(), "amx") == compiled.end()) return false;
+  if (std::find(avail.begin(), avail.end(), "amx") != avail.end()) return true;
+  const std::string saved = isa();
+  try {
+    set_isa("amx");
+  } catch (const Error& e) {
+    std::printf("bench_matmul: amx rows skipped: %s\n", e.what());
+  }
+  set_isa(saved);
+  return false;
+}
+
 void register_all() {
   const Shape shapes[] = {{4096, 4096}, {11008, 4096}, {1536, 576}};
   const Shape dram = {32768, 16384};  // q4_0: 302 MB, far beyond the 32 MB L3
   const int64_t Ms[] = {1, 8, 32, 128, 512};
   const char* formats[] = {"q4_0", "q4_1", "q8_0", "int4_g128"};
+  const bool with_amx = amx_rows();
   for (const auto& isa_name : available_isas()) {
     for (const char* fmt : formats) {
       for (ops::Precision prec : {ops::Precision::Int, ops::Precision::Float}) {
+        if (isa_name == "amx" && prec == ops::Precision::Float) continue;
         const char* pname = prec == ops::Precision::Int ? "int" : "float";
         for (int threads : {1, 2}) {
           auto add = [&](int64_t M, Shape s) {
@@ -89,6 +110,14 @@ void register_all() {
                 ->Unit(benchmark::kMicrosecond)
                 ->UseRealTime();
           };
+          if (isa_name == "amx") {
+            for (int64_t M : {16, 64, 512})
+              for (const Shape& s : shapes) add(M, s);
+            continue;
+          }
+          if (with_amx && isa_name == "avx512" && prec == ops::Precision::Int)
+            for (int64_t M : {16, 64})
+              for (const Shape& s : shapes) add(M, s);
           for (int64_t M : Ms)
             for (const Shape& s : shapes) {
               if (isa_name == "scalar" && M > 8) continue;  // minutes per call: one row suffices
