@@ -19,12 +19,14 @@
 //   B0, B1  the block's weights of the two row groups: 8 rows (k/4) x 64 bytes,
 //           16 weight rows x 4 consecutive k per tile row. q8_0 sub-blocks are
 //           stored that way already and load straight from the packed matrix;
-//           4-bit ones are widened to int8 codes 0..15 once per panel (below).
-//   C_ij    = 0, then += A_i . B_j (TDPBSSD: codes 0..15 are valid signed bytes)
-// The four C tiles hold the exact int32 sums isum (|isum| <= 32*128*128), stored to
-// a small buffer; each row m of C is one zmm over the 16 weight rows n, which
-// AVX-512 turns into
-//   sym 4-bit: isum -= 8 * s;  acc = fma(float(isum), dw * d, acc);  affine: acc = fma(mw, ds, acc)
+//           4-bit ones are widened to int8 once per panel (below): the symmetric
+//           formats' codes as code - 8 (-8..7), the affine ones' as 0..15.
+//   C_ij    = 0, then += A_i . B_j (TDPBSSD, signed bytes)
+// The four C tiles hold exact int32 sums (|sum| <= 32*128*128): for the symmetric
+// formats sum (code - 8) * q = isum - 8 * s, the contract's corrected sum, with no
+// correction left to apply. They are stored to a small buffer; each row m of C is
+// one zmm over the 16 weight rows n, which AVX-512 turns into
+//   acc = fma(float(isum), dw * d, acc);  affine: acc = fma(mw, ds, acc)
 // with the very operations of the scalar and avx512 kernels, so the results are
 // equal bit for bit.
 //
@@ -100,9 +102,10 @@ void configure(int r0, int r1) {
   t_config = c;
 }
 
-// The 4-bit weights of a panel (one or two row groups) widened to int8 codes, per
-// block kb and group j at (2 * kb + j) * 512: B-tile rows 0..3 hold k = 0..15
-// (the low nibbles), rows 4..7 k = 16..31 (the high ones). Reused by every step
+// The 4-bit weights of a panel (one or two row groups) widened to int8 (code - 8
+// for the symmetric formats, code for the affine ones), per block kb and group j
+// at (2 * kb + j) * 512: B-tile rows 0..3 hold k = 0..15 (the low nibbles), rows
+// 4..7 k = 16..31 (the high ones). Reused by every step
 // of the panel, so the unpacking is paid once per panel, not once per row of x.
 // Per thread, kept across calls, grown to the largest K seen.
 struct PanelBuffer {
@@ -124,8 +127,10 @@ struct PanelBuffer {
 };
 thread_local PanelBuffer t_panel;
 
+template <Family F>
 void widen_panel(const Packed& w, int64_t g, int ng, uint8_t* out) {
   const __m512i lo = _mm512_set1_epi8(0x0F);
+  const __m512i bias = _mm512_set1_epi8(F == kSym4 ? 8 : 0);
   for (int j = 0; j < ng; ++j) {
     const uint8_t* grp = group_at(w, g + j);
     for (int64_t s = 0; s < w.scale_groups; ++s)
@@ -134,8 +139,8 @@ void widen_panel(const Packed& w, int64_t g, int ng, uint8_t* out) {
         uint8_t* dst = out + size_t(2 * (s * w.bps + b) + j) * 512;
         for (int c = 0; c < 4; ++c) {
           const __m512i v = _mm512_loadu_si512(sub + 64 * c);
-          _mm512_store_si512(dst + 64 * c, _mm512_and_si512(v, lo));
-          _mm512_store_si512(dst + 64 * (c + 4), _mm512_and_si512(_mm512_srli_epi16(v, 4), lo));
+          _mm512_store_si512(dst + 64 * c, _mm512_sub_epi8(_mm512_and_si512(v, lo), bias));
+          _mm512_store_si512(dst + 64 * (c + 4), _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), lo), bias));
         }
       }
   }
@@ -199,8 +204,7 @@ void step(const Packed& w, const ActQ8& x, int64_t g, int ng, int64_t m, int r, 
         const ActBlock a = x.meta[(m + i) * nb + kb];
         const __m512 d = _mm512_set1_ps(a.d);
         for (int j = 0; j < ng; ++j) {
-          __m512i v = _mm512_load_si512(isum[i >> 4][j][i & 15]);
-          if constexpr (F == kSym4) v = _mm512_sub_epi32(v, _mm512_set1_epi32(8 * a.s));
+          const __m512i v = _mm512_load_si512(isum[i >> 4][j][i & 15]);
           acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(dw[j], d), acc[i][j]);
           if constexpr (F == kAffine4) acc[i][j] = _mm512_fmadd_ps(mw[j], _mm512_set1_ps(a.ds), acc[i][j]);
         }
@@ -231,7 +235,7 @@ void gemm_tiles(const Packed& w, const ActQ8& x, const GemmTask& t) {
   const int64_t steps = (t.m1 - t.m0 + kStepRows - 1) / kStepRows;
   for (int64_t g = t.g0, p = 0; g < t.g1; g += 2, ++p) {
     const int ng = t.g1 - g >= 2 ? 2 : 1;
-    if constexpr (F != kQ8) widen_panel(w, g, ng, wide);
+    if constexpr (F != kQ8) widen_panel<F>(w, g, ng, wide);
     for (int64_t i = 0; i < steps; ++i) {
       const int64_t m = t.m0 + kStepRows * ((p & 1) ? steps - 1 - i : i);
       const int r = int(t.m1 - m < kStepRows ? t.m1 - m : kStepRows);
