@@ -14,5 +14,6 @@ int cmd_run(const Args& args);
 int cmd_info(const Args& args);
 int cmd_quantize(const Args& args);
 int cmd_perplexity(const Args& args);
+int cmd_imatrix(const Args& args);
 
 }  // namespace halfbyte::cli

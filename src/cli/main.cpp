@@ -18,6 +18,8 @@ void usage(std::FILE* out) {
                "  info      list a GGUF file's metadata and tensors\n"
                "  quantize  write a model as a quantized GGUF file (halfbyte quantize IN OUT --type T)\n"
                "  perplexity  perplexity on a text file, KL vs a base model (-m MODEL -f TEXT)\n"
+               "  imatrix   activation statistics for importance-weighted quantization\n"
+               "            (-m MODEL -f TEXT -o FILE)\n"
                "  formats   quantize a random Gaussian matrix in every format and print the\n"
                "            error of round-to-nearest vs the error-minimising search\n"
                "  version   print the version and the kernel ISA in use\n"
@@ -40,6 +42,7 @@ int main(int argc, char** argv) {
     if (cmd == "info") return halfbyte::cli::cmd_info(args);
     if (cmd == "quantize") return halfbyte::cli::cmd_quantize(args);
     if (cmd == "perplexity") return halfbyte::cli::cmd_perplexity(args);
+    if (cmd == "imatrix") return halfbyte::cli::cmd_imatrix(args);
     if (cmd == "version" || cmd == "--version") {
       std::printf("halfbyte %s (isa: %s)\n", halfbyte::library_version(), halfbyte::isa().c_str());
       return 0;

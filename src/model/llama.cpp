@@ -111,6 +111,11 @@ Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_ba
     for (const Linear* lin : {&w.wqkv, &w.wo, &w.w_gate_up, &w.w_down})
       if (lin->requantized_parts()) requantized_[lin->requantized_from()] += lin->requantized_parts();
     layers_.push_back(std::move(w));
+    const std::string b = "blk." + std::to_string(l) + ".";
+    layer_inputs_.push_back({std::vector<std::string>{b + "attn_q.weight", b + "attn_k.weight", b + "attn_v.weight"},
+                             std::vector<std::string>{b + "attn_output.weight"},
+                             std::vector<std::string>{b + "ffn_gate.weight", b + "ffn_up.weight"},
+                             std::vector<std::string>{b + "ffn_down.weight"}});
     // Reading the norms mapped the page-cache folios around them: release the
     // layer's tensors again so that the mapping's resident part stays small.
     const std::string prefix = "blk." + std::to_string(l) + ".";
@@ -119,6 +124,7 @@ Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_ba
     if (progress && !progress(float(l + 1) / float(c.n_layer + 1)))
       throw_error(ErrorKind::Runtime, f.path(), ": load cancelled");
   }
+  output_name_ = c.tied_output ? "token_embd.weight" : "output.weight";
   out_norm_ = tensor_vector(f, f.tensor("output_norm.weight"), D);
   output_ = Linear::from_gguf(f, {c.tied_output ? tok_embd_ : &f.tensor("output.weight")}, D, float_to);
   check_rows(output_, c.n_vocab, "output");
@@ -162,6 +168,17 @@ void Llama::memory(MemoryReport& r) const {
   r.kv_cache_resident += resident(kv_.map());
   r.scratch += scratch_.map().bytes();
   r.scratch_resident += resident(scratch_.map());
+}
+
+void Llama::record(const std::vector<std::string>& names, const float* x, int64_t n, int64_t ld, int64_t cols) {
+  quant::ImatrixEntry& first = stats_->entries[names[0]];
+  if (first.sum2.empty()) first.sum2.assign(size_t(cols), 0.0);
+  if (int64_t(first.sum2.size()) != cols)
+    throw_invalid("imatrix: '", names[0], "' has ", first.sum2.size(), " columns in the statistics, the model ", cols);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t j = 0; j < cols; ++j) first.sum2[size_t(j)] += double(x[t * ld + j]) * double(x[t * ld + j]);
+  first.count += double(n);
+  for (size_t i = 1; i < names.size(); ++i) stats_->entries[names[i]] = first;
 }
 
 void Llama::embed(const int32_t* tokens, int64_t n, float* x) const {
@@ -222,24 +239,29 @@ void Llama::forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logi
   for (int l = 0; l < c_.n_layer; ++l) {
     const LayerWeights& w = layers_[size_t(l)];
     for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, w.attn_norm.data(), D, c_.rms_eps, xn_ + t * D);
+    if (stats_) record(layer_inputs_[size_t(l)][0], xn_, n, D, D);
     w.wqkv.forward(xn_, n, D, qkv_, qkv_w, n_threads_, float_);
     for (int64_t t = 0; t < n; ++t)
       for (int64_t h = 0; h < H + Hkv; ++h) rope(qkv_ + t * qkv_w + h * hd, t);
     attention(l, n, pos);
+    if (stats_) record(layer_inputs_[size_t(l)][1], att_, n, H * hd, H * hd);
     w.wo.forward(att_, n, H * hd, tmp_, D, n_threads_, float_);
     for (int64_t i = 0; i < n * D; ++i) x[i] += tmp_[i];
 
     for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, w.ffn_norm.data(), D, c_.rms_eps, xn_ + t * D);
+    if (stats_) record(layer_inputs_[size_t(l)][2], xn_, n, D, D);
     w.w_gate_up.forward(xn_, n, D, gu_, 2 * F, n_threads_, float_);
     for (int64_t t = 0; t < n; ++t) {
       const float* g = gu_ + t * 2 * F;
       silu_mul(g, g + F, act_ + t * F, F);
     }
+    if (stats_) record(layer_inputs_[size_t(l)][3], act_, n, F, F);
     w.w_down.forward(act_, n, F, tmp_, D, n_threads_, float_);
     for (int64_t i = 0; i < n * D; ++i) x[i] += tmp_[i];
   }
   const int64_t first = all_logits ? 0 : n - 1;
   for (int64_t t = first; t < n; ++t) rmsnorm(x + t * D, out_norm_.data(), D, c_.rms_eps, xn_ + t * D);
+  if (stats_) record({output_name_}, xn_ + first * D, n - first, D, D);
   output_.forward(xn_ + first * D, n - first, D, logits, c_.n_vocab, n_threads_, float_);
 }
 

@@ -1,6 +1,7 @@
 // The Llama-family decoder: weights, KV cache and the forward pass. Internal.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -10,6 +11,7 @@
 #include "core/memory_map.hpp"
 #include "halfbyte/io/gguf.hpp"
 #include "halfbyte/model/model.hpp"
+#include "halfbyte/quant/imatrix.hpp"
 #include "model/kv_cache.hpp"
 #include "model/linear.hpp"
 
@@ -40,6 +42,8 @@ class Llama {
   int64_t n_ctx() const noexcept { return n_ctx_; }
   // Fills the weights, KV cache and scratch fields of a memory report.
   void memory(MemoryReport& r) const;
+  // Accumulate matmul input statistics into m (null: stop); see Model::collect_activations.
+  void collect_activations(quant::Imatrix* m) noexcept { stats_ = m; }
   // Tensors re-quantized to q8_0 at load, by their file type (e.g. "q4_K" -> 210).
   const std::map<std::string, int>& requantized() const noexcept { return requantized_; }
 
@@ -63,6 +67,12 @@ class Llama {
   float *x_, *xn_, *qkv_, *att_, *tmp_, *gu_, *act_, *scores_, *rope_cs_;
   std::vector<float> inv_freq_;
   std::map<std::string, int> requantized_;
+  // Activation statistics (imatrix): the names of the tensors behind each matmul
+  // input, per layer: [0] Q/K/V, [1] attention output, [2] gate/up, [3] down.
+  quant::Imatrix* stats_ = nullptr;
+  std::vector<std::array<std::vector<std::string>, 4>> layer_inputs_;
+  std::string output_name_;
+  void record(const std::vector<std::string>& names, const float* x, int64_t n, int64_t ld, int64_t cols);
 };
 
 }  // namespace halfbyte::model

@@ -77,6 +77,8 @@ int64_t Model::n_ctx() const noexcept { return impl_->net->n_ctx(); }
 int64_t Model::position() const noexcept { return impl_->pos; }
 void Model::reset() { impl_->pos = 0; }
 
+void Model::collect_activations(quant::Imatrix* m) noexcept { impl_->net->collect_activations(m); }
+
 MemoryReport Model::memory() const {
   const Impl& m = *impl_;
   MemoryReport r;

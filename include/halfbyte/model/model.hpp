@@ -15,6 +15,10 @@
 #include <string_view>
 #include <vector>
 
+namespace halfbyte::quant {
+struct Imatrix;
+}
+
 namespace halfbyte::model {
 
 class Tokenizer;
@@ -137,6 +141,13 @@ class Model {
                        GenerateStats* stats = nullptr, bool chat = false);
 
   MemoryReport memory() const;
+
+  // While `m` is set (not null), every forward pass adds the squared input
+  // activations of each weight matrix to m->entries[tensor name] (sum over tokens
+  // of x_j^2 per input column, and the token count): what `halfbyte imatrix`
+  // collects for importance-weighted quantization (quant/imatrix.hpp). Tensors
+  // fused at load (Q/K/V, gate/up) share their input and get the same sums.
+  void collect_activations(quant::Imatrix* m) noexcept;
 
   std::vector<int32_t> tokenize(std::string_view text, bool add_special = true) const;
   std::string detokenize(const std::vector<int32_t>& ids) const;
