@@ -1,9 +1,11 @@
-// Python bindings of halfbyte::model::Encoder: load, embed, tokenize.
+// Python bindings of halfbyte::model::Encoder: load, embed, tokenize, classify, score.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <memory>
 #include <optional>
 #include <string>
@@ -88,11 +90,163 @@ py::array_t<float> embed(const PyEncoder& self, const py::object& texts, int bat
   return a;
 }
 
-const char* kEncoderDoc = R"doc(A BERT-family text encoder (BERT, MiniLM, bge, e5) for sentence embeddings.
+// Texts or (text, text_pair) pairs, as given (tokenized later without the GIL).
+struct Item {
+  std::string a, b;
+  bool pair = false;
+};
+
+std::vector<Item> item_list(const py::handle& texts, const char* where) {
+  const char* want = ": texts must be a list of str or of (str, str) pairs";
+  if (py::isinstance<py::str>(texts) || py::isinstance<py::bytes>(texts))
+    throw py::type_error(std::string(where) + want + ", got a single " +
+                         py::str(py::type::of(texts)).cast<std::string>() + " (wrap it in a list)");
+  std::vector<Item> out;
+  for (const py::handle& t : py::iter(texts)) {
+    Item it;
+    if (py::isinstance<py::str>(t)) {
+      it.a = t.cast<std::string>();
+    } else if ((py::isinstance<py::tuple>(t) || py::isinstance<py::list>(t)) && py::len(t) == 2 &&
+               py::isinstance<py::str>(t[py::int_(0)]) && py::isinstance<py::str>(t[py::int_(1)])) {
+      it.a = t[py::int_(0)].cast<std::string>();
+      it.b = t[py::int_(1)].cast<std::string>();
+      it.pair = true;
+    } else {
+      throw py::type_error(std::string(where) + want + "; got an item of type " +
+                           py::str(py::type::of(t)).cast<std::string>());
+    }
+    out.push_back(std::move(it));
+  }
+  return out;
+}
+
+// Logits (f: None) or scores of the items, [n, n_labels] row-major.
+std::vector<float> run_items(const Encoder& enc, const std::vector<Item>& items, int batch_size,
+                             std::optional<halfbyte::model::ScoreFunction> f) {
+  py::gil_scoped_release nogil;
+  std::vector<halfbyte::model::Encoding> seqs;
+  if (enc.n_labels() > 0)  // else logits() raises the no-head error
+    for (const Item& it : items) seqs.push_back(it.pair ? enc.tokenize_pair(it.a, it.b) : enc.tokenize(it.a));
+  return f ? enc.classify(seqs, *f, batch_size) : enc.logits(seqs, batch_size);
+}
+
+void check_batch_size(int batch_size, const char* where) {
+  if (batch_size < 1)
+    throw py::value_error(std::string(where) + ": batch_size must be >= 1, got " + std::to_string(batch_size));
+}
+
+py::array_t<float> logits(const PyEncoder& self, const py::object& texts, int batch_size) {
+  const std::vector<Item> items = item_list(texts, "Encoder.logits");
+  check_batch_size(batch_size, "Encoder.logits");
+  const auto enc = self.get();
+  const std::vector<float> out = run_items(*enc, items, batch_size, std::nullopt);
+  py::array_t<float> a({py::ssize_t(items.size()), py::ssize_t(enc->n_labels())});
+  if (!out.empty()) std::memcpy(a.mutable_data(), out.data(), out.size() * sizeof(float));
+  return a;
+}
+
+py::list classify(const PyEncoder& self, const py::object& texts, std::optional<int> top_k,
+                  std::optional<std::string> function, int batch_size) {
+  using halfbyte::model::ScoreFunction;
+  const std::vector<Item> items = item_list(texts, "Encoder.classify");
+  check_batch_size(batch_size, "Encoder.classify");
+  if (top_k && *top_k < 1)
+    throw py::value_error("Encoder.classify: top_k must be >= 1 or None (every label), got " + std::to_string(*top_k));
+  ScoreFunction f = ScoreFunction::Auto;
+  if (function) {
+    if (*function == "softmax") f = ScoreFunction::Softmax;
+    else if (*function == "sigmoid") f = ScoreFunction::Sigmoid;
+    else if (*function == "none") f = ScoreFunction::None;
+    else
+      throw py::value_error("Encoder.classify: function_to_apply must be None, 'softmax', 'sigmoid' or 'none', got '" +
+                            *function + "'");
+  }
+  const auto enc = self.get();
+  const std::vector<float> p = run_items(*enc, items, batch_size, f);
+  const std::vector<std::string>& labels = enc->labels();
+  const size_t L = labels.size(), k = top_k ? std::min(size_t(*top_k), L) : L;
+  py::list out;
+  std::vector<size_t> order(L);
+  for (size_t i = 0; i < items.size(); ++i) {
+    const float* row = p.data() + i * L;
+    std::iota(order.begin(), order.end(), size_t(0));
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return row[a] > row[b]; });
+    py::list best;
+    for (size_t j = 0; j < k; ++j) {
+      py::dict d;
+      d["label"] = labels[order[j]];
+      d["score"] = double(row[order[j]]);
+      best.append(d);
+    }
+    out.append(best);
+  }
+  return out;
+}
+
+py::array_t<float> score(const PyEncoder& self, const std::string& query, const py::object& passages, bool sigmoid,
+                         int batch_size) {
+  const std::vector<std::string> list = text_list(passages, "Encoder.score");
+  check_batch_size(batch_size, "Encoder.score");
+  const auto enc = self.get();
+  std::vector<float> out;
+  {
+    py::gil_scoped_release nogil;
+    out = enc->score(query, list, sigmoid, batch_size);
+  }
+  py::array_t<float> a(py::ssize_t(list.size()));
+  if (!out.empty()) std::memcpy(a.mutable_data(), out.data(), out.size() * sizeof(float));
+  return a;
+}
+
+const char* kLogitsDoc = R"doc(Raw logits of the classification head.
+
+Args:
+    texts: list of str, or of (text, text_pair) tuples (sentence pairs:
+        [CLS] text [SEP] text_pair [SEP] with token types 0 then 1), or both mixed.
+    batch_size: texts per packed forward pass.
+
+Returns:
+    float32 array [len(texts), len(labels)], columns in the order of labels.
+
+Raises RuntimeError if the model has no *ForSequenceClassification head.)doc";
+
+const char* kClassifyDoc = R"doc(Labels with scores, as transformers' text-classification pipeline.
+
+Args:
+    texts: list of str, or of (text, text_pair) tuples, or both mixed.
+    top_k: labels per text, best first (default 1); None: every label.
+    function_to_apply: None (the model's: softmax for single-label
+        classification, sigmoid for problem_type "multi_label_classification",
+        the raw logit for "regression" and one-label heads), "softmax",
+        "sigmoid" or "none".
+    batch_size: texts per packed forward pass.
+
+Returns:
+    for each text a list of {"label": str, "score": float}, best first,
+    e.g. [[{"label": "POSITIVE", "score": 0.9998}]].
+
+Raises RuntimeError if the model has no *ForSequenceClassification head.)doc";
+
+const char* kScoreDoc = R"doc(Cross-encoder relevance of each passage to the query.
+
+Args:
+    query: str.
+    passages: list of str; each runs as the pair [CLS] query [SEP] passage [SEP].
+    sigmoid: False (default): the one-label head's raw logit; True: squashed to (0, 1).
+    batch_size: pairs per packed forward pass.
+
+Returns:
+    float32 array [len(passages)]; higher is more relevant.
+
+Raises RuntimeError if the model has no head or more than one label.)doc";
+
+const char* kEncoderDoc = R"doc(A BERT-family text encoder (BERT, MiniLM, bge, e5, DistilBERT): sentence
+embeddings, and with a *ForSequenceClassification head classification and
+cross-encoder scores.
 
 Args:
     path: a Hugging Face model folder (or its model.safetensors): config.json
-        (model_type "bert"), model.safetensors (F32, F16 or BF16), tokenizer.json
+        (model_type "bert" or "distilbert"), model.safetensors (F32, F16 or BF16), tokenizer.json
         or vocab.txt, and sentence-transformers' 1_Pooling/config.json and
         modules.json if present (mean or CLS pooling; L2 normalization when there
         is a Normalize module).
@@ -136,6 +290,11 @@ void bind_encoder(py::module_& m) {
            py::arg("max_length") = py::none(), py::arg("precision") = "auto")
       .def("embed", &embed, py::arg("texts"), py::arg("batch_size") = 64, py::arg("normalize") = py::none(),
            kEmbedDoc)
+      .def("logits", &logits, py::arg("texts"), py::arg("batch_size") = 64, kLogitsDoc)
+      .def("classify", &classify, py::arg("texts"), py::arg("top_k") = 1, py::arg("function_to_apply") = py::none(),
+           py::arg("batch_size") = 64, kClassifyDoc)
+      .def("score", &score, py::arg("query"), py::arg("passages"), py::arg("sigmoid") = false,
+           py::arg("batch_size") = 64, kScoreDoc)
       .def(
           "tokenize",
           [](const PyEncoder& self, const std::string& text) {
@@ -172,6 +331,22 @@ void bind_encoder(py::module_& m) {
       .def_property_readonly(
           "normalize", [](const PyEncoder& self) { return self.get()->config().normalize; },
           "True if embed() L2-normalizes by default (modules.json has Normalize).")
+      .def_property_readonly(
+          "labels", [](const PyEncoder& self) { return self.get()->labels(); },
+          "Labels of the classification head in logit order (config.json id2label); [] without a head.")
+      .def_property_readonly(
+          "problem_type",
+          [](const PyEncoder& self) -> std::optional<std::string> {
+            const auto enc = self.get();
+            if (enc->n_labels() == 0) return std::nullopt;
+            switch (enc->config().problem_type) {
+              case halfbyte::model::ProblemType::MultiLabel: return "multi_label_classification";
+              case halfbyte::model::ProblemType::Regression: return "regression";
+              default: return "single_label_classification";
+            }
+          },
+          "The head's problem_type ('single_label_classification', 'multi_label_classification',\n"
+          "'regression'; inferred from the number of labels when config.json has none); None without a head.")
       .def("close", &PyEncoder::close, "Free the encoder's memory (after running calls end); later calls raise ValueError.")
       .def("__enter__", [](PyEncoder& self) -> PyEncoder& { return self; }, py::return_value_policy::reference)
       .def("__exit__", [](PyEncoder& self, const py::args&) { self.close(); });

@@ -1,6 +1,7 @@
 // BERT forward pass over packed sequences (x: [T, D], the T tokens of all
 // sequences back to back; post-LayerNorm blocks):
 //   x = LN(word[id] + position[p] + token_type[t])         p: position within its sequence
+//                                                          (DistilBERT: no token types)
 //   per layer:
 //     q, k, v = x Wqkv^T + b
 //     a = softmax(q k^T / sqrt(hd)) v    per sequence and head: tokens see only their own sequence
@@ -42,7 +43,27 @@ void layer_norm(float* x, int64_t n, const float* w, const float* b, float eps) 
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
+// transformers' BertModel / BertForSequenceClassification.
+constexpr EncoderNames kBert{
+    "bert.", "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+    "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm", "encoder.layer.",
+    "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+    "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm",
+    "pooler.dense", true, true, "classifier", "BertForSequenceClassification"};
+// transformers' DistilBertModel / DistilBertForSequenceClassification.
+constexpr EncoderNames kDistilBert{
+    "distilbert.", "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", nullptr,
+    "embeddings.LayerNorm", "transformer.layer.", "attention.q_lin", "attention.k_lin", "attention.v_lin",
+    "attention.out_lin", "sa_layer_norm", "ffn.lin1", "ffn.lin2", "output_layer_norm",
+    "pre_classifier", false, false, "classifier", "DistilBertForSequenceClassification"};
+
 }  // namespace
+
+const EncoderNames& encoder_names(const std::string& arch) {
+  if (arch == "bert") return kBert;
+  if (arch == "distilbert") return kDistilBert;
+  throw_error(ErrorKind::Unsupported, "encoder: architecture '", arch, "' is not supported (bert, distilbert)");
+}
 
 Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& prefix, const quant::Format* float_to,
            MatmulPrecision precision, int n_threads)
@@ -87,27 +108,31 @@ Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& pre
     return l;
   };
 
-  word_emb_ = &table("embeddings.word_embeddings.weight", c.n_vocab);
-  const io::GgufTensorInfo& pos = table("embeddings.position_embeddings.weight", c.n_positions);
-  const io::GgufTensorInfo& type = table("embeddings.token_type_embeddings.weight", c.n_types);
+  const EncoderNames& nm = encoder_names(c.arch);
+  const std::string ln_w = ".weight", ln_b = ".bias";
+  word_emb_ = &table(nm.word_emb, c.n_vocab);
+  const io::GgufTensorInfo& pos = table(nm.pos_emb, c.n_positions);
   pos_emb_.resize(size_t(c.n_positions * D));
   for (int64_t r = 0; r < c.n_positions; ++r) tensor_row_to_float(f, pos, r, pos_emb_.data() + r * D);
-  type_emb_.resize(size_t(c.n_types * D));
-  for (int64_t r = 0; r < c.n_types; ++r) tensor_row_to_float(f, type, r, type_emb_.data() + r * D);
-  emb_ln_w_ = vec("embeddings.LayerNorm.weight", D);
-  emb_ln_b_ = vec("embeddings.LayerNorm.bias", D);
+  if (nm.type_emb) {
+    const io::GgufTensorInfo& type = table(nm.type_emb, c.n_types);
+    type_emb_.resize(size_t(c.n_types * D));
+    for (int64_t r = 0; r < c.n_types; ++r) tensor_row_to_float(f, type, r, type_emb_.data() + r * D);
+  }
+  emb_ln_w_ = vec(nm.emb_ln + ln_w, D);
+  emb_ln_b_ = vec(nm.emb_ln + ln_b, D);
 
   for (int64_t l = 0; l < c.n_layer; ++l) {
-    const std::string p = "encoder.layer." + std::to_string(l) + ".";
+    const std::string p = nm.layer + std::to_string(l) + ".";
     BertLayer w;
-    w.qkv = linear({p + "attention.self.query", p + "attention.self.key", p + "attention.self.value"}, D, 3 * D);
-    w.attn_out = linear({p + "attention.output.dense"}, D, D);
-    w.ln1_w = vec(p + "attention.output.LayerNorm.weight", D);
-    w.ln1_b = vec(p + "attention.output.LayerNorm.bias", D);
-    w.up = linear({p + "intermediate.dense"}, D, F);
-    w.down = linear({p + "output.dense"}, F, D);
-    w.ln2_w = vec(p + "output.LayerNorm.weight", D);
-    w.ln2_b = vec(p + "output.LayerNorm.bias", D);
+    w.qkv = linear({p + nm.q, p + nm.k, p + nm.v}, D, 3 * D);
+    w.attn_out = linear({p + nm.attn_out}, D, D);
+    w.ln1_w = vec(p + nm.ln1 + ln_w, D);
+    w.ln1_b = vec(p + nm.ln1 + ln_b, D);
+    w.up = linear({p + nm.up}, D, F);
+    w.down = linear({p + nm.down}, F, D);
+    w.ln2_w = vec(p + nm.ln2 + ln_w, D);
+    w.ln2_b = vec(p + nm.ln2 + ln_b, D);
     layers_.push_back(std::move(w));
   }
 }
@@ -119,15 +144,19 @@ void Bert::embed(const PackedBatch& b, float* x) const {
       const int32_t id = b.ids[size_t(t)], type = b.types[size_t(t)];
       const int64_t p = t - b.start[size_t(s)];
       if (id < 0 || id >= c_.n_vocab) throw_invalid("encoder: token id ", id, " is outside the vocabulary of ", c_.n_vocab);
-      if (type < 0 || type >= c_.n_types)
+      if (c_.n_types > 0 && (type < 0 || type >= c_.n_types))
         throw_invalid("encoder: token type ", type, " is outside [0, ", c_.n_types, ")");
       if (p >= c_.n_positions)
         throw_invalid("encoder: a sequence of more than ", c_.n_positions, " tokens (max_position_embeddings)");
       float* row = x + t * D;
       tensor_row_to_float(file_, *word_emb_, id, row);
       const float* pe = pos_emb_.data() + p * D;
-      const float* te = type_emb_.data() + int64_t(type) * D;
-      for (int64_t i = 0; i < D; ++i) row[i] += pe[i] + te[i];
+      if (type_emb_.empty()) {  // DistilBERT: token types are ignored
+        for (int64_t i = 0; i < D; ++i) row[i] += pe[i];
+      } else {
+        const float* te = type_emb_.data() + int64_t(type) * D;
+        for (int64_t i = 0; i < D; ++i) row[i] += pe[i] + te[i];
+      }
       layer_norm(row, D, emb_ln_w_.data(), emb_ln_b_.data(), c_.ln_eps);
     }
 }

@@ -1,4 +1,5 @@
-// The BERT encoder graph: weights and the packed forward pass. Internal.
+// The BERT encoder graph (BERT and DistilBERT: one graph, names from a table):
+// weights and the packed forward pass. Internal.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,28 @@
 #include "model/linear.hpp"
 
 namespace halfbyte::model {
+
+// Tensor names of an architecture, after the model's prefix ("", "bert.",
+// "distilbert."); per layer after `layer` + N + ".". Architecture as data.
+struct EncoderNames {
+  const char* prefix;  // of a *For... checkpoint's encoder tensors
+  const char* word_emb;
+  const char* pos_emb;
+  const char* type_emb;  // nullptr: no token types
+  const char* emb_ln;
+  const char* layer;
+  const char *q, *k, *v, *attn_out, *ln1, *up, *down, *ln2;  // linears without ".weight"/".bias"
+  // Sequence classification head: pre (dense [D, D] on the first token, then
+  // tanh or ReLU), then classifier [n_labels, D]. pre_prefixed: pre is under the prefix.
+  const char* head_pre;
+  bool head_pre_prefixed;
+  bool head_tanh;  // false: ReLU
+  const char* head_out;
+  const char* head_class;  // the architectures entry with this head
+};
+
+// Throws Error(Unsupported) for an arch without a table.
+const EncoderNames& encoder_names(const std::string& arch);
 
 struct BertLayer {
   Linear qkv;       // [3 D, D]: query, key, value stacked, with biases
@@ -30,7 +53,7 @@ struct PackedBatch {
 
 class Bert {
  public:
-  // f holds the tensors under their HF names after `prefix` ("" or "bert.").
+  // f holds the tensors under their HF names (encoder_names(c.arch)) after `prefix`.
   // float_to: format for the weight matrices (null: keep fp32).
   Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& prefix, const quant::Format* float_to,
        MatmulPrecision precision, int n_threads);

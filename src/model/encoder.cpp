@@ -1,6 +1,7 @@
-// Encoder: a Hugging Face BERT folder (config + safetensors + tokenizer +
-// sentence-transformers pooling) and embed(): tokenize, pack texts into batches,
-// run the graph (bert.cpp), pool, normalize.
+// Encoder: a Hugging Face BERT or DistilBERT folder (config + safetensors +
+// tokenizer + sentence-transformers pooling) and embed(): tokenize, pack texts
+// into batches, run the graph (bert.cpp), pool, normalize; logits(): the same
+// batches through a classification head (encoder_head.cpp).
 #include "halfbyte/model/encoder.hpp"
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "halfbyte/threads.hpp"
 #include "io/hf_json.hpp"
 #include "model/bert.hpp"
+#include "model/encoder_head.hpp"
 
 namespace halfbyte::model {
 
@@ -30,29 +32,37 @@ constexpr int64_t kMaxSize = int64_t(1) << 24;
 // floats: 48 MB for MiniLM, 128 MB for BERT-large).
 constexpr int64_t kMaxBatchTokens = 8192;
 
-EncoderConfig read_config(const std::string& file) {
+// config.json: BERT's keys, or DistilBERT's (dim, n_layers, n_heads, hidden_dim,
+// activation; no token types; LayerNorm eps fixed at 1e-12 by transformers).
+// `archs`: the architectures list, for messages.
+EncoderConfig read_config(const std::string& file, std::string& archs) {
   const json c = hj::read_file(file, kMaxConfig);
   if (!c.is_object()) throw_error(ErrorKind::Format, file, ": not a JSON object");
   const auto type = hj::opt_string(c, file, "model_type");
   if (!type) throw_error(ErrorKind::Format, file, ": model_type is missing");
-  if (*type != "bert")
-    throw_error(ErrorKind::Unsupported, file, ": model_type '", *type, "' is not supported by the encoder (bert)");
-  if (const auto act = hj::opt_string(c, file, "hidden_act"); act && *act != "gelu")
-    throw_error(ErrorKind::Unsupported, file, ": hidden_act '", *act, "' is not supported (gelu)");
+  if (*type != "bert" && *type != "distilbert")
+    throw_error(ErrorKind::Unsupported, file, ": model_type '", *type,
+                "' is not supported by the encoder (bert, distilbert)");
+  const bool distil = *type == "distilbert";
+  const char* act_key = distil ? "activation" : "hidden_act";
+  if (const auto act = hj::opt_string(c, file, act_key); act && *act != "gelu")
+    throw_error(ErrorKind::Unsupported, file, ": ", act_key, " '", *act, "' is not supported (gelu)");
   if (const auto pe = hj::opt_string(c, file, "position_embedding_type"); pe && *pe != "absolute")
     throw_error(ErrorKind::Unsupported, file, ": position_embedding_type '", *pe, "' is not supported (absolute)");
   EncoderConfig e;
-  e.n_embd = hj::req_int(c, file, "hidden_size", 1, kMaxSize);
-  e.n_layer = hj::req_int(c, file, "num_hidden_layers", 1, 1 << 12);
-  e.n_head = hj::req_int(c, file, "num_attention_heads", 1, 1 << 12);
-  e.n_ff = hj::req_int(c, file, "intermediate_size", 1, kMaxSize);
+  e.arch = *type;
+  e.n_embd = hj::req_int(c, file, distil ? "dim" : "hidden_size", 1, kMaxSize);
+  e.n_layer = hj::req_int(c, file, distil ? "n_layers" : "num_hidden_layers", 1, 1 << 12);
+  e.n_head = hj::req_int(c, file, distil ? "n_heads" : "num_attention_heads", 1, 1 << 12);
+  e.n_ff = hj::req_int(c, file, distil ? "hidden_dim" : "intermediate_size", 1, kMaxSize);
   e.n_vocab = hj::req_int(c, file, "vocab_size", 1, kMaxSize);
   e.n_positions = hj::req_int(c, file, "max_position_embeddings", 1, 1 << 20);
-  e.n_types = hj::opt_int(c, file, "type_vocab_size", 1, 1 << 16).value_or(2);
-  e.ln_eps = float(hj::opt_positive(c, file, "layer_norm_eps").value_or(1e-12));
+  e.n_types = distil ? 0 : hj::opt_int(c, file, "type_vocab_size", 1, 1 << 16).value_or(2);
+  e.ln_eps = distil ? 1e-12f : float(hj::opt_positive(c, file, "layer_norm_eps").value_or(1e-12));
   if (e.n_embd % e.n_head != 0)
-    throw_error(ErrorKind::Format, file, ": hidden_size ", e.n_embd, " is not a multiple of num_attention_heads ",
-                e.n_head);
+    throw_error(ErrorKind::Format, file, ": ", distil ? "dim " : "hidden_size ", e.n_embd,
+                " is not a multiple of ", distil ? "n_heads " : "num_attention_heads ", e.n_head);
+  archs = read_head_config(c, file, e);
   return e;
 }
 
@@ -119,10 +129,51 @@ struct Encoder::Impl {
   WordPieceTokenizer tokenizer;
   std::unique_ptr<Bert> net;
   int n_threads = 1;
+  std::unique_ptr<SequenceHead> head;  // null: no classification head
+  std::string architectures;           // config.json's, for messages
 
   // Hidden states of the packed batch, then pooled rows written to out[idx[i]].
   void run(const PackedBatch& b, const std::vector<size_t>& idx, bool normalize, float* out) const;
+  // Hidden states, then the head's logits of each sequence to out[idx[i] * n_labels].
+  void run_head(const PackedBatch& b, const std::vector<size_t>& idx, float* out) const;
 };
+
+namespace {
+
+// Packs the sequences, longest first (so that a batch holds texts of similar
+// length; their tokens, not a padded rectangle, go through the GEMMs either way),
+// into batches of at most batch_size sequences and kMaxBatchTokens tokens, and
+// calls run(batch, indices of its sequences in seqs) for each.
+template <typename Run>
+void for_each_batch(const std::vector<Encoding>& seqs, int batch_size, Run run) {
+  std::vector<size_t> order(seqs.size());
+  std::iota(order.begin(), order.end(), size_t(0));
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return seqs[a].ids.size() > seqs[b].ids.size(); });
+  PackedBatch b;
+  std::vector<size_t> idx;
+  for (size_t k = 0; k <= order.size(); ++k) {
+    const bool full = k == order.size() || int64_t(idx.size()) == batch_size ||
+                      (!idx.empty() && b.n_tokens() + int64_t(seqs[order[k]].ids.size()) > kMaxBatchTokens);
+    if (full && !idx.empty()) {
+      run(b, idx);
+      b = PackedBatch();
+      idx.clear();
+    }
+    if (k == order.size()) break;
+    const Encoding& e = seqs[order[k]];
+    if (e.ids.size() != e.type_ids.size())
+      throw_invalid("encoder: sequence ", order[k], " has ", e.ids.size(), " ids but ", e.type_ids.size(),
+                    " token types");
+    if (e.ids.empty()) throw_invalid("encoder: sequence ", order[k], " is empty (it needs at least [CLS])");
+    b.ids.insert(b.ids.end(), e.ids.begin(), e.ids.end());
+    b.types.insert(b.types.end(), e.type_ids.begin(), e.type_ids.end());
+    b.start.push_back(b.n_tokens() + int64_t(e.ids.size()));
+    idx.push_back(order[k]);
+  }
+}
+
+}  // namespace
 
 Encoder::Encoder() = default;
 Encoder::~Encoder() = default;
@@ -144,13 +195,14 @@ std::unique_ptr<Encoder> Encoder::load(const std::string& path, const EncoderOpt
   fs::path dir = fs::is_directory(path, ec) ? fs::path(path) : fs::path(path).parent_path();
   if (dir.empty()) dir = ".";
   if (!fs::exists(path, ec)) throw_error(ErrorKind::Io, path, ": cannot open: No such file or directory");
-  EncoderConfig c = read_config((dir / "config.json").string());
+  std::string archs;
+  EncoderConfig c = read_config((dir / "config.json").string(), archs);
   int64_t max_seq = 0;
   read_sentence_transformers(dir, c, max_seq);
 
   std::unique_ptr<Encoder> e(new Encoder());
   e->impl_.reset(new Impl{io::open_safetensors_tensors(path), c, WordPieceTokenizer::from_folder(dir.string()),
-                          nullptr, opts.n_threads > 0 ? opts.n_threads : num_threads()});
+                          nullptr, opts.n_threads > 0 ? opts.n_threads : num_threads(), nullptr, archs});
   Impl& m = *e->impl_;
   if (m.tokenizer.n_vocab() > c.n_vocab)
     throw_error(ErrorKind::Format, dir.string(), ": the tokenizer has ", m.tokenizer.n_vocab(),
@@ -161,15 +213,17 @@ std::unique_ptr<Encoder> Encoder::load(const std::string& path, const EncoderOpt
   m.config.max_length = declared > 0 ? std::min(declared, c.n_positions) : c.n_positions;
   if (m.config.max_length < 2)
     throw_invalid("Encoder: max_length ", m.config.max_length, " leaves no room for [CLS] and [SEP]");
-  const std::string prefix = m.file.find_tensor("embeddings.word_embeddings.weight")        ? ""
-                             : m.file.find_tensor("bert.embeddings.word_embeddings.weight") ? "bert."
-                                                                                            : "?";
+  // Tensors as the bare model saves them, or under the *For... checkpoint's prefix.
+  const EncoderNames& nm = encoder_names(c.arch);
+  const std::string prefix = m.file.find_tensor(nm.word_emb)                          ? ""
+                             : m.file.find_tensor(std::string(nm.prefix) + nm.word_emb) ? nm.prefix
+                                                                                      : "?";
   if (prefix == "?")
-    throw_error(ErrorKind::Format, path,
-                ": no tensor 'embeddings.word_embeddings.weight' (nor 'bert.embeddings.word_embeddings.weight'): "
-                "not a BERT model's weights");
+    throw_error(ErrorKind::Format, path, ": no tensor '", nm.word_emb, "' (nor '", nm.prefix, nm.word_emb,
+                "'): not a ", c.arch, " model's weights");
   m.net = std::make_unique<Bert>(m.file, m.config, prefix, float_to ? &*float_to : nullptr, opts.precision,
                                  m.n_threads);
+  if (!c.labels.empty()) m.head = std::make_unique<SequenceHead>(m.file, m.config, prefix, m.n_threads);
   return e;
 }
 
@@ -217,30 +271,9 @@ std::vector<float> Encoder::embed(const std::vector<std::string>& texts, int nor
   const int64_t n = int64_t(texts.size());
   std::vector<Encoding> enc(texts.size());
   for (int64_t i = 0; i < n; ++i) enc[size_t(i)] = tokenize(texts[size_t(i)]);
-  // Longest first, so that a batch holds texts of similar length (their tokens,
-  // not a padded rectangle, go through the GEMMs either way).
-  std::vector<size_t> order(texts.size());
-  std::iota(order.begin(), order.end(), size_t(0));
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return enc[a].ids.size() > enc[b].ids.size(); });
   std::vector<float> out(size_t(n * m.config.n_embd));
-  PackedBatch b;
-  std::vector<size_t> idx;
-  for (size_t k = 0; k <= order.size(); ++k) {
-    const bool full = k == order.size() || int64_t(idx.size()) == batch_size ||
-                      (!idx.empty() && b.n_tokens() + int64_t(enc[order[k]].ids.size()) > kMaxBatchTokens);
-    if (full && !idx.empty()) {
-      m.run(b, idx, norm, out.data());
-      b = PackedBatch();
-      idx.clear();
-    }
-    if (k == order.size()) break;
-    const Encoding& e = enc[order[k]];
-    b.ids.insert(b.ids.end(), e.ids.begin(), e.ids.end());
-    b.types.insert(b.types.end(), e.type_ids.begin(), e.type_ids.end());
-    b.start.push_back(b.n_tokens() + int64_t(e.ids.size()));
-    idx.push_back(order[k]);
-  }
+  for_each_batch(enc, batch_size,
+                 [&](const PackedBatch& b, const std::vector<size_t>& idx) { m.run(b, idx, norm, out.data()); });
   return out;
 }
 
@@ -258,6 +291,62 @@ std::vector<float> Encoder::hidden_states(const std::vector<Encoding>& seqs) con
   std::vector<float> h(size_t(b.n_tokens() * impl_->config.n_embd));
   impl_->net->forward(b, h.data());
   return h;
+}
+
+void Encoder::Impl::run_head(const PackedBatch& b, const std::vector<size_t>& idx, float* out) const {
+  const int64_t D = config.n_embd, L = int64_t(config.labels.size()), S = b.n_seqs();
+  std::vector<float> h(size_t(b.n_tokens() * D)), first(size_t(S * D)), logits(size_t(S * L));
+  net->forward(b, h.data());
+  for (int64_t s = 0; s < S; ++s) std::copy_n(h.data() + b.start[size_t(s)] * D, D, first.data() + s * D);
+  head->forward(first.data(), S, logits.data());
+  for (int64_t s = 0; s < S; ++s) std::copy_n(logits.data() + s * L, L, out + int64_t(idx[size_t(s)]) * L);
+}
+
+std::vector<float> Encoder::logits(const std::vector<Encoding>& seqs, int batch_size) const {
+  const Impl& m = *impl_;
+  if (!m.head)
+    throw_error(ErrorKind::Unsupported, "encoder: the model has no sequence classification head (config.json "
+                "architectures: ", m.architectures, "); classify(), logits() and score() need a ",
+                encoder_names(m.config.arch).head_class, " model");
+  if (batch_size < 1) throw_invalid("logits: batch_size must be >= 1, got ", batch_size);
+  std::vector<float> out(seqs.size() * m.config.labels.size());
+  for_each_batch(seqs, batch_size,
+                 [&](const PackedBatch& b, const std::vector<size_t>& idx) { m.run_head(b, idx, out.data()); });
+  return out;
+}
+
+std::vector<float> Encoder::logits(const std::vector<std::string>& texts, int batch_size) const {
+  if (!impl_->head) return logits(std::vector<Encoding>{}, batch_size);  // the no-head error
+  std::vector<Encoding> enc;
+  enc.reserve(texts.size());
+  for (const std::string& t : texts) enc.push_back(tokenize(t));
+  return logits(enc, batch_size);
+}
+
+std::vector<float> Encoder::classify(const std::vector<Encoding>& seqs, ScoreFunction f, int batch_size) const {
+  std::vector<float> x = logits(seqs, batch_size);
+  apply_score_function(f, config().problem_type, n_labels(), x.data(), int64_t(seqs.size()));
+  return x;
+}
+
+std::vector<float> Encoder::classify(const std::vector<std::string>& texts, ScoreFunction f, int batch_size) const {
+  std::vector<float> x = logits(texts, batch_size);
+  apply_score_function(f, config().problem_type, n_labels(), x.data(), int64_t(texts.size()));
+  return x;
+}
+
+std::vector<float> Encoder::score(std::string_view query, const std::vector<std::string>& passages, bool sigmoid,
+                                  int batch_size) const {
+  if (!impl_->head) return logits(std::vector<Encoding>{}, batch_size);  // the no-head error
+  if (n_labels() != 1)
+    throw_error(ErrorKind::Unsupported, "encoder: score() needs a one-label head (a cross-encoder); this model has ",
+                n_labels(), " labels: use classify() or logits() on the pairs");
+  std::vector<Encoding> enc;
+  enc.reserve(passages.size());
+  for (const std::string& p : passages) enc.push_back(tokenize_pair(query, p));
+  std::vector<float> x = logits(enc, batch_size);
+  if (sigmoid) apply_score_function(ScoreFunction::Sigmoid, config().problem_type, 1, x.data(), int64_t(x.size()));
+  return x;
 }
 
 }  // namespace halfbyte::model

@@ -130,7 +130,7 @@ class Model:
     def __exit__(self, *args: object) -> None: ...
 
 class Encoder:
-    """A BERT-family text encoder (BERT, MiniLM, bge, e5) for sentence embeddings."""
+    """A BERT-family text encoder (BERT, MiniLM, bge, e5, DistilBERT): embeddings and classification."""
 
     def __init__(
         self,
@@ -143,8 +143,25 @@ class Encoder:
     def embed(
         self, texts: Iterable[str], batch_size: int = 64, normalize: Optional[bool] = None
     ) -> npt.NDArray[np.float32]: ...
+    def logits(
+        self, texts: Iterable[Union[str, Tuple[str, str], List[str]]], batch_size: int = 64
+    ) -> npt.NDArray[np.float32]: ...
+    def classify(
+        self,
+        texts: Iterable[Union[str, Tuple[str, str], List[str]]],
+        top_k: Optional[int] = 1,
+        function_to_apply: Optional[str] = None,
+        batch_size: int = 64,
+    ) -> List[List[Dict[str, Any]]]: ...
+    def score(
+        self, query: str, passages: Iterable[str], sigmoid: bool = False, batch_size: int = 64
+    ) -> npt.NDArray[np.float32]: ...
     def tokenize(self, text: str) -> List[int]: ...
     def tokenize_pair(self, a: str, b: str) -> Tuple[List[int], List[int]]: ...
+    @property
+    def labels(self) -> List[str]: ...
+    @property
+    def problem_type(self) -> str: ...
     @property
     def dim(self) -> int: ...
     @property
