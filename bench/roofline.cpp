@@ -5,6 +5,7 @@
 //   fp32_fma/<isa>/threads:<T>      register-only fp32 FMA peak ("GFLOP/s")
 //   int8_dot/<isa>/threads:<T>      register-only u8 x s8 dot peak ("GOP/s",
 //                                   a multiply-add counts as 2 ops)
+//   int8_tile/amx/threads:<T>       AMX tdpbssd peak, tile-register only ("GOP/s")
 //
 // T is 1 and N = omp_get_max_threads() (OMP_NUM_THREADS is honoured). The ISA
 // of each kernel is picked at run time (__builtin_cpu_supports / getauxval);
@@ -75,6 +76,8 @@ std::uint64_t dot_vnni512(std::uint64_t iters, void* sink);
 std::uint64_t dot_vnni512_ymm(std::uint64_t iters, void* sink);
 std::uint64_t dot_avxvnni(std::uint64_t iters, void* sink);
 std::uint64_t dot_avx2_maddubs(std::uint64_t iters, void* sink);
+const char* amx_permission();
+std::uint64_t dot_amx(std::uint64_t iters, void* sink);
 #endif
 #if defined(__aarch64__)
 bool neon_has_dotprod();
@@ -366,6 +369,11 @@ void register_all() {
                      "no AVX512-VNNI+VL"});
   compute.push_back({"int8_dot", "avxvnni", avxvnni ? dot_avxvnni : nullptr, "no AVX-VNNI"});
   compute.push_back({"int8_dot", "avx2_maddubs", avx2 ? dot_avx2_maddubs : nullptr, "no AVX2"});
+  // AMX tiles: a family of its own ("int8_tile"), so "int8_dot"'s best stays the
+  // vector-unit peak the avx512 kernels are measured against.
+  const char* amx_why = amx_permission();
+  feat.add("amx_int8", *amx_why == 0);
+  compute.push_back({"int8_tile", "amx", *amx_why == 0 ? dot_amx : nullptr, amx_why});
 #elif defined(__aarch64__)
   const bool dotprod = neon_has_dotprod();
   feat.add("neon", true);

@@ -16,8 +16,14 @@ from .common import Skip, bench_binary, log, median, ratio, run_gbench
 
 
 def _names(isa: str, isas: List[str], t: int, quick: bool) -> Dict[str, str]:
+    """bench_matmul names of the goal rows. On an AMX machine (isa "amx") the vector
+    kernels' goals are measured on avx512 (amx runs GEMV and the float path there),
+    and the AMX issue's tile GEMM rows are added."""
     big, small = "N4096/K4096", "N1536/K576"
     shape = small if quick else big
+    amx = isa == "amx"
+    if amx:
+        isa = "avx512"
     names = {
         "gemm": f"q4_0/{isa}/int/M{32 if quick else 512}/{shape}/t{t}",
         "gemm_scalar": f"q4_0/scalar/int/M8/{shape}/t{t}",
@@ -27,7 +33,12 @@ def _names(isa: str, isas: List[str], t: int, quick: bool) -> Dict[str, str]:
     if not quick:
         names["gemv_dram"] = f"q4_0/{isa}/int/M1/N32768/K16384/t{t}"
     for other in isas:
-        names[f"isa {other}"] = f"q4_0/{other}/int/M1/{shape}/t1"
+        if other != "amx":  # GEMV on amx is avx512's kernel
+            names[f"isa {other}"] = f"q4_0/{other}/int/M1/{shape}/t1"
+    if amx:  # bench_matmul's amx rows: M in {16, 64, 512}; avx512 beside it at 64
+        m = 64 if quick else 512
+        names["gemm_amx"] = f"q4_0/amx/int/M{m}/{shape}/t{t}"
+        names["gemm_avx512_same"] = f"q4_0/avx512/int/M{m}/{shape}/t{t}"
     return names
 
 
@@ -43,6 +54,8 @@ def run_goals(build_dir: Optional[str], threads: int, reps: int, quick: bool, ro
     isa = halfbyte.isa()
     isas = list(halfbyte.available_isas())
     names = _names(isa, isas, threads, quick)
+    if isa == "amx":
+        isa = "avx512"
     flt = "^(" + "|".join(re.escape(n) for n in dict.fromkeys(names.values())) + ")/real_time$"
     args = [f"--benchmark_filter={flt}", "--benchmark_min_time=" + ("0.01" if quick else "0.3")]
     log(f"goals: {exe} {' '.join(args)}" + (f" (x{reps}, alternated with a DRAM read)" if bw_probe else ""))
@@ -64,7 +77,7 @@ def run_goals(build_dir: Optional[str], threads: int, reps: int, quick: bool, ro
     f = out["figures"]
     f["gemv_int_gbs"], f["gemv_float_gbs"] = fig("gemv_int", "wGB/s"), fig("gemv_float", "wGB/s")
     f["gemm_gops"], f["gemm_scalar_gops"] = fig("gemm", "GOP/s"), fig("gemm_scalar", "GOP/s")
-    f["isa_gemv_gbs"] = {o: fig(f"isa {o}", "wGB/s") for o in isas}
+    f["isa_gemv_gbs"] = {o: fig(f"isa {o}", "wGB/s") for o in isas if f"isa {o}" in names}
     roof = roof or {}
     int8_peak = roof.get("int8_gops", {}).get(f"vnni512/t{threads}") or roof.get("int8_peak_gops")
 
@@ -87,6 +100,17 @@ def run_goals(build_dir: Optional[str], threads: int, reps: int, quick: bool, ro
     goal("integer GEMV vs float GEMV, in cache, 1 thread",
          f"{f['gemv_int_gbs'] or 0:.1f} vs {f['gemv_float_gbs'] or 0:.1f} GB/s",
          ratio(f["gemv_int_gbs"], f["gemv_float_gbs"]), 2.0, [names["gemv_int"], names["gemv_float"]])
+    if "gemm_amx" in names:
+        f["gemm_amx_gops"], f["gemm_avx512_same_gops"] = fig("gemm_amx", "GOP/s"), fig("gemm_avx512_same", "GOP/s")
+        shape = "M64 N1536 K576" if quick else "M512 K=N=4096"
+        goal(f"AMX tile GEMM Q4_0 {shape}, {threads} threads, vs avx512 (issue #9)",
+             f"{f['gemm_amx_gops'] or 0:.0f} vs {f['gemm_avx512_same_gops'] or 0:.0f} GOP/s",
+             ratio(f["gemm_amx_gops"], f["gemm_avx512_same_gops"]), 2.5, [names["gemm_amx"], names["gemm_avx512_same"]])
+        amx_peak = roof.get("amx_int8_peak_gops")
+        if amx_peak:
+            goal(f"AMX tile GEMM Q4_0 {shape}, {threads} threads, vs AMX int8 peak",
+                 f"{f['gemm_amx_gops'] or 0:.0f} vs {amx_peak:.0f} GOP/s",
+                 ratio(f["gemm_amx_gops"], amx_peak), 0.15, [names["gemm_amx"]])
     for g in out["goals"]:
         met = {True: "met", False: "NOT met", None: "not measured"}[g["met"]]
         log(f"goals: {g['goal']}: {g['measured']} -> {g['ratio'] or 0:.2f} (goal {g['target']}) {met}")

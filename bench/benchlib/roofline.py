@@ -19,6 +19,7 @@ def summarize(data: dict, threads: int) -> dict:
         "read_gbs": {},      # "<size>/t<threads>" -> GB/s
         "fp32_gflops": {},   # "<isa>/t<threads>" -> GFLOP/s
         "int8_gops": {},     # "<isa>/t<threads>" -> GOP/s
+        "amx_int8_gops": {},  # "amx/t<threads>" -> GOP/s (tile unit, kept apart from the vector peak)
         "contended": [],     # names whose cpu_share was < 0.9
     }
     sizes = []
@@ -36,6 +37,8 @@ def summarize(data: dict, threads: int) -> dict:
             out["fp32_gflops"][key] = b.get("GFLOP/s")
         elif parts[0] == "int8_dot":
             out["int8_gops"][key] = b.get("GOP/s")
+        elif parts[0] == "int8_tile":
+            out["amx_int8_gops"][key] = b.get("GOP/s")
         if "CONTENDED" in b.get("label", ""):
             out["contended"].append(b["name"])
     # The first size registered is the DRAM one (largest); 16MiB is the L3-resident read.
@@ -51,6 +54,7 @@ def summarize(data: dict, threads: int) -> dict:
 
     out["fp32_peak_gflops"], out["fp32_isa"] = best(out["fp32_gflops"], threads)
     out["int8_peak_gops"], out["int8_isa"] = best(out["int8_gops"], threads)
+    out["amx_int8_peak_gops"] = best(out["amx_int8_gops"], threads)[0]
     return out
 
 

@@ -46,7 +46,10 @@ def test_kernels_quick(tmp_path):
         assert r["dram_read_gbs"] > 0 and r["int8_peak_gops"] > 0 and r["cpu_model"]
     if build is not None and (build / "bench" / "bench_matmul").is_file():
         goals = res["goals"]
-        assert len(goals["goals"]) == 3 and all(g["ratio"] > 0 for g in goals["goals"])
+        import halfbyte
+        # 3 kernel goals, plus the AMX issue's 2 (vs avx512, vs the tile peak) on an AMX machine
+        want = 5 if halfbyte.isa() == "amx" else 3
+        assert len(goals["goals"]) == want and all(g["ratio"] > 0 for g in goals["goals"]), goals["goals"]
         assert set(goals["figures"]["isa_gemv_gbs"]) >= {"scalar"}
     md = next(tmp_path.glob("compare-*.md")).read_text()
     assert "| GEMV" in md and "| GEMM" in md
