@@ -12,11 +12,13 @@
 #include <utility>
 #include <vector>
 
+#include "common.hpp"
 #include "halfbyte/halfbyte.hpp"
 #include "halfbyte/model/encoder.hpp"
 
 namespace py = pybind11;
 using halfbyte::model::Encoder;
+using halfbyte_py::PyProgress;
 
 namespace {
 
@@ -74,17 +76,57 @@ std::vector<std::string> text_list(const py::handle& texts, const char* where) {
   return out;
 }
 
+// progress=: None/False, True (halfbyte._progress's bar: tqdm or a stderr line; its
+// close() is due after the call) or a callable f(done, total).
+py::object embed_progress(const py::object& progress, py::object& bar) {
+  if (progress.is_none() || progress.is(py::bool_(false))) return py::none();
+  if (progress.is(py::bool_(true))) {
+    bar = py::module_::import("halfbyte._progress").attr("_Bar")("embedding");
+    return bar;
+  }
+  if (!PyCallable_Check(progress.ptr()))
+    throw py::value_error("Encoder.embed: progress must be None, True or a callable f(done, total) -> bool, got " +
+                          py::str(py::type::of(progress)).cast<std::string>());
+  return progress;
+}
+
 py::array_t<float> embed(const PyEncoder& self, const py::object& texts, int batch_size,
-                         std::optional<bool> normalize) {
+                         std::optional<bool> normalize, const py::object& progress) {
   const std::vector<std::string> list = text_list(texts, "Encoder.embed");
   if (batch_size < 1) throw py::value_error("Encoder.embed: batch_size must be >= 1, got " + std::to_string(batch_size));
+  py::object bar = py::none();  // not a null handle: is_none() is false on one
+  const py::object cb = embed_progress(progress, bar);
   const auto enc = self.get();
   const int64_t dim = enc->dim();
+  // PyProgress (model.cpp's bridge) runs the signal handlers (Ctrl-C) and calls
+  // `adapter`, which hands the count of texts done to the callable, or the
+  // fraction to the bar; it keeps the callable's exception for rethrow_if_failed().
+  int64_t done = 0;  // written and read on this thread only (PyProgress::call is synchronous)
+  const int64_t total = int64_t(list.size());
+  py::object adapter = py::none();
+  if (!bar.is_none())
+    adapter = py::cpp_function([bar, &done, total](float) { return bar(double(done) / double(total)); });
+  else if (!cb.is_none())
+    adapter = py::cpp_function([cb, &done, total](float) { return cb(done, total); });
   std::vector<float> out;
   {
-    py::gil_scoped_release nogil;
-    out = enc->embed(list, normalize ? int(*normalize) : -1, batch_size);
+    PyProgress report(adapter);
+    try {
+      py::gil_scoped_release nogil;
+      out = enc->embed(list, normalize ? int(*normalize) : -1, batch_size, [&](int64_t d, int64_t) {
+        done = d;
+        return report.call(0.0f);
+      });
+    } catch (const halfbyte::Error&) {
+      if (!bar.is_none()) bar.attr("close")();
+      report.rethrow_if_failed();  // KeyboardInterrupt or the callable's exception
+      throw;
+    } catch (...) {
+      if (!bar.is_none()) bar.attr("close")();
+      throw;
+    }
   }
+  if (!bar.is_none()) bar.attr("close")();
   py::array_t<float> a({py::ssize_t(list.size()), py::ssize_t(dim)});
   if (!out.empty()) std::memcpy(a.mutable_data(), out.data(), out.size() * sizeof(float));
   return a;
@@ -276,6 +318,13 @@ Args:
     batch_size: texts per packed forward pass (sorted by length first).
     normalize: None (as the model says: modules.json's Normalize), True or False
         (L2 normalization).
+    progress: None (default), True (a progress bar on stderr: tqdm if it is
+        installed, else a line rewritten in place) or a callable f(done, total)
+        called with the GIL held after each packed batch with the number of texts
+        embedded so far (increasing to total = len(texts)); returning False
+        cancels the call (RuntimeError "embed: cancelled ..."), an exception it
+        raises propagates. Ctrl-C cancels with KeyboardInterrupt in every case
+        (on the main thread).
 
 Returns:
     float32 array [len(texts), dim], in the order of texts.)doc";
@@ -289,7 +338,7 @@ void bind_encoder(py::module_& m) {
            py::arg("path"), py::arg("dtype") = "q8_0", py::arg("n_threads") = py::none(),
            py::arg("max_length") = py::none(), py::arg("precision") = "auto")
       .def("embed", &embed, py::arg("texts"), py::arg("batch_size") = 64, py::arg("normalize") = py::none(),
-           kEmbedDoc)
+           py::arg("progress") = py::none(), kEmbedDoc)
       .def("logits", &logits, py::arg("texts"), py::arg("batch_size") = 64, kLogitsDoc)
       .def("classify", &classify, py::arg("texts"), py::arg("top_k") = 1, py::arg("function_to_apply") = py::none(),
            py::arg("batch_size") = 64, kClassifyDoc)

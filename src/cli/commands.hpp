@@ -15,5 +15,7 @@ int cmd_info(const Args& args);
 int cmd_quantize(const Args& args);
 int cmd_perplexity(const Args& args);
 int cmd_imatrix(const Args& args);
+int cmd_embed(const Args& args);
+int cmd_classify(const Args& args);
 
 }  // namespace halfbyte::cli

@@ -20,6 +20,10 @@ void usage(std::FILE* out) {
                "  perplexity  perplexity on a text file, KL vs a base model (-m MODEL -f TEXT)\n"
                "  imatrix   activation statistics for importance-weighted quantization\n"
                "            (-m MODEL -f TEXT -o FILE)\n"
+               "  embed     sentence embeddings of a file's lines with a BERT-family encoder,\n"
+               "            as a float32 .npy file (-m MODEL -f TEXTS -o OUT.npy)\n"
+               "  classify  labels and scores of texts with a text-classification encoder\n"
+               "            (-m MODEL \"text\" ... or -f FILE)\n"
                "  formats   quantize a random Gaussian matrix in every format and print the\n"
                "            error of round-to-nearest vs the error-minimising search\n"
                "  version   print the version and the kernel ISA in use\n"
@@ -43,6 +47,8 @@ int main(int argc, char** argv) {
     if (cmd == "quantize") return halfbyte::cli::cmd_quantize(args);
     if (cmd == "perplexity") return halfbyte::cli::cmd_perplexity(args);
     if (cmd == "imatrix") return halfbyte::cli::cmd_imatrix(args);
+    if (cmd == "embed") return halfbyte::cli::cmd_embed(args);
+    if (cmd == "classify") return halfbyte::cli::cmd_classify(args);
     if (cmd == "version" || cmd == "--version") {
       std::printf("halfbyte %s (isa: %s)\n", halfbyte::library_version(), halfbyte::isa().c_str());
       return 0;

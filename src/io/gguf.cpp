@@ -377,6 +377,20 @@ const GgufTensorInfo* GgufFile::find_tensor(std::string_view name) const {
   return it == by_name_.end() ? nullptr : &tensors_[it->second];
 }
 
+void GgufFile::rename_tensor(std::string_view from, std::string to) {
+  const auto it = by_name_.find(from);
+  if (it == by_name_.end()) throw_error(ErrorKind::Format, path_, ": tensor '", from, "' is missing");
+  const size_t i = it->second;
+  if (to.empty()) {
+    tensors_.erase(tensors_.begin() + std::ptrdiff_t(i));
+  } else {
+    if (to != from && by_name_.count(to)) throw_error(ErrorKind::Format, path_, ": tensor '", to, "' appears twice");
+    tensors_[i].name = std::move(to);
+  }
+  by_name_.clear();
+  for (size_t k = 0; k < tensors_.size(); ++k) by_name_.emplace(tensors_[k].name, k);
+}
+
 const GgufTensorInfo& GgufFile::tensor(std::string_view name) const {
   const GgufTensorInfo* t = find_tensor(name);
   if (!t) throw_error(ErrorKind::Format, path_, ": tensor '", name, "' is missing");

@@ -66,7 +66,7 @@ const EncoderNames& encoder_names(const std::string& arch) {
 }
 
 Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& prefix, const quant::Format* float_to,
-           MatmulPrecision precision, int n_threads)
+           MatmulPrecision precision, int n_threads, const EncoderNames* names)
     : file_(f), c_(c), n_threads_(n_threads) {
   float_all_ = precision == MatmulPrecision::Float;
   float_ln_ = precision != MatmulPrecision::Int;
@@ -82,8 +82,8 @@ Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& pre
     alias(".weight", ".gamma");
     alias(".bias", ".beta");
     if (!t)
-      throw_error(ErrorKind::Format, f.path(), ": tensor '", prefix + name,
-                  "' is missing (or not of dtype F32, F16 or BF16)");
+      throw_error(ErrorKind::Format, f.path(), ": tensor '", prefix + name, "' is missing",
+                  f.format() == "gguf" ? "" : " (or not of dtype F32, F16 or BF16)");
     return *t;
   };
   auto vec = [&](const std::string& name, int64_t n) { return tensor_vector(f, get(name), n); };
@@ -91,7 +91,7 @@ Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& pre
     const io::GgufTensorInfo& t = get(name);
     if (t.ne.size() != 2 || t.ne[0] != D || t.ne[1] != rows)
       throw_error(ErrorKind::Format, f.path(), ": tensor '", t.name, "' should have shape [", rows, ", ", D,
-                  "] (config.json)");
+                  "] (", f.format() == "gguf" ? "the GGUF metadata" : "config.json", ")");
     return t;
   };
   auto linear = [&](const std::vector<std::string>& names, int64_t n_in, int64_t n_out) {
@@ -108,7 +108,7 @@ Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& pre
     return l;
   };
 
-  const EncoderNames& nm = encoder_names(c.arch);
+  const EncoderNames& nm = names ? *names : encoder_names(c.arch);
   const std::string ln_w = ".weight", ln_b = ".bias";
   word_emb_ = &table(nm.word_emb, c.n_vocab);
   const io::GgufTensorInfo& pos = table(nm.pos_emb, c.n_positions);

@@ -53,10 +53,11 @@ struct PackedBatch {
 
 class Bert {
  public:
-  // f holds the tensors under their HF names (encoder_names(c.arch)) after `prefix`.
+  // f holds the tensors under their HF names (encoder_names(c.arch)) after `prefix`,
+  // or under `names` if given (llama.cpp's GGUF names: encoder_gguf.hpp).
   // float_to: format for the weight matrices (null: keep fp32).
   Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& prefix, const quant::Format* float_to,
-       MatmulPrecision precision, int n_threads);
+       MatmulPrecision precision, int n_threads, const EncoderNames* names = nullptr);
 
   // Last hidden states [n_tokens, D] of the packed sequences.
   void forward(const PackedBatch& b, float* out) const;

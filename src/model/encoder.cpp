@@ -16,6 +16,7 @@
 #include "halfbyte/threads.hpp"
 #include "io/hf_json.hpp"
 #include "model/bert.hpp"
+#include "model/encoder_gguf.hpp"
 #include "model/encoder_head.hpp"
 
 namespace halfbyte::model {
@@ -123,6 +124,14 @@ void read_sentence_transformers(const fs::path& dir, EncoderConfig& e, int64_t& 
 
 }  // namespace
 
+EncoderConfig read_encoder_folder_config(const std::string& dir, std::string& archs) {
+  EncoderConfig c = read_config((fs::path(dir) / "config.json").string(), archs);
+  int64_t max_seq = 0;
+  read_sentence_transformers(dir, c, max_seq);
+  c.max_length = max_seq;
+  return c;
+}
+
 struct Encoder::Impl {
   io::GgufFile file;
   EncoderConfig config;
@@ -195,6 +204,20 @@ std::unique_ptr<Encoder> Encoder::load(const std::string& path, const EncoderOpt
   fs::path dir = fs::is_directory(path, ec) ? fs::path(path) : fs::path(path).parent_path();
   if (dir.empty()) dir = ".";
   if (!fs::exists(path, ec)) throw_error(ErrorKind::Io, path, ": cannot open: No such file or directory");
+  if (is_gguf_file(path)) {  // llama.cpp's bert layout (encoder_gguf.cpp)
+    io::GgufFile gf = io::GgufFile::open(path);
+    GgufEncoder g = read_gguf_encoder(gf);
+    if (opts.max_length > 0) g.config.max_length = std::min(opts.max_length, g.config.n_positions);
+    if (g.config.max_length < 2)
+      throw_invalid("Encoder: max_length ", g.config.max_length, " leaves no room for [CLS] and [SEP]");
+    std::unique_ptr<Encoder> e(new Encoder());
+    e->impl_.reset(new Impl{std::move(gf), g.config, g.tokenizer, nullptr,
+                            opts.n_threads > 0 ? opts.n_threads : num_threads(), nullptr, "(GGUF)"});
+    Impl& m = *e->impl_;
+    m.net = std::make_unique<Bert>(m.file, m.config, "", float_to ? &*float_to : nullptr, opts.precision,
+                                   m.n_threads, &g.names);
+    return e;
+  }
   std::string archs;
   EncoderConfig c = read_config((dir / "config.json").string(), archs);
   int64_t max_seq = 0;
@@ -263,7 +286,8 @@ void Encoder::Impl::run(const PackedBatch& b, const std::vector<size_t>& idx, bo
   }
 }
 
-std::vector<float> Encoder::embed(const std::vector<std::string>& texts, int normalize, int batch_size) const {
+std::vector<float> Encoder::embed(const std::vector<std::string>& texts, int normalize, int batch_size,
+                                  const EmbedProgress& progress) const {
   if (batch_size < 1) throw_invalid("embed: batch_size must be >= 1, got ", batch_size);
   if (normalize < -1 || normalize > 1) throw_invalid("embed: normalize must be -1, 0 or 1, got ", normalize);
   const Impl& m = *impl_;
@@ -272,8 +296,13 @@ std::vector<float> Encoder::embed(const std::vector<std::string>& texts, int nor
   std::vector<Encoding> enc(texts.size());
   for (int64_t i = 0; i < n; ++i) enc[size_t(i)] = tokenize(texts[size_t(i)]);
   std::vector<float> out(size_t(n * m.config.n_embd));
-  for_each_batch(enc, batch_size,
-                 [&](const PackedBatch& b, const std::vector<size_t>& idx) { m.run(b, idx, norm, out.data()); });
+  int64_t done = 0;
+  for_each_batch(enc, batch_size, [&](const PackedBatch& b, const std::vector<size_t>& idx) {
+    m.run(b, idx, norm, out.data());
+    done += int64_t(idx.size());
+    if (progress && !progress(done, n))
+      throw_error(ErrorKind::Runtime, "embed: cancelled after ", done, " of ", n, " texts");
+  });
   return out;
 }
 

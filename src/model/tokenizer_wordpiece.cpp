@@ -313,6 +313,13 @@ int32_t WordPieceTokenizer::sep() const noexcept { return p_->sep; }
 int32_t WordPieceTokenizer::unk() const noexcept { return p_->unk; }
 int32_t WordPieceTokenizer::pad() const noexcept { return p_->pad; }
 const WordPieceConfig& WordPieceTokenizer::config() const noexcept { return p_->cfg; }
+std::vector<int32_t> WordPieceTokenizer::added_ids() const {
+  std::vector<int32_t> ids;
+  for (const AddedToken& a : p_->added) ids.push_back(a.id);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
 int64_t WordPieceTokenizer::model_max_length() const noexcept { return p_->model_max_length; }
 
 }  // namespace halfbyte::model

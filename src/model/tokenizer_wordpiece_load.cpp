@@ -200,23 +200,17 @@ void finish_wordpiece(WordPieceTokenizer::Impl& t) {
 
 namespace {
 
-std::shared_ptr<WordPieceTokenizer::Impl> load_vocab_txt(const std::string& path, const WordPieceConfig& cfg) {
+// tokens[id] -> the tokenizer, the vocab.txt way: [CLS] a [SEP] templates, the
+// special tokens matched whole. A token repeated later takes the later id (as a
+// Python dict would).
+std::shared_ptr<WordPieceTokenizer::Impl> vocab_tokenizer(std::vector<std::string> tokens, const WordPieceConfig& cfg,
+                                                         const std::string& path) {
   auto t = std::make_shared<WordPieceTokenizer::Impl>();
   t->path = path;
   t->cfg = cfg;
-  const io::MappedFile m(path);
-  const char* p = reinterpret_cast<const char*>(m.data());
-  const char* end = p + m.size();
-  int32_t id = 0;
-  while (p < end) {
-    const char* nl = std::find(p, end, '\n');
-    if (id >= kMaxVocab) throw_error(ErrorKind::Format, path, ": more than ", kMaxVocab, " tokens");
-    // A token repeated on a later line takes that line's id (as a Python dict would).
-    const std::string tok(p, nl);
-    t->tokens.push_back(tok);
-    t->ids[tok] = id++;
-    p = nl == end ? end : nl + 1;
-  }
+  if (int64_t(tokens.size()) > kMaxVocab) throw_error(ErrorKind::Format, path, ": more than ", kMaxVocab, " tokens");
+  t->tokens = std::move(tokens);
+  for (size_t id = 0; id < t->tokens.size(); ++id) t->ids[t->tokens[id]] = int32_t(id);
   const auto cls = t->ids.find(cfg.cls_token), sep = t->ids.find(cfg.sep_token);
   if (cls == t->ids.end() || sep == t->ids.end())
     throw_error(ErrorKind::Format, path, ": the special tokens '", cfg.cls_token, "' and '", cfg.sep_token,
@@ -233,10 +227,29 @@ std::shared_ptr<WordPieceTokenizer::Impl> load_vocab_txt(const std::string& path
   return t;
 }
 
+std::shared_ptr<WordPieceTokenizer::Impl> load_vocab_txt(const std::string& path, const WordPieceConfig& cfg) {
+  const io::MappedFile m(path);
+  const char* p = reinterpret_cast<const char*>(m.data());
+  const char* end = p + m.size();
+  std::vector<std::string> tokens;
+  while (p < end) {
+    const char* nl = std::find(p, end, '\n');
+    if (int64_t(tokens.size()) >= kMaxVocab) throw_error(ErrorKind::Format, path, ": more than ", kMaxVocab, " tokens");
+    tokens.emplace_back(p, nl);
+    p = nl == end ? end : nl + 1;
+  }
+  return vocab_tokenizer(std::move(tokens), cfg, path);
+}
+
 }  // namespace
 
 WordPieceTokenizer WordPieceTokenizer::from_vocab_txt(const std::string& path, const WordPieceConfig& cfg) {
   return WordPieceTokenizer(load_vocab_txt(path, cfg));
+}
+
+WordPieceTokenizer WordPieceTokenizer::from_vocab(std::vector<std::string> tokens, const WordPieceConfig& cfg,
+                                                  const std::string& where) {
+  return WordPieceTokenizer(vocab_tokenizer(std::move(tokens), cfg, where));
 }
 
 WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const std::string& path) {

@@ -26,6 +26,7 @@
 #include "halfbyte/threads.hpp"
 #include "io/metadata_build.hpp"
 #include "model/linear.hpp"  // tensor_row_to_float: any type the loader reads, as fp32
+#include "model/encoder_gguf.hpp"
 
 namespace halfbyte::quant {
 namespace {
@@ -233,13 +234,18 @@ std::vector<TensorQuantInfo> quantize_model(const std::string& in, const std::st
     if (fs::is_directory(out, ec)) throw_invalid("quantize: the output path '", out, "' is a folder");
   }
   const int n_threads = opts.n_threads > 0 ? std::min(opts.n_threads, kMaxThreads) : num_threads();
-  io::GgufFile f = io::open_model_file(in, opts.tokenizer);
+  // A BERT folder is written in llama.cpp's bert layout (model/encoder_gguf.cpp).
+  const bool encoder = model::is_encoder_folder(in);
+  if (encoder && !opts.tokenizer.empty())
+    throw_invalid("quantize: ", in, " is a BERT folder; its own tokenizer is written (no --tokenizer)");
+  io::GgufFile f = encoder ? model::bert_folder_as_gguf(in) : io::open_model_file(in, opts.tokenizer);
   std::unique_ptr<Imatrix> im;
   if (!opts.imatrix.empty()) im = std::make_unique<Imatrix>(load_imatrix(opts.imatrix));
 
   const std::string arch = f.get_string("general.architecture", "");
   const int64_t n_layer = f.get_int(arch + ".block_count", 0);
-  const bool tied = f.find_tensor("output.weight") == nullptr;
+  // BERT has no output head: its token embeddings are a table only.
+  const bool tied = f.find_tensor("output.weight") == nullptr && arch != "bert";
   // HF checkpoints: Q/K rows in HF's rotary layout. llama.cpp expects GGUF's for
   // llama-style models (qwen2 uses HF's layout natively): permute, drop the flag.
   bool permute_qk = false;
@@ -262,7 +268,9 @@ std::vector<TensorQuantInfo> quantize_model(const std::string& in, const std::st
   std::vector<std::string> requantized;
   for (const auto& t : f.tensors()) {
     Job j{&t, GgmlType::F32, false, {}};
-    const bool matrix = t.ne.size() == 2 && ends_with(t.name, ".weight") && !is_integer(t.type);
+    // BERT's position and token type tables stay float, as llama.cpp keeps them.
+    const bool matrix = t.ne.size() == 2 && ends_with(t.name, ".weight") && !is_integer(t.type) &&
+                        t.name != "position_embd.weight" && t.name != "token_types.weight";
     if (is_integer(t.type)) {
       j.to = t.type;
       j.copy = true;

@@ -21,7 +21,10 @@ group G in {32, 64, 128}, fp16 scales, or bf16 scales with the ``_bf16`` suffix.
 
 Models: ``halfbyte.Model(path)`` runs Llama-family GGUF / llama2.c / safetensors
 models (generate, logits, tokenize); ``halfbyte.Encoder(path)`` runs BERT-family
-encoders (MiniLM, bge, e5) for sentence embeddings (``embed(texts)``).
+encoders (MiniLM, bge, e5) for sentence embeddings (``embed(texts)``) and, with a
+classification head, labels (``classify(texts)``); ``halfbyte.pipeline(task,
+model=folder)`` wraps it as transformers' "feature-extraction" and
+"text-classification" / "sentiment-analysis" pipelines.
 Files: ``halfbyte.load_gguf(path)`` gives a
 GGUF file's metadata and tensors (QTensor or numpy, zero-copy where possible),
 ``halfbyte.save_gguf(path, metadata, tensors)`` writes one.
@@ -51,6 +54,7 @@ from ._core import (
 from .gguf_io import GgufContents, load_gguf, save_gguf
 from .model import Model
 from .model_quantize import QUANTIZE_TYPES, perplexity, quantize_model
+from .pipeline import TASKS, pipeline
 
 #: Format names accepted by quantize() and QTensor.from_bytes().
 FORMATS = (
@@ -78,6 +82,7 @@ __all__ = [
     "Model",
     "QUANTIZE_TYPES",
     "QTensor",
+    "TASKS",
     "__version__",
     "available_isas",
     "dequantize",
@@ -86,6 +91,7 @@ __all__ = [
     "matmul",
     "num_threads",
     "perplexity",
+    "pipeline",
     "quantize",
     "quantize_model",
     "save_gguf",

@@ -11,6 +11,8 @@ __version__: str
 _Buffer = Union[bytes, bytearray, memoryview, npt.NDArray[np.generic]]
 _Method = Literal["auto", "rtn"]
 _Progress = Optional[Callable[[float], Optional[bool]]]
+# Encoder.embed: None/False, True (a bar) or f(texts done, total).
+_EmbedProgress = Union[None, bool, Callable[[int, int], Optional[bool]]]
 _Tensor = Union["QTensor", npt.NDArray[Any]]
 
 class QTensor:
@@ -141,7 +143,11 @@ class Encoder:
         precision: str = "auto",
     ) -> None: ...
     def embed(
-        self, texts: Iterable[str], batch_size: int = 64, normalize: Optional[bool] = None
+        self,
+        texts: Iterable[str],
+        batch_size: int = 64,
+        normalize: Optional[bool] = None,
+        progress: _EmbedProgress = None,
     ) -> npt.NDArray[np.float32]: ...
     def logits(
         self, texts: Iterable[Union[str, Tuple[str, str], List[str]]], batch_size: int = 64

@@ -122,6 +122,10 @@ class GgufFile {
   void set(std::string key, GgufValue value) { kv_[std::move(key)] = std::move(value); }
   // Removes a metadata value (no-op if absent): e.g. a vocabulary once a tokenizer holds it.
   void erase(std::string_view key) { kv_.erase(std::string(key)); }
+  // Renames a tensor, or with an empty `to` drops it: how another layout's tensor
+  // names become GGUF's (HF BERT -> llama.cpp's bert). Throws Error(Format) if
+  // `from` is absent or `to` is taken. Invalidates pointers to tensors().
+  void rename_tensor(std::string_view from, std::string to);
 
  private:
   GgufFile() = default;

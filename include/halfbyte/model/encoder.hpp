@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -104,7 +105,12 @@ class Encoder {
   // the model says (modules.json), 0 no, 1 L2-normalize. batch_size texts (at
   // most ~8k tokens) run per packed forward pass. An empty text is [CLS] [SEP].
   // Safe to call from several threads at once (each call has its own scratch).
-  std::vector<float> embed(const std::vector<std::string>& texts, int normalize = -1, int batch_size = 64) const;
+  // progress, if set, is called on the calling thread after each packed batch with
+  // (texts done, texts.size()), done increasing to texts.size(); returning false
+  // cancels: Error(Runtime) "embed: cancelled after <done> of <total> texts".
+  using EmbedProgress = std::function<bool(int64_t done, int64_t total)>;
+  std::vector<float> embed(const std::vector<std::string>& texts, int normalize = -1, int batch_size = 64,
+                           const EmbedProgress& progress = {}) const;
 
   // Last hidden states of pre-tokenized sequences, packed: [sum of lengths * dim()].
   std::vector<float> hidden_states(const std::vector<Encoding>& seqs) const;

@@ -56,6 +56,11 @@ class WordPieceTokenizer {
   // vocab.txt: one token per line, ids by line number. The special tokens named in
   // `cfg` must be in it.
   static WordPieceTokenizer from_vocab_txt(const std::string& path, const WordPieceConfig& cfg = {});
+  // A vocabulary given as token texts by id (e.g. from a GGUF file's
+  // tokenizer.ggml.tokens, back in vocab.txt's "##" form); `where` names its
+  // source in messages. As from_vocab_txt otherwise.
+  static WordPieceTokenizer from_vocab(std::vector<std::string> tokens, const WordPieceConfig& cfg,
+                                       const std::string& where);
 
   // Text -> ids with the special tokens. max_length > 0 truncates to that many ids
   // in all (the text's tokens are cut, the special ones kept; a pair is cut as HF's
@@ -79,6 +84,8 @@ class WordPieceTokenizer {
   int32_t sep() const noexcept;
   int32_t unk() const noexcept;
   int32_t pad() const noexcept;  // -1 if the vocabulary has none
+  // Ids of the tokens matched whole in the raw text ([CLS], [SEP], [MASK], ...), ascending.
+  std::vector<int32_t> added_ids() const;
   const WordPieceConfig& config() const noexcept;
   // Largest total length the tokenizer files declare (tokenizer_config.json's
   // model_max_length when it is a sane number), or 0.
