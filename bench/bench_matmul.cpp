@@ -72,7 +72,7 @@ struct Shape {
   int64_t N, K;
 };
 
-// amx: the integer GEMM on AMX tiles, at M in {16, 64, 512} (its float path and
+// amx: the GEMM on AMX tiles, at M in {16, 32, 64, 128, 512} (its float path and
 // M < 16 are avx512's); on an AMX machine avx512 gets int rows at 16 and 64 too,
 // for the ratio and the crossover (docs/AMX.md). Elsewhere: one "skipped" line.
 bool amx_rows() {
@@ -111,7 +111,7 @@ void register_all() {
                 ->UseRealTime();
           };
           if (isa_name == "amx") {
-            for (int64_t M : {16, 64, 512})
+            for (int64_t M : {16, 32, 64, 128, 512})
               for (const Shape& s : shapes) add(M, s);
             continue;
           }

@@ -56,6 +56,8 @@ void tdpbssd(int dst, int a, int b);
 void tdpbsud(int dst, int a, int b);
 void tdpbusd(int dst, int a, int b);
 void tdpbuud(int dst, int a, int b);
+// dst (fp32) += a . b with a's / b's elements bf16 pairs: TDPBF16PS.
+void tdpbf16ps(int dst, int a, int b);
 
 }  // namespace emu
 }  // namespace halfbyte::kernels::amx

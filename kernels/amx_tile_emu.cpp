@@ -78,7 +78,54 @@ void dot_bytes(const char* insn, int dst, int a, int b) {
   s.cfg.start_row = 0;
 }
 
+// The operand checks of the dot products (#UD), shared by the int8 and bf16 ones.
+const TileConfig& check_dot(const char* insn, int dst, int a, int b) {
+  State& s = use(insn, dst);
+  use(insn, a);
+  use(insn, b);
+  if (dst == a || dst == b || a == b) fault(insn, "#UD", "operands must be distinct tiles");
+  const TileConfig& c = s.cfg;
+  if (c.rows[dst] != c.rows[a]) fault(insn, "#UD", "dst.rows ", int(c.rows[dst]), " != a.rows ", int(c.rows[a]));
+  if (c.colsb[a] % 4 != 0 || c.colsb[a] / 4 != c.rows[b])
+    fault(insn, "#UD", "a.colsb ", int(c.colsb[a]), " != 4 * b.rows ", int(c.rows[b]));
+  if (c.colsb[dst] != c.colsb[b]) fault(insn, "#UD", "dst.colsb ", int(c.colsb[dst]), " != b.colsb ", int(c.colsb[b]));
+  if (c.colsb[dst] % 4 != 0) fault(insn, "#UD", "dst.colsb ", int(c.colsb[dst]), " is not a multiple of 4");
+  return c;
+}
+
+float bf16_at(const uint8_t* row, int i) {
+  uint16_t h;
+  std::memcpy(&h, row + 2 * i, 2);
+  const uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
 }  // namespace
+
+void tdpbf16ps(int dst, int a, int b) {
+  const TileConfig& c = check_dot("tdpbf16ps", dst, a, b);
+  State& s = state();
+  const int kq = c.colsb[a] / 4, nq = c.colsb[dst] / 4;
+  for (int m = 0; m < c.rows[dst]; ++m) {
+    float tmp[kMaxColsb / 4];
+    std::memcpy(tmp, s.data[dst][m], sizeof tmp);
+    for (int k = 0; k < kq; ++k)
+      for (int n = 0; n < nq; ++n) {
+        // The SDM's order: the odd pair's product, plus the even one's, into the sum.
+        // (The hardware flushes denormals and may round differently; kernels on
+        // tiles are tested against a bound, not bit for bit.)
+        float t = bf16_at(s.data[a][m], 2 * k + 1) * bf16_at(s.data[b][k], 2 * n + 1);
+        t += bf16_at(s.data[a][m], 2 * k) * bf16_at(s.data[b][k], 2 * n);
+        tmp[n] += t;
+      }
+    std::memset(s.data[dst][m], 0, kMaxColsb);
+    std::memcpy(s.data[dst][m], tmp, size_t(c.colsb[dst]));
+  }
+  zero_rows_from(s, dst, c.rows[dst]);
+  s.cfg.start_row = 0;
+}
 
 void ldtilecfg(const TileConfig* mem) {
   TileConfig c;

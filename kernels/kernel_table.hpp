@@ -111,6 +111,12 @@ struct KernelTable {
   DequantizeRowFn dequantize_row = nullptr;
   AttendFn attend[2] = {};  // [0]: fp32 cache, [1]: fp16 cache
   SiluMulFn silu_mul = nullptr;
+  // amx: the GEMM on bf16 tiles (kernels/amx/tile_gemm_bf16.inl): fp32 activations
+  // rounded to bf16, weights widened to bf16 with their scales, fp32 sums. Not the
+  // integer contract: within the bound tile_gemm_bf16.inl states. ops::matmul uses
+  // it in place of the integer path for M >= tile_min_rows when it is set.
+  GemmFloatFn gemm_tile[kFamilies][2] = {};
+  int64_t tile_min_rows = 0;
 };
 
 Family family_of(const quant::Format& f);
@@ -127,18 +133,27 @@ namespace avx512 { void fill(KernelTable& t); void fill_attention(KernelTable& t
 namespace neon { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
 namespace neon_i8mm { void fill(KernelTable& t); }
 
-// amx (x86-64 builds): avx512's table with the integer GEMM on AMX tiles for
-// tasks of at least kMinTileRows rows (GEMV and short GEMMs stay on avx512).
+// amx (x86-64 builds): avx512's table with GEMMs of at least kMinTileRows rows on
+// AMX tiles (GEMV and short GEMMs stay on avx512): the bf16 tile GEMM where the CPU
+// has AMX-BF16 (the faster design, docs/AMX.md), else, or with HALFBYTE_AMX_GEMM=int8,
+// the integer one.
 namespace amx {
 // Where AMX takes over from avx512. A first guess, not a measurement: to be
 // measured on a Xeon with AMX (bench_matmul's amx and avx512 rows; docs/AMX.md).
 constexpr int64_t kMinTileRows = 16;
+// Where the bf16 tile GEMM takes over from the integer one: it widens every weight
+// once per call, which pays from M ~ 48 on (measured on a Sapphire Rapids Xeon,
+// 2 threads, q4_0: M = 32 int8 tiles 0.78 TOP/s vs bf16 0.69; M = 64 0.85 vs 1.14).
+constexpr int64_t kMinBf16Rows = 48;
 void fill(KernelTable& t);
 // The tile GEMM itself, for any number of rows (no crossover), for tests: on the
 // tile instructions (AMX CPUs only), and on their C++ emulation (any AVX-512 CPU:
 // the same blocking, packing and tail code).
 GemmIntFn tile_gemm_int(Family f, bool bf16);
 GemmIntFn emulated_tile_gemm_int(Family f, bool bf16);
+// The bf16 tile GEMM (any number of rows), on the hardware and on the emulation.
+GemmFloatFn tile_gemm_bf16(Family f, bool bf16);
+GemmFloatFn emulated_tile_gemm_bf16(Family f, bool bf16);
 }  // namespace amx
 
 }  // namespace halfbyte::kernels

@@ -5,10 +5,12 @@
 // granted the tile state.
 #include <immintrin.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
 #include "amx_tile.hpp"
+#include "cpu_features.hpp"
 #include "kernel_table.hpp"
 
 namespace halfbyte::kernels::amx {
@@ -77,9 +79,18 @@ struct HwTiles {
     else if constexpr (C == 7 && A == 1 && B == 3) _tile_dpbssd(7, 1, 3);
     else static_assert(C < 0, "add this tile combination to HwTiles::dot");
   }
+  template <int C, int A, int B>
+  static void dot_bf16() {
+    if constexpr (C == 4 && A == 0 && B == 2) _tile_dpbf16ps(4, 0, 2);
+    else if constexpr (C == 5 && A == 0 && B == 3) _tile_dpbf16ps(5, 0, 3);
+    else if constexpr (C == 6 && A == 1 && B == 2) _tile_dpbf16ps(6, 1, 2);
+    else if constexpr (C == 7 && A == 1 && B == 3) _tile_dpbf16ps(7, 1, 3);
+    else static_assert(C < 0, "add this tile combination to HwTiles::dot_bf16");
+  }
 };
 
 #include "tile_gemm.inl"
+#include "tile_gemm_bf16.inl"
 
 // avx512's integer GEMMs, for tasks with fewer rows than kMinTileRows.
 GemmIntFn g_below[kFamilies][2];
@@ -95,7 +106,19 @@ void gemm_int(const Packed& w, const ActQ8& x, const GemmTask& t) {
 
 }  // namespace
 
+// HALFBYTE_AMX_GEMM=int8 keeps the integer tile GEMM (to measure one design
+// against the other); anything else, or unset, the bf16 one where the CPU has it.
+bool use_bf16_tiles() {
+  const char* e = std::getenv("HALFBYTE_AMX_GEMM");
+  return cpu_features().amx_bf16 && !(e && std::strcmp(e, "int8") == 0);
+}
+
 void fill(KernelTable& t) {
+  if (use_bf16_tiles()) {
+    for (int f = 0; f < kFamilies; ++f)
+      for (int bf = 0; bf < 2; ++bf) t.gemm_tile[f][bf] = tile_gemm_bf16(Family(f), bf != 0);
+    t.tile_min_rows = kMinBf16Rows;
+  }
   for (int f = 0; f < kFamilies; ++f)
     for (int bf = 0; bf < 2; ++bf) g_below[f][bf] = t.gemm_int[f][bf];
   t.gemm_int[kSym4][0] = gemm_int<kSym4, false>;
@@ -111,6 +134,14 @@ GemmIntFn tile_gemm_int(Family f, bool bf16) {
       {gemm_tiles<HwTiles, kSym4, false>, gemm_tiles<HwTiles, kSym4, true>},
       {gemm_tiles<HwTiles, kAffine4, false>, gemm_tiles<HwTiles, kAffine4, true>},
       {gemm_tiles<HwTiles, kQ8, false>, gemm_tiles<HwTiles, kQ8, true>}};
+  return fns[f][bf16 ? 1 : 0];
+}
+
+GemmFloatFn tile_gemm_bf16(Family f, bool bf16) {
+  static const GemmFloatFn fns[kFamilies][2] = {
+      {gemm_tiles_bf16<HwTiles, kSym4, false>, gemm_tiles_bf16<HwTiles, kSym4, true>},
+      {gemm_tiles_bf16<HwTiles, kAffine4, false>, gemm_tiles_bf16<HwTiles, kAffine4, true>},
+      {gemm_tiles_bf16<HwTiles, kQ8, false>, gemm_tiles_bf16<HwTiles, kQ8, true>}};
   return fns[f][bf16 ? 1 : 0];
 }
 

@@ -25,9 +25,12 @@ struct EmuTiles {
   static void store(void* p, int64_t stride) { emu::tilestored(T, p, stride); }
   template <int C, int A, int B>
   static void dot() { emu::tdpbssd(C, A, B); }
+  template <int C, int A, int B>
+  static void dot_bf16() { emu::tdpbf16ps(C, A, B); }
 };
 
 #include "tile_gemm.inl"
+#include "tile_gemm_bf16.inl"
 
 }  // namespace
 
@@ -36,6 +39,14 @@ GemmIntFn emulated_tile_gemm_int(Family f, bool bf16) {
       {gemm_tiles<EmuTiles, kSym4, false>, gemm_tiles<EmuTiles, kSym4, true>},
       {gemm_tiles<EmuTiles, kAffine4, false>, gemm_tiles<EmuTiles, kAffine4, true>},
       {gemm_tiles<EmuTiles, kQ8, false>, gemm_tiles<EmuTiles, kQ8, true>}};
+  return fns[f][bf16 ? 1 : 0];
+}
+
+GemmFloatFn emulated_tile_gemm_bf16(Family f, bool bf16) {
+  static const GemmFloatFn fns[kFamilies][2] = {
+      {gemm_tiles_bf16<EmuTiles, kSym4, false>, gemm_tiles_bf16<EmuTiles, kSym4, true>},
+      {gemm_tiles_bf16<EmuTiles, kAffine4, false>, gemm_tiles_bf16<EmuTiles, kAffine4, true>},
+      {gemm_tiles_bf16<EmuTiles, kQ8, false>, gemm_tiles_bf16<EmuTiles, kQ8, true>}};
   return fns[f][bf16 ? 1 : 0];
 }
 

@@ -112,6 +112,16 @@ void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> 
     return;
   }
 
+  // AMX: GEMMs of enough rows on bf16 tiles (fp32 activations, no int8 quantization).
+  if (const auto tile = kt.gemm_tile[p.family][bf]; tile && M >= kt.tile_min_rows) {
+    const kernels::ActF32 a{x.data(), x.stride(0), nullptr};
+    parallel(nt, [&](int tid, int nthr) {
+      const auto t = task_for(tid, nthr);
+      if (t.g0 < t.g1 && t.m0 < t.m1) tile(p, a, t);
+    });
+    return;
+  }
+
   int8_t* qs = grow(s.qs, size_t(M * K));
   ActBlock* meta = grow(s.meta, size_t(M * nb));
   const auto quantize_rows = [&](int64_t m0, int64_t m1) {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "amx_tile.hpp"
+#include "cpu_features.hpp"
 #include "kernel_table.hpp"
 #include "kernel_test_util.hpp"
 
@@ -86,8 +87,8 @@ std::vector<Shape> shapes_for(const quant::Format& f) {
 // Runs fn over M x N like ops::matmul does with nthr threads (row groups split
 // among them, or the rows when there are fewer groups than threads), each task
 // on its own thread when nthr > 1 so that every thread configures its own tiles.
-void run(kernels::GemmIntFn fn, const kernels::Packed& p, const kernels::ActQ8& a, float* y, int64_t ldy,
-         int64_t M, int nthr) {
+template <class Fn, class Act>
+void run(Fn fn, const kernels::Packed& p, const Act& a, float* y, int64_t ldy, int64_t M, int nthr) {
   const int64_t G = (p.rows + 15) / 16;
   auto task = [&](int tid) {
     kernels::GemmTask t{0, G, 0, M, y, ldy};
@@ -160,6 +161,59 @@ int check_tile_gemm(const char* label, kernels::GemmIntFn (*fn)(kernels::Family,
     }
   }
   return cases;
+}
+
+// The bf16 tile GEMM (kernels/amx/tile_gemm_bf16.inl) against the oracle, within
+// its stated bound |y - y*| <= (2^-8 + 2^-16 + K 2^-23) sum_k |w_k x_k| (bf16 weights
+// and activations, fp32 sums in the unit's order; the small absolute slack covers
+// the hardware's flushing of subnormal products), every format and shape, 1 and 2
+// threads (equal to each other: a task's split does not change an output's sum),
+// columns past N untouched. Returns the number of cases and the worst error as a
+// fraction of the bound.
+std::pair<int, double> check_tile_gemm_bf16(const char* label, kernels::GemmFloatFn (*fn)(kernels::Family, bool)) {
+  int cases = 0;
+  double worst = 0;
+  uint64_t seed = 19000;
+  for (const char* name : kFormats) {
+    const quant::Format f = quant::Format::parse(name);
+    for (const Shape& s : shapes_for(f)) {
+      for (bool adversarial : {false, true}) {
+        if (adversarial && s.M * s.N * s.K > (1 << 22)) continue;
+        const quant::QMatrix q = random_weights(f, s.N, s.K, seed++, adversarial);
+        const ops::PackedMatrix packed = ops::PackedMatrix::pack(q);
+        const kernels::Packed p = kernels::Packed::of(packed);
+        const auto x = random_activations(s.M, s.K, seed++);
+        const Oracle o = oracle(dequantized(q), x, s.M, s.N, s.K);
+        const kernels::ActF32 a{x.data(), s.K, nullptr};
+        const int64_t ldy = s.N + 3;
+        const double rel = std::ldexp(1.0, -8) + std::ldexp(1.0, -16) + double(s.K) * std::ldexp(1.0, -23);
+        std::vector<float> first;
+        for (int nthr : {1, 2}) {
+          std::vector<float> got(size_t(s.M * ldy), -7.0f);
+          run(fn(p.family, p.bf16), p, a, got.data(), ldy, s.M, nthr);
+          ++cases;
+          for (int64_t m = 0; m < s.M; ++m)
+            for (int64_t n = 0; n < ldy; ++n) {
+              const size_t i = size_t(m * ldy + n);
+              INFO(label << ": " << name << (adversarial ? " adversarial" : "") << " M=" << s.M << " N=" << s.N
+                         << " K=" << s.K << " threads=" << nthr << " at m=" << m << " n=" << n << ": got " << got[i]);
+              if (n >= s.N) {
+                REQUIRE(got[i] == -7.0f);
+                continue;
+              }
+              const size_t k = size_t(m * s.N + n);
+              const double bound = rel * o.abs_sum[k] + 1e-30, err = std::fabs(double(got[i]) - o.y[k]);
+              INFO("oracle " << o.y[k] << ", bound " << bound);
+              REQUIRE(err <= bound);
+              worst = std::max(worst, err / bound);
+            }
+          if (nthr == 1) first = got;
+          else REQUIRE(std::memcmp(first.data(), got.data(), got.size() * sizeof(float)) == 0);
+        }
+      }
+    }
+  }
+  return {cases, worst};
 }
 
 }  // namespace
@@ -315,6 +369,25 @@ TEST_CASE("amx: the tile GEMM on AMX hardware equals the scalar kernels bit for 
   }
   const int cases = check_tile_gemm("amx (hardware)", amx::tile_gemm_int);
   std::printf("amx (hardware): %d cases equal the scalar kernels bit for bit\n", cases);
+}
+
+TEST_CASE("amx: the bf16 tile GEMM on emulated tiles, within its bound of the oracle", "[amx]") {
+  if (!available("avx512")) {
+    std::printf("amx bf16 (emulated): skipped: the emulated tile kernel needs AVX-512, which this CPU lacks\n");
+    return;
+  }
+  const auto [cases, worst] = check_tile_gemm_bf16("amx bf16 (emulated)", amx::emulated_tile_gemm_bf16);
+  std::printf("amx bf16 (emulated): %d cases within the bound (worst %.3f of it)\n", cases, worst);
+  emu::tilerelease();
+}
+
+TEST_CASE("amx: the bf16 tile GEMM on AMX hardware, within its bound of the oracle", "[amx]") {
+  if (!available("amx") || !kernels::cpu_features().amx_bf16) {
+    std::printf("amx bf16 (hardware): skipped: no AMX-BF16 on this CPU (emulated tile kernel tested)\n");
+    return;
+  }
+  const auto [cases, worst] = check_tile_gemm_bf16("amx bf16 (hardware)", amx::tile_gemm_bf16);
+  std::printf("amx bf16 (hardware): %d cases within the bound (worst %.3f of it)\n", cases, worst);
 }
 
 TEST_CASE("amx: the dispatch offers amx only with AMX, and says what is missing", "[amx][dispatch]") {
