@@ -142,9 +142,10 @@ namespace amx {
 // measured on a Xeon with AMX (bench_matmul's amx and avx512 rows; docs/AMX.md).
 constexpr int64_t kMinTileRows = 16;
 // Where the bf16 tile GEMM takes over from the integer one: it widens every weight
-// once per call, which pays from M ~ 48 on (measured on a Sapphire Rapids Xeon,
-// 2 threads, q4_0: M = 32 int8 tiles 0.78 TOP/s vs bf16 0.69; M = 64 0.85 vs 1.14).
-constexpr int64_t kMinBf16Rows = 48;
+// once per call, which pays from M ~ 32 on (measured on a Sapphire Rapids Xeon,
+// 2 threads, K = N = 4096, GOP/s, int8 tiles vs bf16: q4_0 M16 645 vs 687, M32 834 vs
+// 1140; q8_0 M16 848 vs 671, M32 1013 vs 1070; docs/AMX.md).
+constexpr int64_t kMinBf16Rows = 32;
 void fill(KernelTable& t);
 // The tile GEMM itself, for any number of rows (no crossover), for tests: on the
 // tile instructions (AMX CPUs only), and on their C++ emulation (any AVX-512 CPU:

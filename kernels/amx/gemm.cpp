@@ -79,6 +79,7 @@ struct HwTiles {
     else if constexpr (C == 7 && A == 1 && B == 3) _tile_dpbssd(7, 1, 3);
     else static_assert(C < 0, "add this tile combination to HwTiles::dot");
   }
+  static __m512i bf16x32(__m512 lo, __m512 hi) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
   template <int C, int A, int B>
   static void dot_bf16() {
     if constexpr (C == 4 && A == 0 && B == 2) _tile_dpbf16ps(4, 0, 2);
@@ -110,7 +111,8 @@ void gemm_int(const Packed& w, const ActQ8& x, const GemmTask& t) {
 // against the other); anything else, or unset, the bf16 one where the CPU has it.
 bool use_bf16_tiles() {
   const char* e = std::getenv("HALFBYTE_AMX_GEMM");
-  return cpu_features().amx_bf16 && !(e && std::strcmp(e, "int8") == 0);
+  // VCVTNE2PS2BF16 (the widening) is AVX512-BF16: every AMX-BF16 CPU so far has it.
+  return cpu_features().amx_bf16 && __builtin_cpu_supports("avx512bf16") && !(e && std::strcmp(e, "int8") == 0);
 }
 
 void fill(KernelTable& t) {

@@ -27,10 +27,13 @@ struct EmuTiles {
   static void dot() { emu::tdpbssd(C, A, B); }
   template <int C, int A, int B>
   static void dot_bf16() { emu::tdpbf16ps(C, A, B); }
+  static __m512i bf16x32(__m512 lo, __m512 hi);
 };
 
 #include "tile_gemm.inl"
 #include "tile_gemm_bf16.inl"
+
+__m512i EmuTiles::bf16x32(__m512 lo, __m512 hi) { return to_bf16x32(lo, hi); }
 
 }  // namespace
 

@@ -19,13 +19,13 @@
 // (int8 activations lose up to amax/254 per element); tests/kernels/test_amx.cpp
 // checks the bound on the emulated tiles and on the hardware.
 //
-// Blocking. Per task: its rows of x as bf16 ([rows][K], the A-tile layout: row-major
-// pairs) in a per-thread buffer; weights in panels of as many row groups as fit in
-// ~1 MB of bf16 (L2), widened once per task. For every step of 32 rows of x, the
-// panel's groups two at a time: A0/A1 (rows m..m+15, m+16..m+31, 32 k each), B0/B1
-// (two groups: 16 rows of 2 k x 16 weight rows each), C_ij += A_i . B_j over all k.
-// The panel stays in L2 while x streams from L3; the A tiles of a step are reread
-// from L2 for each pair of groups.
+// Blocking. Per task: its rows of x as bf16 A tiles (per 32-row step and 32-k block,
+// 32 rows of 64 bytes together: a tile load reads 1 KB in one piece) in a per-thread
+// buffer; weights in panels of as many row groups as fit in ~1 MB of bf16 (L2),
+// widened once per task. For every step of 32 rows of x, the panel's groups two at a
+// time: A0/A1 (rows m..m+15, m+16..m+31), B0/B1 (two groups: 16 rows of 2 k x 16
+// weight rows each), C_ij += A_i . B_j over all of K. The 2 x 2 blocking (all 8
+// tiles) loads one tile per product; the panel stays in L2 while x streams past.
 //
 // Tails as in tile_gemm.inl: a short last step configures A0/C0x with min(r, 16) rows
 // and A1/C1x with the rest; an odd group count ends on a one-group pair; the padding
@@ -34,7 +34,9 @@
 constexpr int64_t kBf16PanelBytes = int64_t(1) << 20;
 
 // 16 + 16 floats -> 32 bf16 (lo in the low half): round to nearest even; NaN stays
-// a (quiet) NaN instead of rounding up into the exponent.
+// a (quiet) NaN instead of rounding up into the exponent. The emulated tile layer's
+// bf16x32 (any AVX-512 CPU); the hardware's is VCVTNE2PS2BF16 (AVX512-BF16, which
+// every AMX-BF16 CPU has; it also flushes subnormals to zero, as TDPBF16PS does).
 inline __m512i to_bf16x32(__m512 lo, __m512 hi) {
   const auto round = [](__m512 v) {
     const __m512i b = _mm512_castps_si512(v);
@@ -52,7 +54,7 @@ inline __m512i to_bf16x32(__m512 lo, __m512 hi) {
 // and widened into the two B-tile rows of k0 (bf16 pairs k0, k0+1 per n) and k0 + 2.
 // dlo/dhi: the rows' scales as (d0, d0, d1, d1, ..., d7, d7) and (d8, d8, ..., d15,
 // d15); mlo/mhi the mins likewise (affine formats).
-template <bool Affine>
+template <class Tiles, bool Affine>
 inline void widen_chunk_bf16(__m512i v, __m512 dlo, __m512 dhi, __m512 mlo, __m512 mhi, uint8_t* row0) {
   // Words (2 bytes: k0,k0+1 or k0+2,k0+3) even first, then odd.
   const __m512i idx = _mm512_set_epi16(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1,  //
@@ -69,12 +71,12 @@ inline void widen_chunk_bf16(__m512i v, __m512 dlo, __m512 dhi, __m512 mlo, __m5
       a = _mm512_mul_ps(a, dlo);
       b = _mm512_mul_ps(b, dhi);
     }
-    _mm512_store_si512(row0 + 64 * h, to_bf16x32(a, b));
+    _mm512_store_si512(row0 + 64 * h, Tiles::bf16x32(a, b));
   }
 }
 
 // Row group g of w as bf16 B tiles: block kb at out + kb * 1024, 16 rows of 64 bytes.
-template <Family F, bool BF16>
+template <class Tiles, Family F, bool BF16>
 void widen_group_bf16(const Packed& w, int64_t g, uint8_t* out) {
   const __m512i lo4 = _mm512_set1_epi8(0x0F);
   const __m512i bias = _mm512_set1_epi8(F == kSym4 ? 8 : 0);
@@ -96,27 +98,33 @@ void widen_group_bf16(const Packed& w, int64_t g, uint8_t* out) {
       uint8_t* dst = out + size_t(s * w.bps + b) * 1024;
       if constexpr (F == kQ8) {
         for (int c = 0; c < 8; ++c)  // chunk c: k = 4c..4c+3 -> B rows 2c, 2c+1
-          widen_chunk_bf16<false>(_mm512_loadu_si512(sub + 64 * c), dlo, dhi, mlo, mhi, dst + 128 * c);
+          widen_chunk_bf16<Tiles, false>(_mm512_loadu_si512(sub + 64 * c), dlo, dhi, mlo, mhi, dst + 128 * c);
       } else {
         for (int c = 0; c < 4; ++c) {  // low nibbles: k = 4c.., high nibbles: k = 16 + 4c..
           const __m512i v = _mm512_loadu_si512(sub + 64 * c);
           const __m512i low = _mm512_sub_epi8(_mm512_and_si512(v, lo4), bias);
           const __m512i high = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), lo4), bias);
-          widen_chunk_bf16<F == kAffine4>(low, dlo, dhi, mlo, mhi, dst + 128 * c);
-          widen_chunk_bf16<F == kAffine4>(high, dlo, dhi, mlo, mhi, dst + 512 + 128 * c);
+          widen_chunk_bf16<Tiles, F == kAffine4>(low, dlo, dhi, mlo, mhi, dst + 128 * c);
+          widen_chunk_bf16<Tiles, F == kAffine4>(high, dlo, dhi, mlo, mhi, dst + 512 + 128 * c);
         }
       }
     }
   }
 }
 
-// x rows [m0, m1) as bf16, row-major (K a multiple of 32).
-inline void activations_bf16(const ActF32& x, int64_t K, int64_t m0, int64_t m1, uint16_t* out) {
+// x rows [m0, m1) as bf16 A tiles: step s (32 rows), block kb at out + (s * nb + kb) *
+// 1024: 32 rows of 32 bf16 (64 bytes), so a tile load reads 1 KB in one piece (not 16
+// rows a whole K apart: 16 pages per load at K = 2048 and more).
+template <class Tiles>
+void activations_bf16(const ActF32& x, int64_t K, int64_t m0, int64_t m1, uint16_t* out) {
+  const int64_t nb = K / 32;
   for (int64_t m = m0; m < m1; ++m) {
     const float* xr = x.x + m * x.ldx;
-    uint16_t* o = out + (m - m0) * K;
-    for (int64_t k = 0; k < K; k += 32)
-      _mm512_storeu_si512(o + k, to_bf16x32(_mm512_loadu_ps(xr + k), _mm512_loadu_ps(xr + k + 16)));
+    const int64_t i = m - m0;
+    uint16_t* o = out + (i / 32) * nb * 1024 + (i % 32) * 32;
+    for (int64_t kb = 0; kb < nb; ++kb)
+      _mm512_store_si512(o + kb * 1024,
+                         Tiles::bf16x32(_mm512_loadu_ps(xr + kb * 32), _mm512_loadu_ps(xr + kb * 32 + 16)));
   }
 }
 
@@ -154,22 +162,24 @@ void store_c(float* y, int64_t ldy, int rows, int valid) {
   for (int i = 0; i < rows; ++i) _mm512_mask_storeu_ps(y + i * ldy, mask, _mm512_load_ps(tmp + 16 * i));
 }
 
-// Rows [m, m + r) of x (xb: their bf16, row stride K) against groups b0 and b1 (the
-// widened panels; b1 null: one group); y at row m, column of b0's first weight row.
+// Rows [m, m + r) of x (xb: their bf16 A tiles, activations_bf16) against groups b0
+// and b1 (the widened panels; b1 null: one group) over all of K (nb blocks); y at row
+// m, the column of b0's first weight row, `valid0/1` columns of each group.
+// (Splitting K into chunks whose A tiles stay in L1, with the partial sums stored and
+// reloaded per chunk, measured slower: 1.80-1.83 TOP/s against 1.9-2.16 at M512.)
 template <class Tiles>
-void step_bf16(const uint16_t* xb, int64_t K, const uint8_t* b0, const uint8_t* b1, int r, float* y, int64_t ldy,
+void step_bf16(const uint16_t* xb, int64_t nb, const uint8_t* b0, const uint8_t* b1, int r, float* y, int64_t ldy,
                int valid0, int valid1) {
   const int r0 = r < 16 ? r : 16, r1 = r - r0;
   configure_bf16<Tiles>(r0, r1);
-  const int64_t xs = K * int64_t(sizeof(uint16_t));
   Tiles::template zero<kC00>();
   if (b1) Tiles::template zero<kC01>();
   if (r1) {
     Tiles::template zero<kC10>();
     if (b1) Tiles::template zero<kC11>();
   }
-  for (int64_t kb = 0; kb < K / 32; ++kb) {
-    Tiles::template load<kA0>(xb + kb * 32, xs);
+  for (int64_t kb = 0; kb < nb; ++kb) {
+    Tiles::template load<kA0>(xb + kb * 1024, 64);
     Tiles::template load<kB0>(b0 + kb * 1024, 64);
     Tiles::template dot_bf16<kC00, kA0, kB0>();
     if (b1) {
@@ -177,7 +187,7 @@ void step_bf16(const uint16_t* xb, int64_t K, const uint8_t* b0, const uint8_t* 
       Tiles::template dot_bf16<kC01, kA0, kB1>();
     }
     if (r1) {
-      Tiles::template load<kA1>(xb + 16 * K + kb * 32, xs);
+      Tiles::template load<kA1>(xb + kb * 1024 + 512, 64);
       Tiles::template dot_bf16<kC10, kA1, kB0>();
       if (b1) Tiles::template dot_bf16<kC11, kA1, kB1>();
     }
@@ -198,24 +208,26 @@ void gemm_tiles_bf16(const Packed& w, const ActF32& x, const GemmTask& t) {
   if (t.g0 >= t.g1 || t.m0 >= t.m1) return;
   sync_config<Tiles>();
   const int64_t K = w.cols, rows = t.m1 - t.m0;
-  auto* xb = reinterpret_cast<uint16_t*>(t_bf16_x.get(size_t(rows * K) * sizeof(uint16_t)));
-  activations_bf16(x, K, t.m0, t.m1, xb);
+  const int64_t steps = (rows + kStepRows - 1) / kStepRows;
+  auto* xb = reinterpret_cast<uint16_t*>(t_bf16_x.get(size_t(steps * kStepRows * K) * sizeof(uint16_t)));
+  activations_bf16<Tiles>(x, K, t.m0, t.m1, xb);
   const int64_t group_bytes = 16 * K * int64_t(sizeof(uint16_t));
   int64_t per_panel = kBf16PanelBytes / group_bytes;
   per_panel = per_panel < 2 ? 2 : (per_panel > 16 ? 16 : per_panel & ~int64_t(1));
   uint8_t* panel = t_bf16_panel.get(size_t(per_panel * group_bytes));
+  const int64_t nb = K / 32;
   auto valid = [&](int64_t g) {
     const int64_t left = w.rows - g * 16;
     return int(left >= 16 ? 16 : left);
   };
   for (int64_t g = t.g0; g < t.g1; g += per_panel) {
     const int64_t ng = t.g1 - g < per_panel ? t.g1 - g : per_panel;
-    for (int64_t j = 0; j < ng; ++j) widen_group_bf16<F, BF16>(w, g + j, panel + j * group_bytes);
+    for (int64_t j = 0; j < ng; ++j) widen_group_bf16<Tiles, F, BF16>(w, g + j, panel + j * group_bytes);
     for (int64_t m = t.m0; m < t.m1; m += kStepRows) {
       const int r = int(t.m1 - m < kStepRows ? t.m1 - m : kStepRows);
       for (int64_t j = 0; j < ng; j += 2) {
         const bool two = j + 1 < ng;
-        step_bf16<Tiles>(xb + (m - t.m0) * K, K, panel + j * group_bytes,
+        step_bf16<Tiles>(xb + (m - t.m0) * K, nb, panel + j * group_bytes,
                          two ? panel + (j + 1) * group_bytes : nullptr, r, t.y + m * t.ldy + (g + j) * 16, t.ldy,
                          valid(g + j), two ? valid(g + j + 1) : 0);
       }
