@@ -138,8 +138,9 @@ namespace neon_i8mm { void fill(KernelTable& t); }
 // has AMX-BF16 (the faster design, docs/AMX.md), else, or with HALFBYTE_AMX_GEMM=int8,
 // the integer one.
 namespace amx {
-// Where AMX takes over from avx512. A first guess, not a measurement: to be
-// measured on a Xeon with AMX (bench_matmul's amx and avx512 rows; docs/AMX.md).
+// Where AMX takes over from avx512: at M = 16 the integer tiles beat avx512 by
+// 1.1-1.4x on a Sapphire Rapids Xeon (bench_matmul; docs/AMX.md); below 16 a tile
+// holds padding rows (smaller M not measured).
 constexpr int64_t kMinTileRows = 16;
 // Where the bf16 tile GEMM takes over from the integer one: it widens every weight
 // once per call, which pays from M ~ 32 on (measured on a Sapphire Rapids Xeon,

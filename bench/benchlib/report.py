@@ -29,9 +29,10 @@ def roofline_table(r: dict) -> List[str]:
                       ("16MiB", "read bandwidth, 16 MiB (L3), GB/s")):
         rows.append(f"| {what} | {_f(r['read_gbs'].get(f'{key}/t1'), '{:.1f}')} | "
                     f"{_f(r['read_gbs'].get(f'{key}/t{t}'), '{:.1f}')} |")
-    for table, unit in (("fp32_gflops", "GFLOP/s"), ("int8_gops", "GOP/s")):
-        fam = "fp32 FMA" if table == "fp32_gflops" else "int8 dot"
-        for isa in dict.fromkeys(k.split("/")[0] for k in r[table]):
+    fams = {"fp32_gflops": "fp32 FMA", "int8_gops": "int8 dot", "amx_int8_gops": "int8 tile product"}
+    for table, unit in (("fp32_gflops", "GFLOP/s"), ("int8_gops", "GOP/s"), ("amx_int8_gops", "GOP/s")):
+        fam = fams[table]
+        for isa in dict.fromkeys(k.split("/")[0] for k in r.get(table, {})):
             rows.append(f"| {fam} `{isa}`, {unit} | {_f(r[table].get(f'{isa}/t1'))} | "
                         f"{_f(r[table].get(f'{isa}/t{t}'))} |")
     if r.get("contended"):
