@@ -121,7 +121,7 @@ def goals_table(g: dict) -> List[str]:
     rows = ["| kernels goal (`bench_matmul`) | measured | ratio | goal | met |", "|---|---|---:|---:|---|"]
     for x in g["goals"]:
         r = "-" if x["ratio"] is None else (f"{100 * x['ratio']:.0f}%" if x["target"] < 1 else f"{x['ratio']:.1f}x")
-        t = f"{100 * x['target']:.0f}%" if x["target"] < 1 else f"{x['target']:.0f}x"
+        t = f"{100 * x['target']:.0f}%" if x["target"] < 1 else f"{x['target']:g}x"
         met = {True: "yes", False: "**no**", None: "-"}[x["met"]]
         rows.append(f"| {x['goal']} | {x['measured']} | {r} | {t} | {met} |")
     per_isa = ", ".join(f"{k} {v:.3g}" for k, v in g["figures"]["isa_gemv_gbs"].items() if v)

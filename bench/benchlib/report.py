@@ -106,14 +106,17 @@ def kernel_tables(k: dict, roof: Optional[dict]) -> List[str]:
         head += "".join(f" vs {p} |" for p in peers) + " halfbyte / int8 peak |"
         rows += [head, "|---|" + "---:|" * (head.count("|") - 2)]
         peak = roof and roof.get("int8_peak_gops")
+        peak_what = f"bench_roofline's best int8 dot (`{roof.get('int8_isa')}`, {peak or 0:.0f} GOP/s)"
+        if k.get("isa") == "amx" and roof and roof.get("amx_int8_peak_gops"):  # GEMMs run on tiles
+            peak = roof["amx_int8_peak_gops"]
+            peak_what = f"the AMX int8 tile peak (`tdpbssd`, {peak:.0f} GOP/s)"
         for r in gemm:
             line = f"| {r['M']}x{r['N']}x{r['K']} ({r['what']}) | {r['gops']['halfbyte']:.0f} |"
             line += "".join(f" {_f(r['gops'].get(p))} |" for p in peers)
             line += "".join(f" {_x(r.get('speedup vs ' + p))} |" for p in peers)
             line += f" {_f(100 * r['gops']['halfbyte'] / peak if peak else None)}% |"
             rows.append(line)
-        rows += ["", "GOP/s: 2 M N K per second. int8 peak: bench_roofline's best int8 dot "
-                     + (f"(`{roof['int8_isa']}`, {roof['int8_peak_gops']:.0f} GOP/s)" if peak else "") + "."]
+        rows += ["", "GOP/s: 2 M N K per second. int8 peak: " + (peak_what if peak else "not measured") + "."]
     s = k.get("sanity")
     if s:
         errs = ", ".join(f"{name} {v:.1e}" for name, v in s["max_rel_err"].items())
