@@ -69,7 +69,11 @@ Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& pre
            MatmulPrecision precision, int n_threads, const EncoderNames* names)
     : file_(f), c_(c), n_threads_(n_threads) {
   float_all_ = precision == MatmulPrecision::Float;
-  float_ln_ = precision != MatmulPrecision::Int;
+  // Auto: no int8 activations for the LayerNorm-fed layers: bf16 tiles on AMX, else
+  // the float path.
+  ln_precision_ = precision == MatmulPrecision::Int     ? ops::Precision::Int
+                  : precision == MatmulPrecision::Float ? ops::Precision::Float
+                                                        : ops::Precision::NoInt8;
   const int64_t D = c.n_embd, F = c.n_ff;
   // A tensor by its HF name; LayerNorm weights may be called gamma/beta (old checkpoints).
   auto get = [&](const std::string& name) -> const io::GgufTensorInfo& {
@@ -220,7 +224,7 @@ void Bert::forward(const PackedBatch& b, float* out) const {
   embed(b, x);
   const bool par = n_threads_ > 1 && T > 1;
   for (const BertLayer& w : layers_) {
-    w.qkv.forward(x, T, D, qkv.data(), 3 * D, n_threads_, float_ln_);
+    w.qkv.forward(x, T, D, qkv.data(), 3 * D, n_threads_, ln_precision_);
     attention(b, qkv.data(), ctx.data());
     w.attn_out.forward(ctx.data(), T, D, tmp.data(), D, n_threads_, float_all_);
 #ifdef _OPENMP
@@ -231,7 +235,7 @@ void Bert::forward(const PackedBatch& b, float* out) const {
       for (int64_t i = 0; i < D; ++i) row[i] += tmp[size_t(t * D + i)];
       layer_norm(row, D, w.ln1_w.data(), w.ln1_b.data(), c_.ln_eps);
     }
-    w.up.forward(x, T, D, h.data(), F, n_threads_, float_ln_);
+    w.up.forward(x, T, D, h.data(), F, n_threads_, ln_precision_);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) if (par)
 #endif

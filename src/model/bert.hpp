@@ -68,7 +68,8 @@ class Bert {
 
   const io::GgufFile& file_;
   EncoderConfig c_;
-  bool float_all_ = false, float_ln_ = false;  // float path for every layer / for Wqkv and Wup
+  bool float_all_ = false;  // float path for every layer
+  ops::Precision ln_precision_ = ops::Precision::Auto;  // Wqkv and Wup (LayerNorm-fed)
   int n_threads_;
   const io::GgufTensorInfo* word_emb_;
   std::vector<float> pos_emb_, type_emb_, emb_ln_w_, emb_ln_b_;

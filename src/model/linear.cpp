@@ -144,10 +144,10 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
 }
 
 void Linear::forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads,
-                     bool float_path) const {
+                     ops::Precision precision) const {
   ops::MatmulOptions o;
   o.n_threads = n_threads;
-  if (float_path) o.precision = ops::Precision::Float;
+  o.precision = precision;
   const TensorView<const float> xv(x, {T, n_in_}, {ldx, 1});
   const TensorView<float> yv(y, {T, n_out_}, {ldy, 1});
   if (quantized_)

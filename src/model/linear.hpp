@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "halfbyte/io/gguf.hpp"
+#include "halfbyte/ops/matmul.hpp"
 #include "halfbyte/ops/packed.hpp"
 
 namespace halfbyte::model {
@@ -30,7 +31,11 @@ class Linear {
 
   // y [T, n_out] = x [T, n_in] . W^T (+ bias). Rows of x and y may be strided.
   void forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads,
-               bool float_path = false) const;
+               bool float_path = false) const {
+    forward(x, T, ldx, y, ldy, n_threads, float_path ? ops::Precision::Float : ops::Precision::Auto);
+  }
+  void forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads,
+               ops::Precision precision) const;
 
   std::vector<float> bias;  // [n_out] or empty
 

@@ -92,8 +92,10 @@ void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> 
     return t;
   };
 
+  const auto tile = kt.gemm_tile[p.family][bf];
+  const bool on_tiles = tile && M >= kt.tile_min_rows && opts.precision != Precision::Float;
   Scratch& s = t_scratch;
-  if (opts.precision == Precision::Float) {
+  if (!on_tiles && (opts.precision == Precision::Float || opts.precision == Precision::NoInt8)) {
     float* xsum = grow(s.xsum, size_t(M * nb));
     for (int64_t m = 0; m < M; ++m) {
       const float* xr = x.data() + m * x.stride(0);
@@ -113,7 +115,7 @@ void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> 
   }
 
   // AMX: GEMMs of enough rows on bf16 tiles (fp32 activations, no int8 quantization).
-  if (const auto tile = kt.gemm_tile[p.family][bf]; tile && M >= kt.tile_min_rows) {
+  if (on_tiles) {
     const kernels::ActF32 a{x.data(), x.stride(0), nullptr};
     parallel(nt, [&](int tid, int nthr) {
       const auto t = task_for(tid, nthr);

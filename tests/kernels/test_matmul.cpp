@@ -80,6 +80,16 @@ void check_case(const quant::Format& f, const Shape& s, uint64_t seed, bool adve
         REQUIRE(std::memcmp(&y1[k], &y2[k], 4) == 0);  // thread count changes nothing
         if (is_int && !tiles) REQUIRE(std::memcmp(&y1[k], &y_scalar_int[k], 4) == 0);
       }
+      if (is_int) {
+        // NoInt8: the bf16 tiles where they take the GEMM (the Int result here), else
+        // exactly the float path.
+        const auto y_no8 = run(p, x, s.M, ops::Precision::NoInt8, 2);
+        const auto y_float = run(p, x, s.M, ops::Precision::Float, 1);
+        const auto& want = tiles ? y1 : y_float;
+        INFO(f.name() << " isa " << isa_name << " NoInt8 M=" << s.M << " N=" << s.N << " K=" << s.K
+                      << (tiles ? " (tiles)" : " (float path)"));
+        REQUIRE(std::memcmp(y_no8.data(), want.data(), want.size() * sizeof(float)) == 0);
+      }
     }
   }
 }

@@ -21,6 +21,10 @@ enum class Precision : uint8_t {
             // products, one float multiply-add per block
   Float,    // weights dequantized to fp32 in registers, fp32 FMA: matches the
             // dequantized weights' product to ~1e-6 relative
+  NoInt8,   // no int8 activations: the bf16 tile GEMM where the CPU has AMX-BF16 and
+            // M is large enough (bf16 activations, rounded per element: outlier
+            // channels keep their precision), else Float. For layers whose inputs
+            // have outlier channels that int8 per 32-block loses.
 };
 
 struct MatmulOptions {
