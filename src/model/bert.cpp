@@ -68,7 +68,7 @@ const EncoderNames& encoder_names(const std::string& arch) {
 Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& prefix, const quant::Format* float_to,
            MatmulPrecision precision, int n_threads, const EncoderNames* names)
     : file_(f), c_(c), n_threads_(n_threads) {
-  float_all_ = precision == MatmulPrecision::Float;
+  other_precision_ = precision == MatmulPrecision::Float ? ops::Precision::Float : ops::Precision::Auto;
   // Auto: no int8 activations for the LayerNorm-fed layers: bf16 tiles on AMX, else
   // the float path.
   ln_precision_ = precision == MatmulPrecision::Int     ? ops::Precision::Int
@@ -216,6 +216,12 @@ void Bert::attention(const PackedBatch& b, const float* qkv, float* ctx) const {
   }
 }
 
+// On AMX every encoder GEMM runs on tiles whatever its number of rows (tokens in the
+// packed batch), so a text's result does not depend on its batch (the default
+// crossover would send a short text alone to other kernels than the same text in a
+// batch). Elsewhere it changes nothing.
+constexpr int64_t kAnyRows = 1;
+
 void Bert::forward(const PackedBatch& b, float* out) const {
   const int64_t D = c_.n_embd, F = c_.n_ff, T = b.n_tokens();
   if (T == 0) return;
@@ -224,9 +230,9 @@ void Bert::forward(const PackedBatch& b, float* out) const {
   embed(b, x);
   const bool par = n_threads_ > 1 && T > 1;
   for (const BertLayer& w : layers_) {
-    w.qkv.forward(x, T, D, qkv.data(), 3 * D, n_threads_, ln_precision_);
+    w.qkv.forward(x, T, D, qkv.data(), 3 * D, n_threads_, ln_precision_, kAnyRows);
     attention(b, qkv.data(), ctx.data());
-    w.attn_out.forward(ctx.data(), T, D, tmp.data(), D, n_threads_, float_all_);
+    w.attn_out.forward(ctx.data(), T, D, tmp.data(), D, n_threads_, other_precision_, kAnyRows);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) if (par)
 #endif
@@ -235,7 +241,7 @@ void Bert::forward(const PackedBatch& b, float* out) const {
       for (int64_t i = 0; i < D; ++i) row[i] += tmp[size_t(t * D + i)];
       layer_norm(row, D, w.ln1_w.data(), w.ln1_b.data(), c_.ln_eps);
     }
-    w.up.forward(x, T, D, h.data(), F, n_threads_, ln_precision_);
+    w.up.forward(x, T, D, h.data(), F, n_threads_, ln_precision_, kAnyRows);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) if (par)
 #endif
@@ -243,7 +249,7 @@ void Bert::forward(const PackedBatch& b, float* out) const {
       float* row = h.data() + t * F;
       for (int64_t i = 0; i < F; ++i) row[i] = 0.5f * row[i] * (1.0f + std::erf(row[i] * 0.70710678118654752f));
     }
-    w.down.forward(h.data(), T, F, tmp.data(), D, n_threads_, float_all_);
+    w.down.forward(h.data(), T, F, tmp.data(), D, n_threads_, other_precision_, kAnyRows);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) if (par)
 #endif

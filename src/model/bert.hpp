@@ -68,7 +68,7 @@ class Bert {
 
   const io::GgufFile& file_;
   EncoderConfig c_;
-  bool float_all_ = false;  // float path for every layer
+  ops::Precision other_precision_ = ops::Precision::Auto;  // Wo and Wdown
   ops::Precision ln_precision_ = ops::Precision::Auto;  // Wqkv and Wup (LayerNorm-fed)
   int n_threads_;
   const io::GgufTensorInfo* word_emb_;

@@ -144,10 +144,11 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
 }
 
 void Linear::forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads,
-                     ops::Precision precision) const {
+                     ops::Precision precision, int64_t tile_min_rows) const {
   ops::MatmulOptions o;
   o.n_threads = n_threads;
   o.precision = precision;
+  o.tile_min_rows = tile_min_rows;
   const TensorView<const float> xv(x, {T, n_in_}, {ldx, 1});
   const TensorView<float> yv(y, {T, n_out_}, {ldy, 1});
   if (quantized_)

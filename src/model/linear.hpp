@@ -34,8 +34,9 @@ class Linear {
                bool float_path = false) const {
     forward(x, T, ldx, y, ldy, n_threads, float_path ? ops::Precision::Float : ops::Precision::Auto);
   }
+  // tile_min_rows: ops::MatmulOptions::tile_min_rows.
   void forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads,
-               ops::Precision precision) const;
+               ops::Precision precision, int64_t tile_min_rows = 0) const;
 
   std::vector<float> bias;  // [n_out] or empty
 

@@ -93,7 +93,8 @@ void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> 
   };
 
   const auto tile = kt.gemm_tile[p.family][bf];
-  const bool on_tiles = tile && M >= kt.tile_min_rows && opts.precision != Precision::Float;
+  const int64_t min_rows = opts.tile_min_rows > 0 ? opts.tile_min_rows : kt.tile_min_rows;
+  const bool on_tiles = tile && M >= min_rows && opts.precision != Precision::Float;
   Scratch& s = t_scratch;
   if (!on_tiles && (opts.precision == Precision::Float || opts.precision == Precision::NoInt8)) {
     float* xsum = grow(s.xsum, size_t(M * nb));

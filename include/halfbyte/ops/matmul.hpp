@@ -30,6 +30,10 @@ enum class Precision : uint8_t {
 struct MatmulOptions {
   Precision precision = Precision::Auto;
   int n_threads = 0;  // 0: the global setting (set_num_threads)
+  // Rows from which the bf16 tile GEMM (AMX) takes over: 0 is the measured crossover
+  // (32); 1 puts every M on tiles where the CPU has them, so that a row's result
+  // does not depend on how many rows share the call (batch invariance).
+  int64_t tile_min_rows = 0;
 };
 
 void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> y,
