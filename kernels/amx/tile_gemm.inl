@@ -71,13 +71,29 @@ inline __m512 scales16(const uint8_t* p) {
 // The configuration this thread last loaded (palette 0: none / unknown).
 thread_local TileConfig t_config;
 
-// Forget the cached configuration if the live one differs (someone else's tiles).
+// Around each call. On entry: forget the cached configuration if the live one
+// differs (someone else's tiles). On exit: if someone else had loaded a
+// configuration, load it again. Libraries that cache their own configuration per
+// thread (ONNX Runtime's MLAS does) would otherwise run their next tile instruction
+// on ours: #UD, SIGILL, seen with onnxruntime 1.32's int8 GEMM on the same thread.
+// A thread found unconfigured, or with ours, keeps ours across calls (no
+// LDTILECFG on the next one). Tile data is never preserved (no caller expects it).
 template <class Tiles>
-void sync_config() {
+struct TileScope {
   TileConfig live;
-  Tiles::store_config(live);
-  if (std::memcmp(&live, &t_config, sizeof live) != 0) t_config = TileConfig{};
-}
+  TileScope() {
+    Tiles::store_config(live);
+    if (std::memcmp(&live, &t_config, sizeof live) != 0) t_config = TileConfig{};
+  }
+  ~TileScope() {
+    if (live.palette_id != 0 && std::memcmp(&live, &t_config, sizeof live) != 0) {
+      Tiles::load_config(live);
+      t_config = live;
+    }
+  }
+  TileScope(const TileScope&) = delete;
+  TileScope& operator=(const TileScope&) = delete;
+};
 
 // Configures the tiles for a step of r0 + r1 rows (r0 <= 16, r1 <= 16, r1 = 0:
 // A1/C10/C11 unused). Tiles not in use stay unconfigured (rows = colsb = 0).
@@ -231,7 +247,7 @@ void step(const Packed& w, const ActQ8& x, int64_t g, int ng, int64_t m, int r, 
 template <class Tiles, Family F, bool BF16>
 void gemm_tiles(const Packed& w, const ActQ8& x, const GemmTask& t) {
   if (t.g0 >= t.g1 || t.m0 >= t.m1) return;
-  sync_config<Tiles>();
+  const TileScope<Tiles> scope;
   uint8_t* wide = nullptr;
   if constexpr (F != kQ8) wide = t_panel.get(size_t(x.K / 32) * 1024);
   const int64_t steps = (t.m1 - t.m0 + kStepRows - 1) / kStepRows;

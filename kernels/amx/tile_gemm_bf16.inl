@@ -206,7 +206,7 @@ thread_local PanelBuffer t_bf16_x;
 template <class Tiles, Family F, bool BF16>
 void gemm_tiles_bf16(const Packed& w, const ActF32& x, const GemmTask& t) {
   if (t.g0 >= t.g1 || t.m0 >= t.m1) return;
-  sync_config<Tiles>();
+  const TileScope<Tiles> scope;
   const int64_t K = w.cols, rows = t.m1 - t.m0;
   const int64_t steps = (rows + kStepRows - 1) / kStepRows;
   auto* xb = reinterpret_cast<uint16_t*>(t_bf16_x.get(size_t(steps * kStepRows * K) * sizeof(uint16_t)));

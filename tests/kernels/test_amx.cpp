@@ -371,6 +371,45 @@ TEST_CASE("amx: the tile GEMM on AMX hardware equals the scalar kernels bit for 
   std::printf("amx (hardware): %d cases equal the scalar kernels bit for bit\n", cases);
 }
 
+TEST_CASE("amx: the tile GEMMs give back a configuration they found, keep theirs otherwise", "[amx]") {
+  if (!available("avx512")) {
+    std::printf("amx (emulated): skipped: the emulated tile kernel needs AVX-512, which this CPU lacks\n");
+    return;
+  }
+  const quant::QMatrix q = random_weights(quant::Format::q4_0(), 40, 128, 77, false);
+  const ops::PackedMatrix packed = ops::PackedMatrix::pack(q);
+  const kernels::Packed p = kernels::Packed::of(packed);
+  const int64_t M = 33;
+  const auto x = random_activations(M, 128, 78);
+  std::vector<int8_t> qs(size_t(M * 128));
+  std::vector<kernels::ActBlock> meta(size_t(M * 4));
+  kernels::KernelTable scalar;
+  kernels::scalar::fill(scalar);
+  for (int64_t m = 0; m < M; ++m) scalar.quantize_act(x.data() + m * 128, 128, qs.data() + m * 128, meta.data() + m * 4);
+  const kernels::ActQ8 a8{qs.data(), meta.data(), 128};
+  const kernels::ActF32 af{x.data(), 128, nullptr};
+  std::vector<float> y(size_t(M * 40));
+  // Another library's configuration (all 8 tiles 4 x 16 bytes) is given back.
+  const amx::TileConfig foreign = config({{0, 4, 16}, {1, 4, 16}, {2, 4, 16}, {3, 4, 16}, {4, 4, 16}, {5, 4, 16},
+                                          {6, 4, 16}, {7, 4, 16}});
+  for (int bf16_kernel = 0; bf16_kernel < 2; ++bf16_kernel) {
+    emu::ldtilecfg(&foreign);
+    if (bf16_kernel) run(amx::emulated_tile_gemm_bf16(p.family, p.bf16), p, af, y.data(), 40, M, 1);
+    else run(amx::emulated_tile_gemm_int(p.family, p.bf16), p, a8, y.data(), 40, M, 1);
+    amx::TileConfig after{};
+    emu::sttilecfg(&after);
+    REQUIRE(std::memcmp(&after, &foreign, sizeof after) == 0);
+    // A thread with no configuration keeps the kernel's (palette 1, not released).
+    emu::tilerelease();
+    if (bf16_kernel) run(amx::emulated_tile_gemm_bf16(p.family, p.bf16), p, af, y.data(), 40, M, 1);
+    else run(amx::emulated_tile_gemm_int(p.family, p.bf16), p, a8, y.data(), 40, M, 1);
+    emu::sttilecfg(&after);
+    REQUIRE(after.palette_id == 1);
+    REQUIRE(std::memcmp(&after, &foreign, sizeof after) != 0);
+  }
+  emu::tilerelease();
+}
+
 TEST_CASE("amx: the bf16 tile GEMM on emulated tiles, within its bound of the oracle", "[amx]") {
   if (!available("avx512")) {
     std::printf("amx bf16 (emulated): skipped: the emulated tile kernel needs AVX-512, which this CPU lacks\n");
