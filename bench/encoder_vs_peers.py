@@ -50,6 +50,7 @@ from benchlib.common import Skip, Skips, log, median, ratio  # noqa: E402
 
 DEFAULT_MODEL = os.path.join(REPO, "models", "all-MiniLM-L6-v2")
 BATCH = 32
+PAUSE_S = 1.0  # seconds between two systems' timings (below)
 GOAL_COS = 0.999
 BEGIN, END = "<!-- encoders:begin -->", "<!-- encoders:end -->"
 SECTION = "## Encoders: MiniLM embeddings vs peers (`bench/encoder_vs_peers.py`)"
@@ -179,6 +180,11 @@ def run(a: argparse.Namespace, skips: Skips) -> dict:
         res[s.key] = r
     for rep in range(a.reps):
         for s in list(systems):  # alternated: A B C ... per rep
+            # Every runtime here keeps its own thread pool, and most spin for a while
+            # after a call (OpenMP, ONNX Runtime, llama.cpp): a pause lets the last
+            # system's threads go to sleep before the next one is timed on the same
+            # 2 cores (without it, whoever ran last steals the next one's cores).
+            time.sleep(PAUSE_S)
             try:
                 t0 = time.perf_counter()
                 s.embed_all(sorted_texts, BATCH)

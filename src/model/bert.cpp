@@ -17,8 +17,10 @@
 // MatmulPrecision::Auto therefore runs those two on the float path.
 #include "model/bert.hpp"
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <unsupported/Eigen/SpecialFunctions>
 
 #include "halfbyte/core/error.hpp"
 #include "kernel_table.hpp"
@@ -216,6 +218,14 @@ void Bert::attention(const PackedBatch& b, const float* qkv, float* ctx) const {
   }
 }
 
+// GELU (erf), in place: Eigen's vectorized erf (a rational approximation within a
+// few ulp of std::erf), not a call to erff per element, which took a fifth of
+// MiniLM's time.
+static void gelu_erf(float* row, int64_t n) {
+  Eigen::Map<Eigen::ArrayXf> a(row, n);
+  a = 0.5f * a * (1.0f + (a * 0.70710678118654752f).erf());
+}
+
 // On AMX every encoder GEMM runs on tiles whatever its number of rows (tokens in the
 // packed batch), so a text's result does not depend on its batch (the default
 // crossover would send a short text alone to other kernels than the same text in a
@@ -245,10 +255,7 @@ void Bert::forward(const PackedBatch& b, float* out) const {
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) if (par)
 #endif
-    for (int64_t t = 0; t < T; ++t) {
-      float* row = h.data() + t * F;
-      for (int64_t i = 0; i < F; ++i) row[i] = 0.5f * row[i] * (1.0f + std::erf(row[i] * 0.70710678118654752f));
-    }
+    for (int64_t t = 0; t < T; ++t) gelu_erf(h.data() + t * F, F);
     w.down.forward(h.data(), T, F, tmp.data(), D, n_threads_, other_precision_, kAnyRows);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) if (par)
