@@ -155,9 +155,16 @@ void Linear::forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t l
     ops::matmul(xv, packed_, yv, o);
   else
     ops::matmul(xv, TensorView<const float>(dense_.data(), {n_out_, n_in_}), yv, o);
-  if (!bias.empty())
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t i = 0; i < n_out_; ++i) y[t * ldy + i] += bias[size_t(i)];
+  if (bias.empty()) return;
+  const float* b = bias.data();
+  // Rows split among the threads (a serial loop here was ~5% of an encoder batch).
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) if (T > 1 && n_threads > 1)
+#endif
+  for (int64_t t = 0; t < T; ++t) {
+    float* yr = y + t * ldy;
+    for (int64_t i = 0; i < n_out_; ++i) yr[i] += b[i];
+  }
 }
 
 }  // namespace halfbyte::model
