@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Tuple, TypeVar, Union, overload
+from typing import Any, Callable, Dict, Iterable, List, Literal, Mapping, Optional, Tuple, TypeVar, Union, overload
 
 import numpy as np
 import numpy.typing as npt
 
 from ._core import Encoder
-from ._progress import ProgressArg
 
 #: Task names accepted by pipeline() ("sentiment-analysis" is "text-classification").
 TASKS = ("feature-extraction", "sentiment-analysis", "text-classification")
 
 PathArg = Union[str, "os.PathLike[str]"]
+# Encoder.embed's progress: None/False, True (a bar) or f(done, total) -> False to cancel.
+EmbedProgressArg = Union[None, bool, Callable[[int, int], Optional[bool]]]
 # One classification input: a text, a (text, text_pair) tuple or transformers'
 # {"text": ..., "text_pair": ...} dict.
 ClassifyInput = Union[str, Tuple[str, str], Mapping[str, str]]
@@ -60,7 +61,7 @@ class FeatureExtractionPipeline(_Pipeline):
     (sentence-transformers' modules.json), as Encoder.embed."""
 
     def __call__(self, inputs: Union[str, Iterable[str]], *, normalize: Optional[bool] = None,
-                 batch_size: int = 64, progress: ProgressArg = None) -> npt.NDArray[np.float32]:
+                 batch_size: int = 64, progress: EmbedProgressArg = None) -> npt.NDArray[np.float32]:
         """float32 [len(inputs), dim], one pooled vector per input ([1, dim] for a str).
 
         Unlike transformers' Python pipeline, which returns token-level hidden states
@@ -103,7 +104,7 @@ class TextClassificationPipeline(_Pipeline):
             raise TypeError(f"pipeline: top_k must be an int or None, got {type(top_k).__name__}")
         fn = function_to_apply or self._function or self._default_function
         single = isinstance(inputs, (str, Mapping))
-        batch: Iterable[Any] = [inputs] if single else inputs  # type: ignore[assignment]
+        batch: Iterable[Any] = [inputs] if single else inputs
         items = [_item(x) for x in batch]
         results = self.model.classify(items, top_k=1 if top_k is _UNSET else top_k, function_to_apply=fn,
                                       batch_size=batch_size)
@@ -169,6 +170,7 @@ def pipeline(task: str, model: Union[PathArg, Encoder, None] = None,
     call_defaults = {k: kwargs.pop(k) for k in ("top_k", "function_to_apply") if k in kwargs}
     if call_defaults and task == "feature-extraction":
         raise TypeError(f"pipeline: {', '.join(call_defaults)} only applies to text-classification")
+    problem_type: Optional[str]
     if isinstance(model, Encoder):
         if kwargs:
             raise TypeError(f"pipeline: {', '.join(kwargs)} only apply when model is a path (the Encoder is loaded)")
