@@ -44,9 +44,8 @@ void zero_rows_from(State& s, int tile, int first) {
   for (int r = first; r < kMaxRows; ++r) std::memset(s.data[tile][r], 0, kMaxColsb);
 }
 
-// dst += a . b; SA / SB: bytes of a / b are signed.
-template <bool SA, bool SB>
-void dot_bytes(const char* insn, int dst, int a, int b) {
+// The operand checks of the dot products (#UD), shared by the int8 and bf16 ones.
+const TileConfig& check_dot(const char* insn, int dst, int a, int b) {
   State& s = use(insn, dst);
   use(insn, a);
   use(insn, b);
@@ -57,6 +56,14 @@ void dot_bytes(const char* insn, int dst, int a, int b) {
     fault(insn, "#UD", "a.colsb ", int(c.colsb[a]), " != 4 * b.rows ", int(c.rows[b]));
   if (c.colsb[dst] != c.colsb[b]) fault(insn, "#UD", "dst.colsb ", int(c.colsb[dst]), " != b.colsb ", int(c.colsb[b]));
   if (c.colsb[dst] % 4 != 0) fault(insn, "#UD", "dst.colsb ", int(c.colsb[dst]), " is not a multiple of 4");
+  return c;
+}
+
+// dst += a . b; SA / SB: bytes of a / b are signed.
+template <bool SA, bool SB>
+void dot_bytes(const char* insn, int dst, int a, int b) {
+  const TileConfig& c = check_dot(insn, dst, a, b);
+  State& s = state();
   const int kq = c.colsb[a] / 4, nq = c.colsb[dst] / 4;
   auto byte = [](uint8_t v, bool is_signed) { return is_signed ? int32_t(int8_t(v)) : int32_t(v); };
   for (int m = 0; m < c.rows[dst]; ++m) {
@@ -76,21 +83,6 @@ void dot_bytes(const char* insn, int dst, int a, int b) {
   }
   zero_rows_from(s, dst, c.rows[dst]);  // zero_upper_rows
   s.cfg.start_row = 0;
-}
-
-// The operand checks of the dot products (#UD), shared by the int8 and bf16 ones.
-const TileConfig& check_dot(const char* insn, int dst, int a, int b) {
-  State& s = use(insn, dst);
-  use(insn, a);
-  use(insn, b);
-  if (dst == a || dst == b || a == b) fault(insn, "#UD", "operands must be distinct tiles");
-  const TileConfig& c = s.cfg;
-  if (c.rows[dst] != c.rows[a]) fault(insn, "#UD", "dst.rows ", int(c.rows[dst]), " != a.rows ", int(c.rows[a]));
-  if (c.colsb[a] % 4 != 0 || c.colsb[a] / 4 != c.rows[b])
-    fault(insn, "#UD", "a.colsb ", int(c.colsb[a]), " != 4 * b.rows ", int(c.rows[b]));
-  if (c.colsb[dst] != c.colsb[b]) fault(insn, "#UD", "dst.colsb ", int(c.colsb[dst]), " != b.colsb ", int(c.colsb[b]));
-  if (c.colsb[dst] % 4 != 0) fault(insn, "#UD", "dst.colsb ", int(c.colsb[dst]), " is not a multiple of 4");
-  return c;
 }
 
 float bf16_at(const uint8_t* row, int i) {

@@ -117,14 +117,19 @@ void run(Fn fn, const kernels::Packed& p, const Act& a, float* y, int64_t ldy, i
     if (e) std::rethrow_exception(e);
 }
 
-// fn(f, bf16) against the scalar integer GEMM, bit for bit, on every format and
-// shape, 1 and 2 threads. Outputs are written with a row stride wider than N: the
-// columns past N must stay untouched. Returns the number of cases run.
-int check_tile_gemm(const char* label, kernels::GemmIntFn (*fn)(kernels::Family, bool)) {
-  kernels::KernelTable scalar;
-  kernels::scalar::fill(scalar);
-  int cases = 0;
-  uint64_t seed = 9000;
+// The sweep of the tile GEMM tests: every format x shape, random and adversarial
+// weights (adversarial only on the smaller shapes), with activations; body(c) per case.
+struct Case {
+  const char* name;
+  Shape s;
+  bool adversarial;
+  const quant::QMatrix& q;
+  const kernels::Packed& p;  // into a PackedMatrix that lives while body runs
+  const std::vector<float>& x;
+};
+
+template <class Body>
+void for_each_case(uint64_t seed, Body&& body) {
   for (const char* name : kFormats) {
     const quant::Format f = quant::Format::parse(name);
     for (const Shape& s : shapes_for(f)) {
@@ -134,32 +139,46 @@ int check_tile_gemm(const char* label, kernels::GemmIntFn (*fn)(kernels::Family,
         const ops::PackedMatrix packed = ops::PackedMatrix::pack(q);
         const kernels::Packed p = kernels::Packed::of(packed);
         const auto x = random_activations(s.M, s.K, seed++);
-        const int64_t nb = s.K / 32;
-        std::vector<int8_t> qs(size_t(s.M * s.K));
-        std::vector<kernels::ActBlock> meta(size_t(s.M * nb));
-        for (int64_t m = 0; m < s.M; ++m)
-          scalar.quantize_act(x.data() + m * s.K, s.K, qs.data() + m * s.K, meta.data() + m * nb);
-        const kernels::ActQ8 a{qs.data(), meta.data(), s.K};
-        const int64_t ldy = s.N + 3;
-        std::vector<float> want(size_t(s.M * ldy), -7.0f);
-        run(scalar.gemm_int[p.family][p.bf16], p, a, want.data(), ldy, s.M, 1);
-        for (int nthr : {1, 2}) {
-          std::vector<float> got(size_t(s.M * ldy), -7.0f);
-          run(fn(p.family, p.bf16), p, a, got.data(), ldy, s.M, nthr);
-          ++cases;
-          for (int64_t m = 0; m < s.M; ++m)
-            for (int64_t n = 0; n < ldy; ++n) {
-              const size_t i = size_t(m * ldy + n);
-              if (std::memcmp(&got[i], &want[i], 4) == 0) continue;
-              INFO(label << ": " << name << (adversarial ? " adversarial" : "") << " M=" << s.M << " N=" << s.N
-                         << " K=" << s.K << " threads=" << nthr << " at m=" << m << " n=" << n << ": got "
-                         << got[i] << ", scalar " << want[i]);
-              REQUIRE(std::memcmp(&got[i], &want[i], 4) == 0);
-            }
-        }
+        body(Case{name, s, adversarial, q, p, x});
       }
     }
   }
+}
+
+// fn(f, bf16) against the scalar integer GEMM, bit for bit, on every format and
+// shape, 1 and 2 threads. Outputs are written with a row stride wider than N: the
+// columns past N must stay untouched. Returns the number of cases run.
+int check_tile_gemm(const char* label, kernels::GemmIntFn (*fn)(kernels::Family, bool)) {
+  kernels::KernelTable scalar;
+  kernels::scalar::fill(scalar);
+  int cases = 0;
+  for_each_case(9000, [&](const Case& c) {
+    const Shape& s = c.s;
+    const kernels::Packed& p = c.p;
+    const int64_t nb = s.K / 32;
+    std::vector<int8_t> qs(size_t(s.M * s.K));
+    std::vector<kernels::ActBlock> meta(size_t(s.M * nb));
+    for (int64_t m = 0; m < s.M; ++m)
+      scalar.quantize_act(c.x.data() + m * s.K, s.K, qs.data() + m * s.K, meta.data() + m * nb);
+    const kernels::ActQ8 a{qs.data(), meta.data(), s.K};
+    const int64_t ldy = s.N + 3;
+    std::vector<float> want(size_t(s.M * ldy), -7.0f);
+    run(scalar.gemm_int[p.family][p.bf16], p, a, want.data(), ldy, s.M, 1);
+    for (int nthr : {1, 2}) {
+      std::vector<float> got(size_t(s.M * ldy), -7.0f);
+      run(fn(p.family, p.bf16), p, a, got.data(), ldy, s.M, nthr);
+      ++cases;
+      for (int64_t m = 0; m < s.M; ++m)
+        for (int64_t n = 0; n < ldy; ++n) {
+          const size_t i = size_t(m * ldy + n);
+          if (std::memcmp(&got[i], &want[i], 4) == 0) continue;
+          INFO(label << ": " << c.name << (c.adversarial ? " adversarial" : "") << " M=" << s.M << " N=" << s.N
+                     << " K=" << s.K << " threads=" << nthr << " at m=" << m << " n=" << n << ": got " << got[i]
+                     << ", scalar " << want[i]);
+          REQUIRE(std::memcmp(&got[i], &want[i], 4) == 0);
+        }
+    }
+  });
   return cases;
 }
 
@@ -173,46 +192,37 @@ int check_tile_gemm(const char* label, kernels::GemmIntFn (*fn)(kernels::Family,
 std::pair<int, double> check_tile_gemm_bf16(const char* label, kernels::GemmFloatFn (*fn)(kernels::Family, bool)) {
   int cases = 0;
   double worst = 0;
-  uint64_t seed = 19000;
-  for (const char* name : kFormats) {
-    const quant::Format f = quant::Format::parse(name);
-    for (const Shape& s : shapes_for(f)) {
-      for (bool adversarial : {false, true}) {
-        if (adversarial && s.M * s.N * s.K > (1 << 22)) continue;
-        const quant::QMatrix q = random_weights(f, s.N, s.K, seed++, adversarial);
-        const ops::PackedMatrix packed = ops::PackedMatrix::pack(q);
-        const kernels::Packed p = kernels::Packed::of(packed);
-        const auto x = random_activations(s.M, s.K, seed++);
-        const Oracle o = oracle(dequantized(q), x, s.M, s.N, s.K);
-        const kernels::ActF32 a{x.data(), s.K, nullptr};
-        const int64_t ldy = s.N + 3;
-        const double rel = std::ldexp(1.0, -8) + std::ldexp(1.0, -16) + double(s.K) * std::ldexp(1.0, -23);
-        std::vector<float> first;
-        for (int nthr : {1, 2}) {
-          std::vector<float> got(size_t(s.M * ldy), -7.0f);
-          run(fn(p.family, p.bf16), p, a, got.data(), ldy, s.M, nthr);
-          ++cases;
-          for (int64_t m = 0; m < s.M; ++m)
-            for (int64_t n = 0; n < ldy; ++n) {
-              const size_t i = size_t(m * ldy + n);
-              INFO(label << ": " << name << (adversarial ? " adversarial" : "") << " M=" << s.M << " N=" << s.N
-                         << " K=" << s.K << " threads=" << nthr << " at m=" << m << " n=" << n << ": got " << got[i]);
-              if (n >= s.N) {
-                REQUIRE(got[i] == -7.0f);
-                continue;
-              }
-              const size_t k = size_t(m * s.N + n);
-              const double bound = rel * o.abs_sum[k] + 1e-30, err = std::fabs(double(got[i]) - o.y[k]);
-              INFO("oracle " << o.y[k] << ", bound " << bound);
-              REQUIRE(err <= bound);
-              worst = std::max(worst, err / bound);
-            }
-          if (nthr == 1) first = got;
-          else REQUIRE(std::memcmp(first.data(), got.data(), got.size() * sizeof(float)) == 0);
+  for_each_case(19000, [&](const Case& c) {
+    const Shape& s = c.s;
+    const kernels::Packed& p = c.p;
+    const Oracle o = oracle(dequantized(c.q), c.x, s.M, s.N, s.K);
+    const kernels::ActF32 a{c.x.data(), s.K, nullptr};
+    const int64_t ldy = s.N + 3;
+    const double rel = std::ldexp(1.0, -8) + std::ldexp(1.0, -16) + double(s.K) * std::ldexp(1.0, -23);
+    std::vector<float> first;
+    for (int nthr : {1, 2}) {
+      std::vector<float> got(size_t(s.M * ldy), -7.0f);
+      run(fn(p.family, p.bf16), p, a, got.data(), ldy, s.M, nthr);
+      ++cases;
+      for (int64_t m = 0; m < s.M; ++m)
+        for (int64_t n = 0; n < ldy; ++n) {
+          const size_t i = size_t(m * ldy + n);
+          INFO(label << ": " << c.name << (c.adversarial ? " adversarial" : "") << " M=" << s.M << " N=" << s.N
+                     << " K=" << s.K << " threads=" << nthr << " at m=" << m << " n=" << n << ": got " << got[i]);
+          if (n >= s.N) {
+            REQUIRE(got[i] == -7.0f);
+            continue;
+          }
+          const size_t k = size_t(m * s.N + n);
+          const double bound = rel * o.abs_sum[k] + 1e-30, err = std::fabs(double(got[i]) - o.y[k]);
+          INFO("oracle " << o.y[k] << ", bound " << bound);
+          REQUIRE(err <= bound);
+          worst = std::max(worst, err / bound);
         }
-      }
+      if (nthr == 1) first = got;
+      else REQUIRE(std::memcmp(first.data(), got.data(), got.size() * sizeof(float)) == 0);
     }
-  }
+  });
   return {cases, worst};
 }
 
