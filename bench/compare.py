@@ -53,7 +53,7 @@ from benchlib import kernels as kern  # noqa: E402
 from benchlib import models as mod  # noqa: E402
 from benchlib import report  # noqa: E402
 from benchlib import roofline as roof  # noqa: E402
-from benchlib.common import Skip, Skips, find_build_dir, log  # noqa: E402
+from benchlib.common import Skip, Skips, cpu_model, find_build_dir, log  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -176,17 +176,6 @@ def load_average() -> Optional[float]:
         return os.getloadavg()[0]
     except OSError:
         return None
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def write_outputs(a: argparse.Namespace, res: dict, skips: Skips) -> None:

@@ -31,7 +31,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -46,11 +45,10 @@ sys.path.insert(0, HERE)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local folders only: no network at run time
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from benchlib.common import Skip, Skips, log, median, ratio  # noqa: E402
+from benchlib.common import Skip, Skips, cpu_model, log, median, ratio  # noqa: E402
 
 DEFAULT_MODEL = os.path.join(REPO, "models", "all-MiniLM-L6-v2")
 BATCH = 32
-PAUSE_S = 1.0  # seconds between two systems' timings (below)
 GOAL_COS = 0.999
 BEGIN, END = "<!-- encoders:begin -->", "<!-- encoders:end -->"
 SECTION = "## Encoders: MiniLM embeddings vs peers (`bench/encoder_vs_peers.py`)"
@@ -180,11 +178,6 @@ def run(a: argparse.Namespace, skips: Skips) -> dict:
         res[s.key] = r
     for rep in range(a.reps):
         for s in list(systems):  # alternated: A B C ... per rep
-            # Every runtime here keeps its own thread pool, and most spin for a while
-            # after a call (OpenMP, ONNX Runtime, llama.cpp): a pause lets the last
-            # system's threads go to sleep before the next one is timed on the same
-            # 2 cores (without it, whoever ran last steals the next one's cores).
-            time.sleep(PAUSE_S)
             try:
                 t0 = time.perf_counter()
                 s.embed_all(sorted_texts, BATCH)
@@ -289,17 +282,6 @@ def versions() -> dict:
         except Exception:  # missing or broken: recorded as None
             out[name] = None
     return out
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv=None) -> int:

@@ -90,3 +90,17 @@ def seconds_per_call(fn: Callable[[], object], min_time: float, warmup: int = 2)
         n += 1
         elapsed = time.perf_counter() - t0
     return elapsed / n
+
+
+def cpu_model() -> str:
+    """/proc/cpuinfo's model name (x86), else platform.processor(), else "unknown"."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"

@@ -129,3 +129,29 @@ def write_safetensors(path: str, header, data: bytes, header_bytes: bytes | None
     hb = header_bytes if header_bytes is not None else json.dumps(header).encode()
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(hb)) + hb + data)
+
+
+def torch_embeddings(folder, texts, max_length, pooling="mean", normalize=True):
+    """The reference sentence embeddings: transformers' BertModel on the folder (torch,
+    fp32), batches of 16 with padding, mean pooling over the attention mask (or the
+    CLS token), L2-normalized unless normalize=False. Callers importorskip torch and
+    transformers first."""
+    import torch
+    import transformers
+
+    model = transformers.AutoModel.from_pretrained(str(folder), dtype=torch.float32).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(str(folder))
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(texts), 16):
+            b = tok(texts[i:i + 16], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            h = model(**b).last_hidden_state
+            if pooling == "cls":
+                e = h[:, 0]
+            else:
+                m = b["attention_mask"].unsqueeze(-1).to(h.dtype)
+                e = (h * m).sum(1) / m.sum(1)
+            if normalize:
+                e = torch.nn.functional.normalize(e, dim=1)
+            out.append(e.numpy())
+    return np.concatenate(out)

@@ -19,7 +19,7 @@ import pytest
 
 import halfbyte
 from encoder_texts import EDGE_CASES, prose
-from hf_models import read_safetensors, write_safetensors
+from hf_models import read_safetensors, torch_embeddings, write_safetensors
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -30,26 +30,6 @@ needs_minilm = pytest.mark.skipif(not os.path.exists(os.path.join(MINILM, "model
                                   reason="all-MiniLM-L6-v2 not fetched (examples/fetch_minilm.sh; .ci/setup does it)")
 
 TEXTS = EDGE_CASES + prose(160)
-
-
-def torch_embeddings(folder, texts, max_length, pooling="mean", normalize=True):
-    """Pooled last hidden states of transformers' BertModel, batches of 16 with padding."""
-    model = transformers.AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
-    tok = transformers.AutoTokenizer.from_pretrained(folder)
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(texts), 16):
-            b = tok(texts[i:i + 16], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-            h = model(**b).last_hidden_state
-            if pooling == "cls":
-                e = h[:, 0]
-            else:
-                m = b["attention_mask"].unsqueeze(-1).to(h.dtype)
-                e = (h * m).sum(1) / m.sum(1)
-            if normalize:
-                e = torch.nn.functional.normalize(e, dim=1)
-            out.append(e.numpy())
-    return np.concatenate(out)
 
 
 def cosines(a, b):

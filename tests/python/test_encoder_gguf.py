@@ -24,6 +24,7 @@ import pytest
 import halfbyte
 from encoder_texts import EDGE_CASES, prose
 from gguf_models import _copy_field
+from hf_models import torch_embeddings
 
 MINILM = os.environ.get("HALFBYTE_MINILM", os.path.join(os.path.dirname(__file__), "..", "..", "models",
                                                           "all-MiniLM-L6-v2"))
@@ -139,22 +140,6 @@ def convert_with_llama_cpp(src, out, outtype):
         pytest.skip(f"llama.cpp's convert_hf_to_gguf.py could not run here: {r.stderr[-600:]}")
 
 
-def torch_embeddings(texts, max_length):
-    """transformers + torch: mean pooled over the attention mask, L2-normalized."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    model = transformers.AutoModel.from_pretrained(MINILM, dtype=torch.float32).eval()
-    tok = transformers.AutoTokenizer.from_pretrained(MINILM)
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(texts), 16):
-            b = tok(texts[i:i + 16], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-            h = model(**b).last_hidden_state
-            m = b["attention_mask"].unsqueeze(-1).to(h.dtype)
-            out.append(torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=1).numpy())
-    return np.concatenate(out)
-
-
 @needs_minilm
 @pytest.mark.parametrize("outtype, bound", [("f32", 0.9999), ("q8_0", 0.999)])
 def test_llama_cpp_converted_gguf_in_halfbyte(tmp_path, llama_cpp_converter, folder_encoder, outtype, bound):
@@ -164,7 +149,9 @@ def test_llama_cpp_converted_gguf_in_halfbyte(tmp_path, llama_cpp_converter, fol
     assert (enc.dim, enc.max_length, enc.pooling, enc.normalize) == (384, 512, "mean", True)
     assert [enc.tokenize(t) for t in TEXTS] == [folder_encoder.tokenize(t) for t in TEXTS]
     ours = enc.embed(TEXTS)
-    ref = torch_embeddings(TEXTS, 512)
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    ref = torch_embeddings(MINILM, TEXTS, 512)
     c = cosines(ours, ref)
     print(f"llama.cpp-converted {outtype} GGUF in halfbyte, {len(TEXTS)} texts: cosine to torch min {c.min():.7f} "
           f"mean {c.mean():.7f}")

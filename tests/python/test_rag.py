@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 import halfbyte
+from hf_models import torch_embeddings
 
 REPO = Path(__file__).resolve().parents[2]
 RAG_PY = REPO / "examples" / "python" / "rag.py"
@@ -219,19 +220,13 @@ def test_retrieve_loads_the_index_model(indexed):
 
 
 def test_stored_embeddings_match_transformers(indexed):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
     _, db, _ = indexed
     stored = db_files(db)
     picks = [stored["sourdough.md"][0], stored["sub/bicycle.md"][-1]]
     texts = [p[1] for p in picks]
-    model = transformers.AutoModel.from_pretrained(str(MINILM), dtype=torch.float32).eval()
-    tok = transformers.AutoTokenizer.from_pretrained(str(MINILM))
-    with torch.no_grad():
-        b = tok(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
-        h = model(**b).last_hidden_state
-        m = b["attention_mask"].unsqueeze(-1).to(h.dtype)
-        ref = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=1).numpy().astype(np.float64)
+    ref = torch_embeddings(MINILM, texts, 256).astype(np.float64)
     for (_, text, emb), r in zip(picks, ref):
         e = emb.astype(np.float64)
         cos = float(e @ r / np.linalg.norm(e) / np.linalg.norm(r))
