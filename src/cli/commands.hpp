@@ -17,5 +17,6 @@ int cmd_perplexity(const Args& args);
 int cmd_imatrix(const Args& args);
 int cmd_embed(const Args& args);
 int cmd_classify(const Args& args);
+int cmd_serve(const Args& args);
 
 }  // namespace halfbyte::cli

@@ -24,6 +24,8 @@ void usage(std::FILE* out) {
                "            as a float32 .npy file (-m MODEL -f TEXTS -o OUT.npy)\n"
                "  classify  labels and scores of texts with a text-classification encoder\n"
                "            (-m MODEL \"text\" ... or -f FILE)\n"
+               "  serve     an OpenAI-compatible HTTP server with continuous batching\n"
+               "            (-m MODEL [--embed-model M] [--port 8080] [--parallel 8])\n"
                "  formats   quantize a random Gaussian matrix in every format and print the\n"
                "            error of round-to-nearest vs the error-minimising search\n"
                "  version   print the version and the kernel ISA in use\n"
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
     if (cmd == "imatrix") return halfbyte::cli::cmd_imatrix(args);
     if (cmd == "embed") return halfbyte::cli::cmd_embed(args);
     if (cmd == "classify") return halfbyte::cli::cmd_classify(args);
+    if (cmd == "serve") return halfbyte::cli::cmd_serve(args);
     if (cmd == "version" || cmd == "--version") {
       std::printf("halfbyte %s (isa: %s)\n", halfbyte::library_version(), halfbyte::isa().c_str());
       return 0;

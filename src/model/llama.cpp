@@ -75,7 +75,7 @@ Config config_from_gguf(const io::GgufFile& f) {
 }
 
 Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads, bool float_matmul,
-             const quant::Format* float_to, bool kv_f16, const std::function<bool(float)>& progress)
+             const quant::Format* float_to, bool kv_f16, int n_seq, const std::function<bool(float)>& progress)
     : file_(f), c_(c), n_ctx_(n_ctx), n_batch_(n_batch), n_threads_(n_threads), float_(float_matmul) {
   const int64_t D = c.n_embd, hd = c.head_dim, H = c.n_head, Hkv = c.n_head_kv;
   tok_embd_ = &f.tensor("token_embd.weight");
@@ -134,7 +134,10 @@ Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_ba
   // what reads since the layers' own release mapped again (folios around a norm).
   for (const io::GgufTensorInfo& t : f.tensors())
     if (&t != tok_embd_) f.release_pages(t);
-  kv_ = KvCache(c.n_layer, Hkv, hd, n_ctx, kv_f16, f.path());
+  if (n_seq < 1) throw_invalid(f.path(), ": n_seq must be >= 1, got ", n_seq);
+  kv_.reserve(size_t(n_seq));
+  for (int s = 0; s < n_seq; ++s) kv_.emplace_back(c.n_layer, Hkv, hd, n_ctx, kv_f16, f.path());
+  seq0_.assign(size_t(n_batch), 0);
   const size_t B = size_t(n_batch);
   const size_t sizes[] = {B * size_t(D),                     // x
                           B * size_t(D),                     // xn
@@ -143,7 +146,7 @@ Llama::Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_ba
                           B * size_t(D),                     // tmp
                           B * size_t(2 * c.n_ff),            // gu
                           B * size_t(c.n_ff),                // act
-                          size_t(std::max(1, n_threads)) * kv_.scratch_floats(int(H / Hkv)),  // scores
+                          size_t(std::max(1, n_threads)) * kv_[0].scratch_floats(int(H / Hkv)),  // scores
                           B * size_t(c.rope_dim)};           // rope_cs
   size_t total = 0;
   for (size_t n : sizes) total += n;
@@ -164,8 +167,10 @@ void Llama::memory(MemoryReport& r) const {
   r.weights_owned += owned;
   r.weights_mapped += tok_embd_->nbytes;
   const auto resident = [](const AnonMap& m) { return resident_bytes(m.data(), m.bytes()).value_or(m.bytes()); };
-  r.kv_cache += kv_.bytes();
-  r.kv_cache_resident += resident(kv_.map());
+  for (const KvCache& kv : kv_) {
+    r.kv_cache += kv.bytes();
+    r.kv_cache_resident += resident(kv.map());
+  }
   r.scratch += scratch_.map().bytes();
   r.scratch_resident += resident(scratch_.map());
 }
@@ -185,19 +190,19 @@ void Llama::embed(const int32_t* tokens, int64_t n, float* x) const {
   for (int64_t i = 0; i < n; ++i) tensor_row_to_float(file_, *tok_embd_, tokens[i], x + i * c_.n_embd);
 }
 
-void Llama::attention(int layer, int64_t n, int64_t pos) {
+void Llama::attention(int layer, int64_t n, const int32_t* seq, const int64_t* pos) {
   const int64_t H = c_.n_head, Hkv = c_.n_head_kv, hd = c_.head_dim, group = H / Hkv;
   const int64_t qkv_w = (H + 2 * Hkv) * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
   for (int64_t t = 0; t < n; ++t)  // append this batch's keys and values
     for (int64_t g = 0; g < Hkv; ++g) {
       const float* k = qkv_ + t * qkv_w + (H + g) * hd;
-      kv_.store(layer, g, pos + t, k, k + Hkv * hd);
+      kv_[size_t(seq[t])].store(layer, g, pos[t], k, k + Hkv * hd);
     }
   // One job per token and KV head: the `group` query heads that share the head
   // see the same keys (causal: up to the token), one kernel call for all of them.
   const int64_t jobs = n * Hkv;
-  const size_t scratch = kv_.scratch_floats(int(group));
+  const size_t scratch = kv_[0].scratch_floats(int(group));
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) schedule(dynamic, 1) if (n_threads_ > 1 && jobs > 1)
 #endif
@@ -208,12 +213,24 @@ void Llama::attention(int layer, int64_t n, int64_t pos) {
 #else
     float* sc = scores_;
 #endif
-    kv_.attend(layer, g, qkv_ + t * qkv_w + g * group * hd, hd, int(group), pos + t + 1, scale, sc,
+    kv_[size_t(seq[t])].attend(layer, g, qkv_ + t * qkv_w + g * group * hd, hd, int(group), pos[t] + 1, scale, sc,
                att_ + t * H * hd + g * group * hd, hd);
   }
 }
 
 void Llama::forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logits, float* logits) {
+  if (n <= 0 || n > n_batch_) throw_invalid("forward: batch of ", n, " tokens (1..", n_batch_, ")");
+  pos_buf_.resize(size_t(n));
+  rows_buf_.clear();
+  for (int64_t t = 0; t < n; ++t) {
+    pos_buf_[size_t(t)] = pos + t;
+    if (all_logits || t == n - 1) rows_buf_.push_back(t);
+  }
+  forward(tokens, seq0_.data(), pos_buf_.data(), n, rows_buf_.data(), int64_t(rows_buf_.size()), logits);
+}
+
+void Llama::forward(const int32_t* tokens, const int32_t* seq, const int64_t* pos, int64_t n,
+                    const int64_t* logit_rows, int64_t n_logits, float* logits) {
   const int64_t D = c_.n_embd, H = c_.n_head, Hkv = c_.n_head_kv, hd = c_.head_dim, F = c_.n_ff;
   const int64_t qkv_w = (H + 2 * Hkv) * hd, rd = c_.rope_dim;
   const auto silu_mul = kernels::active().silu_mul;
@@ -223,7 +240,7 @@ void Llama::forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logi
   // cos/sin per token and frequency, shared by all layers and heads.
   for (int64_t t = 0; t < n; ++t)
     for (int64_t i = 0; i < rd / 2; ++i) {
-      const float a = float(pos + t) * inv_freq_[size_t(i)];
+      const float a = float(pos[t]) * inv_freq_[size_t(i)];
       rope_cs_[t * rd + 2 * i] = std::cos(a);
       rope_cs_[t * rd + 2 * i + 1] = std::sin(a);
     }
@@ -243,7 +260,7 @@ void Llama::forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logi
     w.wqkv.forward(xn_, n, D, qkv_, qkv_w, n_threads_, float_);
     for (int64_t t = 0; t < n; ++t)
       for (int64_t h = 0; h < H + Hkv; ++h) rope(qkv_ + t * qkv_w + h * hd, t);
-    attention(l, n, pos);
+    attention(l, n, seq, pos);
     if (stats_) record(layer_inputs_[size_t(l)][1], att_, n, H * hd, H * hd);
     w.wo.forward(att_, n, H * hd, tmp_, D, n_threads_, float_);
     for (int64_t i = 0; i < n * D; ++i) x[i] += tmp_[i];
@@ -259,10 +276,12 @@ void Llama::forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logi
     w.w_down.forward(act_, n, F, tmp_, D, n_threads_, float_);
     for (int64_t i = 0; i < n * D; ++i) x[i] += tmp_[i];
   }
-  const int64_t first = all_logits ? 0 : n - 1;
-  for (int64_t t = first; t < n; ++t) rmsnorm(x + t * D, out_norm_.data(), D, c_.rms_eps, xn_ + t * D);
-  if (stats_) record({output_name_}, xn_ + first * D, n - first, D, D);
-  output_.forward(xn_ + first * D, n - first, D, logits, c_.n_vocab, n_threads_, float_);
+  // The rows whose logits are wanted, gathered (in order) at the start of xn.
+  for (int64_t i = 0; i < n_logits; ++i)
+    rmsnorm(x + logit_rows[i] * D, out_norm_.data(), D, c_.rms_eps, xn_ + i * D);
+  if (n_logits == 0) return;
+  if (stats_) record({output_name_}, xn_, n_logits, D, D);
+  output_.forward(xn_, n_logits, D, logits, c_.n_vocab, n_threads_, float_);
 }
 
 }  // namespace halfbyte::model

@@ -32,12 +32,19 @@ class Llama {
   // float_to: format for weights stored as float (null: keep them fp32).
   // kv_f16: the KV cache in fp16 (else fp32). progress, if set, is called after each
   // layer with (l + 1) / (n_layer + 1); returning false cancels (Error(Runtime)).
+  // n_seq: KV-cache slots (independent sequences), each of n_ctx positions.
   Llama(const io::GgufFile& f, const Config& c, int64_t n_ctx, int64_t n_batch, int n_threads, bool float_matmul,
-        const quant::Format* float_to, bool kv_f16, const std::function<bool(float)>& progress = {});
+        const quant::Format* float_to, bool kv_f16, int n_seq, const std::function<bool(float)>& progress = {});
 
-  // Runs tokens at positions [pos, pos + n) (the KV cache holds [0, pos)).
-  // Writes logits for the last token, or for all n when all_logits.
+  // Runs tokens at positions [pos, pos + n) of sequence 0 (its KV cache holds
+  // [0, pos)). Writes logits for the last token, or for all n when all_logits.
   void forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logits, float* logits);
+  // Runs n tokens of any sequences in one pass: token i is at position pos[i] of
+  // sequence seq[i], whose cache must hold [0, pos[i]) by the time it is reached
+  // (earlier in this batch or before). Writes the logits of the tokens listed in
+  // logit_rows (ascending), one row of n_vocab each, in that order. n <= n_batch.
+  void forward(const int32_t* tokens, const int32_t* seq, const int64_t* pos, int64_t n, const int64_t* logit_rows,
+               int64_t n_logits, float* logits);
 
   int64_t n_ctx() const noexcept { return n_ctx_; }
   // Fills the weights, KV cache and scratch fields of a memory report.
@@ -49,7 +56,7 @@ class Llama {
 
  private:
   void embed(const int32_t* tokens, int64_t n, float* x) const;
-  void attention(int layer, int64_t n, int64_t pos);
+  void attention(int layer, int64_t n, const int32_t* seq, const int64_t* pos);
 
   const io::GgufFile& file_;
   Config c_;
@@ -60,11 +67,13 @@ class Llama {
   std::vector<LayerWeights> layers_;
   std::vector<float> out_norm_;
   Linear output_;
-  KvCache kv_;
+  std::vector<KvCache> kv_;  // one per sequence
   // Scratch for n_batch tokens, sized once in one anonymous mapping: resident only
   // as far as batches have used it.
   ScratchArena scratch_;
   float *x_, *xn_, *qkv_, *att_, *tmp_, *gu_, *act_, *scores_, *rope_cs_;
+  std::vector<int32_t> seq0_;    // forward() on sequence 0: [n_batch] zeros
+  std::vector<int64_t> pos_buf_, rows_buf_;
   std::vector<float> inv_freq_;
   std::map<std::string, int> requantized_;
   // Activation statistics (imatrix): the names of the tensors behind each matmul

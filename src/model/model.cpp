@@ -15,6 +15,7 @@
 #include "halfbyte/threads.hpp"
 #include "model/llama.hpp"
 #include "model/sampler.hpp"
+#include "model/text_stream.hpp"
 
 namespace halfbyte::model {
 
@@ -25,6 +26,7 @@ struct Model::Impl {
   std::unique_ptr<Llama> net;
   int64_t n_batch = 256;
   int64_t pos = 0;
+  int n_seq = 1;
   std::string chat_template;
   std::vector<float> logits;  // reused by generate(): no allocation per token
 
@@ -38,13 +40,14 @@ Model::~Model() = default;
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
   if (opts.n_ctx < 0) throw_invalid("load: n_ctx must be >= 0, got ", opts.n_ctx);
   if (opts.n_batch < 1) throw_invalid("load: n_batch must be >= 1, got ", opts.n_batch);
+  if (opts.n_seq < 1 || opts.n_seq > 1024) throw_invalid("load: n_seq must be in [1, 1024], got ", opts.n_seq);
   if (opts.n_threads < 0 || opts.n_threads > kMaxThreads)
     throw_invalid("load: n_threads must be in [0, ", kMaxThreads, "], got ", opts.n_threads);
   std::unique_ptr<Model> m(new Model());
   std::optional<quant::Format> float_to;
   if (!opts.quantize.empty() && opts.quantize != "f32" && opts.quantize != "F32")
     float_to = quant::Format::parse(opts.quantize);
-  auto impl = std::unique_ptr<Impl>(new Impl{io::open_model_file(path, opts.tokenizer), {}, {}, nullptr, 256, 0, {}, {}});
+  auto impl = std::unique_ptr<Impl>(new Impl{io::open_model_file(path, opts.tokenizer), {}, {}, nullptr, 256, 0, 1, {}, {}});
   if (opts.quantize.empty() && impl->file.format() != "gguf") float_to = quant::Format::q8_0();
   impl->config = config_from_gguf(impl->file);
   impl->tokenizer = Tokenizer::from_gguf(impl->file);
@@ -58,7 +61,8 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   impl->n_batch = std::min(opts.n_batch, n_ctx);
   const int threads = opts.n_threads > 0 ? opts.n_threads : num_threads();
   impl->net = std::make_unique<Llama>(impl->file, c, n_ctx, impl->n_batch, threads, opts.float_matmul,
-                                       float_to ? &*float_to : nullptr, opts.kv_f16, opts.progress);
+                                       float_to ? &*float_to : nullptr, opts.kv_f16, opts.n_seq, opts.progress);
+  impl->n_seq = opts.n_seq;
   // The one log line of a load: say which weights were converted.
   std::string converted;
   for (const auto& [type, count] : impl->net->requantized())
@@ -103,6 +107,43 @@ std::vector<float> Model::eval(const std::vector<int32_t>& tokens, bool all_logi
   return logits;
 }
 
+std::string Model::chat_prompt(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+  return render_chat(impl_->chat_template, messages, add_generation_prompt);
+}
+
+int Model::n_seq() const noexcept { return impl_->n_seq; }
+
+void Model::eval_batch(const std::vector<BatchToken>& batch, std::vector<float>& logits) {
+  Impl& m = *impl_;
+  const int64_t V = m.config.n_vocab, n = int64_t(batch.size()), n_ctx = m.net->n_ctx();
+  int64_t n_logits = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const BatchToken& b = batch[i];
+    if (b.token < 0 || b.token >= V)
+      throw_invalid("eval_batch: token id ", b.token, " at index ", i, " is outside the vocabulary [0, ", V, ")");
+    if (b.seq < 0 || b.seq >= m.n_seq)
+      throw_invalid("eval_batch: slot ", b.seq, " at index ", i, " is outside [0, ", m.n_seq, ")");
+    if (b.pos < 0 || b.pos >= n_ctx)
+      throw_invalid("eval_batch: position ", b.pos, " at index ", i, " is outside the context [0, ", n_ctx, ")");
+    n_logits += b.logits ? 1 : 0;
+  }
+  logits.resize(size_t(n_logits * V));
+  std::vector<int32_t> tok, seq;
+  std::vector<int64_t> pos, rows;
+  float* out = logits.data();
+  for (int64_t i = 0; i < n; i += m.n_batch) {
+    const int64_t len = std::min(m.n_batch, n - i);
+    tok.clear(), seq.clear(), pos.clear(), rows.clear();
+    for (int64_t t = 0; t < len; ++t) {
+      const BatchToken& b = batch[size_t(i + t)];
+      tok.push_back(b.token), seq.push_back(b.seq), pos.push_back(b.pos);
+      if (b.logits) rows.push_back(t);
+    }
+    m.net->forward(tok.data(), seq.data(), pos.data(), len, rows.data(), int64_t(rows.size()), out);
+    out += rows.size() * size_t(V);
+  }
+}
+
 void Model::Impl::eval_into(Model& self, const std::vector<int32_t>& tokens, bool all_logits,
                             std::vector<float>& out) {
   const int64_t V = config.n_vocab, n = int64_t(tokens.size());
@@ -124,27 +165,6 @@ void Model::Impl::eval_into(Model& self, const std::vector<int32_t>& tokens, boo
 
 namespace {
 
-// Bytes of `s` that form complete UTF-8 characters (the rest waits for more).
-size_t complete_utf8_prefix(const std::string& s) {
-  size_t i = s.size();
-  // Look back at most 3 bytes for the start of an incomplete sequence.
-  for (size_t back = 1; back <= 3 && back <= s.size(); ++back) {
-    const unsigned char c = static_cast<unsigned char>(s[s.size() - back]);
-    if ((c & 0xC0) == 0x80) continue;  // continuation byte
-    const size_t need = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
-    if (need > back) i = s.size() - back;
-    break;
-  }
-  return i;
-}
-
-std::string apply_chat(const std::string& tmpl, const std::string& prompt) {
-  // ChatML (SmolLM2, Qwen2): the template in the GGUF is Jinja; we recognise it by
-  // its markers rather than running Jinja.
-  if (tmpl.find("<|im_start|>") != std::string::npos)
-    return "<|im_start|>user\n" + prompt + "<|im_end|>\n<|im_start|>assistant\n";
-  throw_error(ErrorKind::Unsupported, "chat: this model's chat template is not supported (ChatML only for now)");
-}
 
 }  // namespace
 
@@ -153,7 +173,7 @@ std::string Model::generate(const std::string& prompt, const SamplingParams& par
   Impl& m = *impl_;
   if (params.max_tokens < 0) throw_invalid("generate: max_tokens must be >= 0, got ", params.max_tokens);
   Sampler sampler(params);
-  std::vector<int32_t> ids = chat ? m.tokenizer.encode(apply_chat(m.chat_template, prompt), true, true)
+  std::vector<int32_t> ids = chat ? m.tokenizer.encode(render_chat(m.chat_template, {{"user", prompt}}, true), true, true)
                                   : m.tokenizer.encode(prompt, true, false);
   if (ids.empty()) throw_invalid("generate: the prompt has no tokens");
   using clock = std::chrono::steady_clock;
@@ -165,56 +185,23 @@ std::string Model::generate(const std::string& prompt, const SamplingParams& par
   st.prompt_tokens = int64_t(ids.size());
   st.prompt_seconds = std::chrono::duration<double>(clock::now() - t0).count();
 
-  std::string text, pending;  // pending: bytes not yet passed to on_piece
-  size_t max_stop = 0;
-  for (const auto& s : params.stop) max_stop = std::max(max_stop, s.size());
+  TextStream out(params.stop);
   t0 = clock::now();
   for (int i = 0; i < params.max_tokens; ++i) {
     const int32_t tok = sampler.sample(logits.data(), m.config.n_vocab, ids);
     if (m.tokenizer.is_eog(tok)) break;
     ids.push_back(tok);
     ++st.generated_tokens;
-    pending += m.tokenizer.token_to_piece(tok);
-    // Stop strings: cut at the first one and stop; hold back a tail that may be
-    // the start of one, so that no part of a stop string is ever streamed. Only
-    // the last max_stop bytes of emitted text can take part in a match.
-    bool stopped = false;
-    size_t hold = 0;
-    if (max_stop > 0) {
-      const size_t keep = std::min(text.size(), max_stop);
-      const std::string window = text.substr(text.size() - keep) + pending;
-      for (const auto& s : params.stop) {
-        if (s.empty()) continue;
-        const size_t at = window.find(s);
-        if (at != std::string::npos) {
-          pending.resize(at > keep ? at - keep : 0);
-          stopped = true;
-          break;
-        }
-        for (size_t k = std::min(s.size() - 1, pending.size()); k > hold; --k)
-          if (window.compare(window.size() - k, k, s, 0, k) == 0) {
-            hold = k;
-            break;
-          }
-      }
-    }
-    const size_t ready = stopped ? pending.size() : complete_utf8_prefix(pending.substr(0, pending.size() - hold));
-    if (ready > 0) {
-      const std::string piece = pending.substr(0, ready);
-      pending.erase(0, ready);
-      text += piece;
-      if (on_piece && !on_piece(piece)) break;
-    }
-    if (stopped || i + 1 == params.max_tokens || m.pos + 1 > n_ctx()) break;
+    const std::string piece = out.push(m.tokenizer.token_to_piece(tok));
+    if (!piece.empty() && on_piece && !on_piece(piece)) break;
+    if (out.stopped() || i + 1 == params.max_tokens || m.pos + 1 > n_ctx()) break;
     m.eval_into(*this, {tok}, false, logits);
   }
-  if (!pending.empty()) {
-    text += pending;
-    if (on_piece) on_piece(pending);
-  }
+  const std::string rest = out.finish();
+  if (!rest.empty() && on_piece) on_piece(rest);
   st.decode_seconds = std::chrono::duration<double>(clock::now() - t0).count();
   if (stats) *stats = st;
-  return text;
+  return out.text();
 }
 
 }  // namespace halfbyte::model

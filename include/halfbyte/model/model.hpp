@@ -66,6 +66,18 @@ struct LoadOptions {
   // false to cancel: load() then throws Error(ErrorKind::Runtime, "<path>: load
   // cancelled"), freeing everything loaded so far. Empty: no calls.
   std::function<bool(float fraction)> progress;
+  // KV-cache slots: independent sequences of n_ctx tokens each that eval_batch()
+  // runs together (continuous batching; `halfbyte serve --parallel N`). A slot's
+  // cache costs memory only as far as it is filled. eval()/generate() use slot 0.
+  int n_seq = 1;
+};
+
+// One token of a multi-sequence batch (Model::eval_batch).
+struct BatchToken {
+  int32_t token = 0;
+  int32_t seq = 0;     // KV-cache slot, 0 <= seq < LoadOptions::n_seq
+  int64_t pos = 0;     // position in its sequence
+  bool logits = false; // return this token's next-token logits
 };
 
 struct SamplingParams {
@@ -112,6 +124,20 @@ struct MemoryReport {
   uint64_t reserved() const noexcept { return weights_owned + weights_mapped + kv_cache + scratch + tokenizer; }
 };
 
+struct ChatMessage {
+  std::string role;  // "system", "user" or "assistant"
+  std::string content;
+};
+
+// The prompt text of a conversation in a model's chat template (the GGUF's
+// tokenizer.chat_template), ending with the assistant's turn opened when
+// add_generation_prompt. Templates are recognised, not run as Jinja: ChatML
+// (SmolLM2, Qwen2) with the default system message the template inserts.
+// Throws Error(Unsupported) for another template or none, Error(InvalidArgument)
+// for an unknown role.
+std::string render_chat(const std::string& chat_template, const std::vector<ChatMessage>& messages,
+                        bool add_generation_prompt = true);
+
 // Receives each piece of generated text as it comes (whole UTF-8 characters);
 // return false to stop.
 using TokenCallback = std::function<bool(std::string_view piece)>;
@@ -135,12 +161,29 @@ class Model {
   // Throws Error(InvalidArgument) if the context would overflow or an id is out of range.
   std::vector<float> eval(const std::vector<int32_t>& tokens, bool all_logits = false);
 
+  // Runs tokens of several sequences in one forward pass: each weight matrix is
+  // read once for all of them (one GEMM), which is what makes serving N streams
+  // cheaper than N single streams. A token at position p of slot s attends to that
+  // slot's positions [0, p], which must have been fed before (in an earlier call or
+  // earlier in this batch); feeding position p again overwrites it (rewind). Fills
+  // `logits` with one row of n_vocab per token marked .logits, in batch order.
+  // Batches larger than LoadOptions::n_batch run as several passes. Does not move
+  // position() (slot 0's count for eval()). Throws Error(InvalidArgument) for a
+  // slot, position or token id out of range.
+  void eval_batch(const std::vector<BatchToken>& batch, std::vector<float>& logits);
+  int n_seq() const noexcept;
+
   // Text in, text out (without the prompt). `chat` wraps the prompt in the model's
   // chat template (ChatML for SmolLM2/Qwen2 style models). Starts from an empty cache.
   std::string generate(const std::string& prompt, const SamplingParams& params, const TokenCallback& on_piece = {},
                        GenerateStats* stats = nullptr, bool chat = false);
 
   MemoryReport memory() const;
+
+  // render_chat() with this model's template. Tokenize the result with
+  // parse_special (tokenizer().encode(text, true, true)) so that the markers
+  // become their special tokens.
+  std::string chat_prompt(const std::vector<ChatMessage>& messages, bool add_generation_prompt = true) const;
 
   // While `m` is set (not null), every forward pass adds the squared input
   // activations of each weight matrix to m->entries[tensor name] (sum over tokens

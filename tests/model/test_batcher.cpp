@@ -1,0 +1,198 @@
+// Multi-sequence batches (Model::eval_batch) and the continuous batcher against the
+// single-sequence path: a token's logits must not depend on what else is in its
+// batch, so greedy text alone and beside other requests is identical.
+// Uses the SmolLM2-135M-Instruct GGUF that .ci/setup fetches into models/.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "halfbyte/core/error.hpp"
+#include "halfbyte/model/batcher.hpp"
+#include "halfbyte/model/model.hpp"
+#include "halfbyte/model/tokenizer.hpp"
+
+using namespace halfbyte;
+using namespace halfbyte::model;
+
+namespace {
+
+const std::string kModel = std::string(HALFBYTE_MODELS_DIR) + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+bool have_model() {
+  if (std::ifstream(kModel).good()) return true;
+  WARN("skipped: " << kModel << " is missing (examples/fetch_smollm2.sh fetches it)");
+  return false;
+}
+
+std::unique_ptr<Model> load(int n_seq, int64_t n_ctx = 256) {
+  LoadOptions o;
+  o.n_seq = n_seq;
+  o.n_ctx = n_ctx;
+  o.n_threads = 2;
+  return Model::load(kModel, o);
+}
+
+struct Collector {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<int, std::string> text;
+  std::map<int, BatchResult> done;
+  BatchRequest request(Model& m, int key, const std::string& prompt, int max_tokens) {
+    BatchRequest r;
+    r.prompt = m.tokenize(prompt);
+    r.params.max_tokens = max_tokens;
+    r.on_piece = [this, key](std::string_view s) {
+      std::lock_guard<std::mutex> lk(mu);
+      text[key] += std::string(s);
+      cv.notify_all();
+      return true;
+    };
+    r.on_done = [this, key](const BatchResult& res) {
+      std::lock_guard<std::mutex> lk(mu);
+      done[key] = res;
+      cv.notify_all();
+    };
+    return r;
+  }
+  void wait(size_t n) {
+    std::unique_lock<std::mutex> lk(mu);
+    REQUIRE(cv.wait_for(lk, std::chrono::seconds(120), [&] { return done.size() >= n; }));
+  }
+};
+
+const std::vector<std::string> kPrompts = {
+    "The capital of France is", "Once upon a time, in a small village,", "def fibonacci(n):",
+    "List three colours:", "The quick brown fox", "Water boils at"};
+
+}  // namespace
+
+TEST_CASE("eval_batch: each sequence's logits equal its own single-sequence eval", "[model][batch]") {
+  if (!have_model()) return;
+  auto solo = load(1);
+  auto multi = load(3);
+  const int64_t V = solo->config().n_vocab;
+  std::vector<std::vector<int32_t>> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(solo->tokenize(kPrompts[size_t(i)]));
+  // Reference: each prompt alone through eval(), all positions' logits.
+  std::vector<std::vector<float>> ref;
+  for (const auto& p : ids) {
+    solo->reset();
+    ref.push_back(solo->eval(p, true));
+  }
+  // All three interleaved token by token in one batch, then checked row by row.
+  std::vector<BatchToken> batch;
+  size_t longest = 0;
+  for (const auto& p : ids) longest = std::max(longest, p.size());
+  for (size_t t = 0; t < longest; ++t)
+    for (int s = 0; s < 3; ++s)
+      if (t < ids[size_t(s)].size()) batch.push_back({ids[size_t(s)][t], s, int64_t(t), true});
+  std::vector<float> logits;
+  multi->eval_batch(batch, logits);
+  REQUIRE(logits.size() == batch.size() * size_t(V));
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const auto& b = batch[i];
+    const float* got = logits.data() + i * size_t(V);
+    const float* want = ref[size_t(b.seq)].data() + size_t(b.pos) * size_t(V);
+    float worst = 0.0f;
+    for (int64_t v = 0; v < V; ++v) worst = std::max(worst, std::abs(got[v] - want[v]));
+    INFO("sequence " << b.seq << " position " << b.pos);
+    CHECK(worst == 0.0f);  // rows are computed as they would be alone: bit-identical
+  }
+}
+
+TEST_CASE("eval_batch: bad slots, positions and ids are errors", "[model][batch]") {
+  if (!have_model()) return;
+  auto m = load(2, 64);
+  std::vector<float> logits;
+  CHECK_THROWS_WITH(m->eval_batch({{1, 2, 0, true}}, logits), Catch::Contains("slot 2"));
+  CHECK_THROWS_WITH(m->eval_batch({{1, -1, 0, true}}, logits), Catch::Contains("slot -1"));
+  CHECK_THROWS_WITH(m->eval_batch({{1, 0, 64, true}}, logits), Catch::Contains("position 64"));
+  CHECK_THROWS_WITH(m->eval_batch({{int32_t(m->config().n_vocab), 0, 0, true}}, logits),
+                    Catch::Contains("vocabulary"));
+  m->eval_batch({}, logits);
+  CHECK(logits.empty());
+}
+
+TEST_CASE("Batcher: greedy text beside others equals Model::generate alone", "[model][batch]") {
+  if (!have_model()) return;
+  auto solo = load(1);
+  std::vector<std::string> want;
+  SamplingParams sp;
+  sp.max_tokens = 24;
+  for (const auto& p : kPrompts) want.push_back(solo->generate(p, sp));
+
+  auto m = load(4);
+  BatcherOptions bo;
+  bo.prefill_chunk = 3;  // prompts fed in pieces beside running decodes
+  Batcher b(*m, bo);
+  Collector c;
+  for (size_t i = 0; i < kPrompts.size(); ++i) b.submit(c.request(*m, int(i), kPrompts[i], 24));  // 6 > 4 slots
+  c.wait(kPrompts.size());
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    INFO("prompt: " << kPrompts[i]);
+    CHECK(c.text[int(i)] == want[i]);
+    CHECK(c.done[int(i)].prompt_tokens == int64_t(m->tokenize(kPrompts[i]).size()));
+    CHECK((c.done[int(i)].finish_reason == "length" || c.done[int(i)].finish_reason == "stop"));
+    CHECK(c.done[int(i)].first_token_seconds <= c.done[int(i)].total_seconds);
+  }
+  const BatcherStats st = b.stats();
+  CHECK(st.active == 0);
+  CHECK(st.queued == 0);
+  // Batching happened: fewer steps than tokens generated.
+  CHECK(st.steps < st.generated_tokens);
+}
+
+TEST_CASE("Batcher: cancel, max_tokens 0, stop strings and bad requests", "[model][batch]") {
+  if (!have_model()) return;
+  auto m = load(2);
+  Batcher b(*m);
+  Collector c;
+  // A long request cancelled while it runs ends "cancelled" and frees its slot.
+  const uint64_t id = b.submit(c.request(*m, 0, "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", 200));
+  {
+    std::unique_lock<std::mutex> lk(c.mu);
+    REQUIRE(c.cv.wait_for(lk, std::chrono::seconds(60), [&] { return c.text[0].size() >= 6 || c.done.count(0); }));
+    REQUIRE(c.done.count(0) == 0);  // still running after a few tokens
+  }
+  b.cancel(id);
+  c.wait(1);
+  CHECK(c.done[0].finish_reason == "cancelled");
+  CHECK(c.done[0].completion_tokens < 200);
+
+  b.submit(c.request(*m, 1, "Hello", 0));
+  c.wait(2);
+  CHECK(c.done[1].finish_reason == "length");
+  CHECK(c.done[1].completion_tokens == 0);
+  CHECK(c.text[1].empty());
+
+  // Stop string: the text ends before it, reason "stop".
+  SamplingParams sp;
+  sp.max_tokens = 24;
+  const std::string full = m->generate(kPrompts[1], sp);
+  REQUIRE(full.size() > 8);
+  const std::string stop = full.substr(full.size() / 2, 3);
+  const std::string want = full.substr(0, full.find(stop));
+  auto r = c.request(*m, 2, kPrompts[1], 24);
+  r.params.stop = {stop};
+  b.submit(std::move(r));
+  c.wait(3);
+  CHECK(c.text[2] == want);
+  CHECK(c.done[2].finish_reason == "stop");
+
+  BatchRequest bad;
+  CHECK_THROWS_WITH(b.submit(bad), Catch::Contains("no tokens"));
+  bad.prompt = std::vector<int32_t>(256, 1);
+  CHECK_THROWS_WITH(b.submit(bad), Catch::Contains("context"));
+  bad.prompt = {1, -3};
+  CHECK_THROWS_WITH(b.submit(bad), Catch::Contains("vocabulary"));
+  bad.prompt = {1};
+  bad.params.max_tokens = -5;
+  CHECK_THROWS_WITH(b.submit(bad), Catch::Contains("max_tokens"));
+}
