@@ -112,7 +112,7 @@ def stream_chat(host, port, prefix, model, prompt, max_tokens, timeout):
                 usage_tokens = int(usage["completion_tokens"])
         t_end = time.perf_counter()
         if t_first is None:
-            raise RuntimeError("no content in the stream")
+            raise RuntimeError(f"stream ended without content ({usage_tokens} completion tokens in its usage)")
     except Exception as e:  # counted as an error; the load goes on
         rec["error"] = f"{type(e).__name__}: {e}"
         return rec
@@ -166,7 +166,7 @@ def run_load(base_url, model, concurrency, requests_per_client, max_tokens, prom
         "per_stream_tps": statistics.median(rates) if rates else None,
         "ttft_p50_ms": _percentile(ttfts, 50) if ttfts else None,
         "ttft_p99_ms": _percentile(ttfts, 99) if ttfts else None,
-        "texts": [[r["prompt"], r["text"]] for r in results],
+        "texts": [[r["prompt"], None if r["error"] else r["text"]] for r in results],  # None: failed
         "per_request": [{k: r[k] for k in ("prompt", "tokens", "ttft", "total", "decode_tps", "error")}
                         for r in results],
     }

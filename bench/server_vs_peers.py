@@ -17,7 +17,13 @@ Peers: llama-server from `bash bench/build_llama_server.sh` (--llama-server PATH
 env LLAMA_SERVER; the script's default build dir is tried too), llama_cpp.server
 from `bash .ci/peers` + `bash bench/build_llama_server.sh --python-server`.
 A system that is missing is skipped with a message. Server logs (stdout+stderr)
-go to a temp dir; a failing system's log tail is printed.
+go to a temp dir; a failing system's log tail is printed. llama_cpp.server runs
+with --interrupt_requests False (by default a new request cuts off the stream in
+progress); it serves one request at a time, so its extra streams only queue.
+
+Timings on a shared machine are worthless on 2 cores: a level during which cc1plus
+or ninja ran, or other processes used over 0.15 cores, is marked (!) in the table;
+--wait-idle MIN first waits (up to MIN minutes) for the machine to be idle.
 """
 
 import argparse
@@ -29,6 +35,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -44,6 +51,83 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
+
+
+FOREIGN_CPU_LIMIT = 0.15  # cores used by other processes above which timings are flagged
+
+
+def compiling():
+    """True while a compiler runs on this machine (timings beside a build are worthless)."""
+    return subprocess.run(["pgrep", "-f", "cc1plus|ninja"], capture_output=True).returncode == 0
+
+
+def machine_cpu_seconds():
+    """CPU seconds the whole machine has been busy (all cores, /proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
+def process_cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class BusyWatch:
+    """Whether the machine was shared during a measurement: a compile seen (polled
+    every 2 s), and `foreign` = cores used on average by processes other than the
+    server under test and this script."""
+
+    def __init__(self, server_pid):
+        self.pid, self.compile_seen, self.foreign = server_pid, False, 0.0
+        self._done, self._t = threading.Event(), None
+
+    def _cpu(self):
+        t = os.times()
+        return machine_cpu_seconds(), process_cpu_seconds(self.pid), t.user + t.system, time.monotonic()
+
+    def start(self):
+        self.compile_seen = compiling()
+        self._t0 = self._cpu()
+        self._t = threading.Thread(target=self._poll, daemon=True)
+        self._t.start()
+        return self
+
+    def _poll(self):
+        while not self._done.wait(2.0):
+            self.compile_seen = self.compile_seen or compiling()
+
+    def stop(self):
+        self._done.set()
+        self._t.join()
+        self.compile_seen = self.compile_seen or compiling()
+        (m0, s0, me0, t0), (m1, s1, me1, t1) = self._t0, self._cpu()
+        self.foreign = max(0.0, (m1 - m0) - (s1 - s0) - (me1 - me0)) / max(t1 - t0, 1e-9)
+        return self
+
+    @property
+    def busy(self):
+        return self.compile_seen or self.foreign > FOREIGN_CPU_LIMIT
+
+
+def wait_idle(minutes):
+    """Waits (up to `minutes`) until nothing compiles and other processes use under
+    FOREIGN_CPU_LIMIT cores (over 5 s); False if the machine is still busy then."""
+    deadline = time.monotonic() + 60 * minutes
+    while True:
+        m0 = machine_cpu_seconds()
+        time.sleep(5)
+        load = (machine_cpu_seconds() - m0) / 5
+        if not compiling() and load < FOREIGN_CPU_LIMIT:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        log(f"machine busy (compile running: {compiling()}, {load:.2f} cores used); waiting 30 s")
+        time.sleep(25)
 
 
 def free_port():
@@ -82,8 +166,10 @@ def llama_cpp_python_cmd(a, port):
         last = p.stderr.strip().splitlines()
         return None, ("llama_cpp.server not importable (bash .ci/peers; bash bench/build_llama_server.sh "
                       f"--python-server): {last[-1] if last else ''}")
+    # --interrupt_requests False: by default a new request cuts off the one being
+    # streamed, so concurrent clients would get truncated answers; this queues them.
     return [sys.executable, "-m", "llama_cpp.server", "--model", a.model, "--host", "127.0.0.1", "--port", str(port),
-            "--n_threads", "2", "--n_ctx", "4096"], None
+            "--n_threads", "2", "--n_ctx", "4096", "--interrupt_requests", "False"], None
 
 
 COMMANDS = {"halfbyte": halfbyte_cmd, "llama-server": llama_server_cmd, "llama-cpp-python": llama_cpp_python_cmd}
@@ -152,7 +238,8 @@ def compare_answers(one, many):
     def by_prompt(level):
         d = {}
         for prompt, text in level["texts"]:
-            d.setdefault(prompt, set()).add(text)
+            if text is not None:  # failed requests are counted as errors, not compared
+                d.setdefault(prompt, set()).add(text)
         return d
     a, b = by_prompt(one), by_prompt(many)
     prompts = [p for p in a if p in b]
@@ -192,7 +279,13 @@ def run_system(name, a, logdir):
             return res
         total = a.rounds * len(DEFAULT_PROMPTS)
         for c in a.concurrency:
+            watch = BusyWatch(proc.pid).start()
             r = run_load(base, model_id, c, -(-total // c), a.max_tokens, DEFAULT_PROMPTS)
+            watch.stop()
+            r.update(compile_seen=watch.compile_seen, foreign_cpu=watch.foreign, busy=watch.busy)
+            if watch.busy:
+                log(f"{name}: WARNING: machine shared during the {c}-stream run (compile: {watch.compile_seen}, "
+                    f"other processes used {watch.foreign:.2f} cores): its timings are not valid")
             log(f"{name}: {c} streams: {r['aggregate_tps']:.1f} tok/s aggregate, {r['errors']} errors")
             for m in r["error_messages"]:
                 log(f"  error: {m}")
@@ -225,11 +318,15 @@ def print_table(results):
             agg = lv["aggregate_tps"]
             own = f"{agg / own1:.2f}" if own1 else "-"
             vs_hb = f"{agg / hb1:.2f}" if hb1 else "n/a"
-            print(f"| {r['system']} | {lv['concurrency']} | {fmt(agg)} | {fmt(lv['per_stream_tps'])} | "
+            busy = " (!)" if lv.get("busy") else ""
+            print(f"| {r['system']} | {lv['concurrency']}{busy} | {fmt(agg)} | {fmt(lv['per_stream_tps'])} | "
                   f"{fmt(lv['ttft_p50_ms'])} | {fmt(lv['ttft_p99_ms'])} | {lv['errors']}/{lv['requests']} | "
                   f"{own} | {vs_hb} |")
     if hb1 is None:
         print("\n(no halfbyte run: the ratios vs halfbyte's single stream are n/a)")
+    if any(lv.get("busy") for r in results for lv in r.get("levels", [])):
+        print(f"\n(!) the machine was shared during this level (a compile, or other processes using over "
+              f"{FOREIGN_CPU_LIMIT} cores): its timings are not valid")
     print()
     for r in results:
         cmp_ = r.get("answers_vs_1_stream")
@@ -259,6 +356,8 @@ def main():
     ap.add_argument("--concurrency", default="1,4,8", help="stream counts (default 1,4,8)")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=2, help="times each prompt is sent per level (default 2)")
+    ap.add_argument("--wait-idle", type=float, default=0, metavar="MIN",
+                    help="first wait up to MIN minutes for the machine to be idle (default: just warn)")
     a = ap.parse_args()
     a.model = os.path.abspath(a.model)
     if not os.path.isfile(a.model):
@@ -268,6 +367,8 @@ def main():
     if bad:
         ap.error(f"unknown system(s) {bad}; choose from {SYSTEMS}")
     a.concurrency = [int(x) for x in a.concurrency.split(",")]
+    if not wait_idle(a.wait_idle):
+        log("WARNING: the machine is busy (a compile or other processes): timings beside it are not valid")
     logdir = tempfile.mkdtemp(prefix="server_vs_peers.")
     log(f"model {a.model}; {a.max_tokens} greedy tokens; {a.rounds * len(DEFAULT_PROMPTS)} requests per level; "
         f"logs in {logdir}")

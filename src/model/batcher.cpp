@@ -64,6 +64,7 @@ uint64_t Batcher::submit(BatchRequest r) {
   for (int32_t t : r.prompt)
     if (t < 0 || t >= V) throw_invalid("token id ", t, " is outside the vocabulary [0, ", V, ")");
   if (r.params.max_tokens < 0) throw_invalid("max_tokens must be >= 0, got ", r.params.max_tokens);
+  Sampler check(r.params);  // throws InvalidArgument for sampling settings out of range
   std::lock_guard<std::mutex> lk(mu_);
   if (draining_ || stopping_) throw_error(ErrorKind::Runtime, "the batcher is shutting down");
   const uint64_t id = next_id_++;
@@ -178,7 +179,14 @@ void Batcher::run() {
         finish(*sp, "cancelled");
     bool any = false;
     for (auto& sp : slots_) any = any || sp->busy;
-    if (any) step();
+    if (any) {
+      try {
+        step();
+      } catch (const std::exception& e) {  // a callback threw: end what runs, keep serving
+        for (auto& sp : slots_)
+          if (sp->busy) finish(*sp, "error", e.what());
+      }
+    }
     std::lock_guard<std::mutex> lk(mu_);
     if (queue_.empty() && active_ == 0) idle_cv_.notify_all();
     if (stopping_ && active_ == 0 && queue_.empty()) return;

@@ -83,26 +83,29 @@ void parse_common(const json& j, const Limits& lim, GenerateRequest& r, const ch
   p.top_k = 0;
   if (auto t = get_number(j, "temperature", 0.0, 2.0)) p.temperature = float(*t);
   if (auto t = get_number(j, "top_p", 0.0, 1.0)) {
-    if (*t <= 0.0) bad("top_p", "'top_p' must be > 0");
+    if (!(*t >= 1e-6)) bad("top_p", "'top_p' must be in [1e-06, 1], got " + json(*t).dump());
     p.top_p = float(*t);
   }
   if (auto t = get_int(j, "top_k", 0, 1 << 20)) p.top_k = int(*t);  // llama.cpp's extension
-  if (auto t = get_number(j, "min_p", 0.0, 1.0)) p.min_p = float(*t);
+  if (auto t = get_number(j, "min_p", 0.0, 1.0)) {
+    if (float(*t) >= 1.0f) bad("min_p", "'min_p' must be < 1");
+    p.min_p = float(*t);
+  }
   if (auto t = get_number(j, "repeat_penalty", 0.01, 100.0)) p.repeat_penalty = float(*t);
   for (const char* pen : {"presence_penalty", "frequency_penalty"})
     if (auto t = get_number(j, pen, -2.0, 2.0); t && *t != 0.0)
       bad(pen, std::string("'") + pen + "' is not supported (use repeat_penalty)");
   if (auto n = get_int(j, "n", 1, 128); n && *n != 1) bad("n", "'n' must be 1 (one choice per request)");
   if (auto lp = get_bool(j, "logprobs"); lp && *lp) bad("logprobs", "'logprobs' is not supported");
+  // Both names are checked; max_completion_tokens (chat's newer name) wins.
   int64_t max_tokens = lim.max_tokens;
   bool have_max = false;
   for (const char* name : {max_name, "max_tokens"}) {
-    if (have_max) break;
     if (auto t = get_int(j, name, INT64_MIN, INT64_MAX)) {
       if (*t < 1 || *t > lim.max_tokens)
         bad(name, std::string("'") + name + "' must be in [1, " + std::to_string(lim.max_tokens) + "], got " +
                       std::to_string(*t));
-      max_tokens = *t;
+      if (!have_max) max_tokens = *t;
       have_max = true;
     }
   }
@@ -249,8 +252,8 @@ EncodeRequest parse_embeddings(const json& j, const Limits& lim) {
   EncodeRequest r;
   r.model = get_string(j, "model", true);
   r.input = string_inputs(j, lim);
-  const std::string fmt = get_string(j, "encoding_format", false);
-  if (!fmt.empty() && fmt != "float" && fmt != "base64")
+  const std::string fmt = field(j, "encoding_format") ? get_string(j, "encoding_format", false) : "float";
+  if (fmt != "float" && fmt != "base64")
     bad("encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
   r.base64 = fmt == "base64";
   if (field(j, "dimensions")) bad("dimensions", "'dimensions' is not supported (the model's size is fixed)");

@@ -6,7 +6,7 @@
 
 namespace halfbyte::server {
 
-json openapi_document(const std::string& llm_id, const std::string& embed_id, int64_t max_tokens,
+json openapi_document(const std::string& llm_id, const std::string& embed_id, bool classifier, int64_t max_tokens,
                       size_t max_inputs) {
   const json error = {{"$ref", "#/components/schemas/Error"}};
   auto errors = [&](json responses) {
@@ -23,15 +23,21 @@ json openapi_document(const std::string& llm_id, const std::string& embed_id, in
   json sampling = {
       {"max_tokens", {{"type", "integer"}, {"minimum", 1}, {"maximum", max_tokens}}},
       {"temperature", {{"type", "number"}, {"minimum", 0}, {"maximum", 2}}},
-      {"top_p", {{"type", "number"}, {"exclusiveMinimum", true}, {"minimum", 0}, {"maximum", 1}}},
+      {"top_p", {{"type", "number"}, {"minimum", 1e-6}, {"maximum", 1}}},
       {"top_k", {{"type", "integer"}, {"minimum", 0}, {"maximum", 1 << 20}}},
-      {"min_p", {{"type", "number"}, {"minimum", 0}, {"maximum", 1}}},
+      {"min_p", {{"type", "number"}, {"minimum", 0}, {"exclusiveMaximum", true}, {"maximum", 1}}},
       {"repeat_penalty", {{"type", "number"}, {"minimum", 0.01}, {"maximum", 100}}},
       {"seed", {{"type", "integer"}}},
       {"n", {{"type", "integer"}, {"enum", {1}}}},
       {"stop", stop},
       {"stream", {{"type", "boolean"}}},
-      {"stream_options", {{"type", "object"}, {"properties", {{"include_usage", {{"type", "boolean"}}}}}}}};
+      {"stream_options",
+       {{"type", "object"}, {"properties", {{"include_usage", {{"type", "boolean"}, {"nullable", true}}}}}}}};
+  // Optional fields may be null (taken as absent), as OpenAI's clients send them.
+  for (auto& [k, v] : sampling.items()) {
+    v["nullable"] = true;
+    if (v.contains("enum")) v["enum"].push_back(nullptr);
+  }
   json chat = {{"type", "object"}, {"required", {"model", "messages"}}, {"properties", sampling}};
   chat["properties"]["model"] = {{"type", "string"}, {"enum", {llm_id}}};
   chat["properties"]["max_completion_tokens"] = sampling["max_tokens"];
@@ -44,20 +50,20 @@ json openapi_document(const std::string& llm_id, const std::string& embed_id, in
         {"required", {"role", "content"}},
         {"properties",
          {{"role", {{"type", "string"}, {"enum", {"system", "developer", "user", "assistant"}}}},
-          {"content", {{"type", "string"}, {"maxLength", 4096}}}}}}}};
+          {"content", {{"type", "string"}}}}}}}};
   json completion = {{"type", "object"}, {"required", {"model", "prompt"}}, {"properties", sampling}};
   completion["properties"]["model"] = {{"type", "string"}, {"enum", {llm_id}}};
-  completion["properties"]["prompt"] = {{"type", "string"}, {"minLength", 1}, {"maxLength", 4096}};
-  const json inputs = {{"oneOf", json::array({{{"type", "string"}, {"maxLength", 4096}},
+  completion["properties"]["prompt"] = {{"type", "string"}, {"minLength", 1}};
+  const json inputs = {{"oneOf", json::array({{{"type", "string"}},
                                                {{"type", "array"},
                                                 {"minItems", 1},
                                                 {"maxItems", max_inputs},
-                                                {"items", {{"type", "string"}, {"maxLength", 4096}}}}})}};
+                                                {"items", {{"type", "string"}}}}})}};
   const json embed_model = embed_id.empty() ? json{{"type", "string"}} : json{{"type", "string"}, {"enum", {embed_id}}};
   json embeddings = {{"type", "object"}, {"required", {"model", "input"}}};
   embeddings["properties"]["model"] = embed_model;
   embeddings["properties"]["input"] = inputs;
-  embeddings["properties"]["encoding_format"] = {{"type", "string"}, {"enum", {"float", "base64"}}};
+  embeddings["properties"]["encoding_format"] = {{"type", "string"}, {"enum", {"float", "base64", nullptr}}, {"nullable", true}};
   json classify = {{"type", "object"}, {"required", {"model", "input"}}};
   classify["properties"]["model"] = embed_model;
   classify["properties"]["input"] = inputs;
@@ -72,19 +78,11 @@ json openapi_document(const std::string& llm_id, const std::string& embed_id, in
     return json{{"get", {{"summary", summary}, {"responses", errors(ok("result", std::move(content)))}}}};
   };
   const json any_json = {{"application/json", {{"schema", obj}}}};
-  const json json_or_sse = {{"application/json", {{"schema", obj}}}, {"text/event-stream", {{"schema", {{"type", "string"}}}}}};
+  const json json_or_sse = {{"application/json", {{"schema", obj}}}, {"text/event-stream", {{"schema", json::object()}}}};
   json doc = {
       {"openapi", "3.0.3"},
       {"info", {{"title", "halfbyte serve"}, {"version", "1"},
                 {"description", "OpenAI-compatible local inference (docs/server.md)"}}},
-      {"paths",
-       {{"/v1/chat/completions", post("Chat completion (stream: server-sent events)", chat, json_or_sse)},
-        {"/v1/completions", post("Text completion (stream: server-sent events)", completion, json_or_sse)},
-        {"/v1/embeddings", post("Sentence embeddings", embeddings, any_json)},
-        {"/v1/classify", post("Text classification: top_k labels per text", classify, any_json)},
-        {"/v1/models", get("Models served", any_json)},
-        {"/health", get("Liveness; 503 while shutting down", any_json)},
-        {"/metrics", get("Prometheus metrics", {{"text/plain", {{"schema", {{"type", "string"}}}}}})}}},
       {"components",
        {{"schemas",
          {{"Error",
@@ -100,6 +98,14 @@ json openapi_document(const std::string& llm_id, const std::string& embed_id, in
                   {"param", {{"type", "string"}, {"nullable", true}}},
                   {"code", {{"type", "string"}, {"nullable", true}}}}}}}}}}}}},
         {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}}}}};
+  json& paths = doc["paths"];
+  paths["/v1/chat/completions"] = post("Chat completion (stream: server-sent events)", chat, json_or_sse);
+  paths["/v1/completions"] = post("Text completion (stream: server-sent events)", completion, json_or_sse);
+  if (!embed_id.empty()) paths["/v1/embeddings"] = post("Sentence embeddings", embeddings, any_json);
+  if (classifier) paths["/v1/classify"] = post("Text classification: top_k labels per text", classify, any_json);
+  paths["/v1/models"] = get("Models served", any_json);
+  paths["/health"] = get("Liveness; 503 while shutting down", any_json);
+  paths["/metrics"] = get("Prometheus metrics", {{"text/plain", {{"schema", {{"type", "string"}}}}}});
   return doc;
 }
 

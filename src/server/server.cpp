@@ -8,11 +8,13 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -28,7 +30,7 @@
 
 namespace halfbyte::server {
 
-json openapi_document(const std::string& llm_id, const std::string& embed_id, int64_t max_tokens,
+json openapi_document(const std::string& llm_id, const std::string& embed_id, bool classifier, int64_t max_tokens,
                       size_t max_inputs);
 
 namespace {
@@ -174,10 +176,25 @@ void Server::routes() {
   // Errors httplib answers itself (no route, body too large, bad HTTP) get a JSON body too.
   http_.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    static const std::map<std::string, std::string> method_of = {
+        {"/health", "GET"},        {"/metrics", "GET"},         {"/openapi.json", "GET"},
+        {"/v1/models", "GET"},     {"/v1/completions", "POST"}, {"/v1/chat/completions", "POST"},
+        {"/v1/embeddings", "POST"}, {"/v1/classify", "POST"}};
     std::string msg = "error";
-    if (res.status == 404) msg = "no route " + req.method + " " + req.path;
+    const auto route = method_of.find(req.path);
+    if (res.status == 404 && route != method_of.end() && req.method != route->second) {
+      res.status = 405;
+      res.set_header("Allow", route->second);
+      msg = req.path + " takes " + route->second + ", not " + req.method;
+    } else if (res.status == 404) msg = "no route " + req.method + " " + req.path;
     else if (res.status == 413) msg = "the request body is too large";
-    else if (res.status == 400) msg = "malformed HTTP request";
+    else if (res.status == 400 && !req.method.empty() && req.method.size() <= 16 &&
+             std::all_of(req.method.begin(), req.method.end(), [](char c) { return c >= 'A' && c <= 'Z'; }) &&
+             std::set<std::string>{"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"}.count(req.method) == 0) {
+      res.status = 405;
+      res.set_header("Allow", "GET, POST");
+      msg = "method " + req.method + " not allowed";
+    } else if (res.status == 400) msg = "malformed HTTP request";
     else if (res.status == 405) msg = "method not allowed";
     send_json(res, res.status, ApiError(res.status, msg).body());
     return httplib::Server::HandlerResponse::Handled;
@@ -200,7 +217,8 @@ void Server::routes() {
                     "text/plain; version=0.0.4");
   });
   http_.Get("/openapi.json", [this](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, openapi_document(llm_id_, embed_id_, lim_.max_tokens, lim_.max_inputs));
+    send_json(res, 200, openapi_document(llm_id_, embed_id_, encoder_ && !encoder_->labels().empty(), lim_.max_tokens,
+                                         lim_.max_inputs));
   });
   http_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     json data = json::array();

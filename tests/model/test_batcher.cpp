@@ -195,4 +195,7 @@ TEST_CASE("Batcher: cancel, max_tokens 0, stop strings and bad requests", "[mode
   bad.prompt = {1};
   bad.params.max_tokens = -5;
   CHECK_THROWS_WITH(b.submit(bad), Catch::Contains("max_tokens"));
+  bad.params.max_tokens = 4;
+  bad.params.top_p = 0.0f;  // refused at submit, not on the worker thread
+  CHECK_THROWS_WITH(b.submit(bad), Catch::Contains("top_p"));
 }
