@@ -39,6 +39,10 @@ AnonMap& AnonMap::operator=(AnonMap&& o) noexcept {
 
 AnonMap::~AnonMap() { release(); }
 
+void AnonMap::discard() noexcept {
+  if (mem_) ::madvise(mem_, bytes_, MADV_DONTNEED);
+}
+
 void AnonMap::release() noexcept {
   if (mem_) ::munmap(mem_, bytes_);
   mem_ = nullptr;

@@ -26,6 +26,9 @@ class AnonMap {
   uint8_t* data() noexcept { return mem_; }
   const uint8_t* data() const noexcept { return mem_; }
   size_t bytes() const noexcept { return bytes_; }
+  // Gives the physical pages back to the system (madvise DONTNEED): the mapping
+  // stays, reads as zeros, and costs memory again only where written.
+  void discard() noexcept;
 
  private:
   void release() noexcept;

@@ -105,6 +105,7 @@ void Batcher::finish(Slot& s, const std::string& reason, const std::string& erro
   s.result.total_seconds = now() - s.t_submit;
   auto done = std::move(s.req.on_done);
   const BatchResult res = s.result;
+  model_.release_slot(s.index);  // an idle server holds no KV cache
   s.busy = false;
   s.req = {};
   s.sampler.reset();

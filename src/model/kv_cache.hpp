@@ -25,6 +25,7 @@ class KvCache {
   bool f16() const noexcept { return f16_; }
   size_t bytes() const noexcept { return map_.bytes(); }
   const AnonMap& map() const noexcept { return map_; }
+  void discard() noexcept { map_.discard(); }  // contents lost; memory back to the system
 
   // Stores key k and value v ([head_dim] each) of KV head g at position pos.
   void store(int64_t layer, int64_t g, int64_t pos, const float* k, const float* v);

@@ -113,6 +113,12 @@ std::string Model::chat_prompt(const std::vector<ChatMessage>& messages, bool ad
 
 int Model::n_seq() const noexcept { return impl_->n_seq; }
 
+void Model::release_slot(int seq) {
+  if (seq < 0 || seq >= impl_->n_seq) throw_invalid("release_slot: slot ", seq, " is outside [0, ", impl_->n_seq, ")");
+  impl_->net->discard_kv(seq);
+  if (seq == 0) impl_->pos = 0;
+}
+
 void Model::eval_batch(const std::vector<BatchToken>& batch, std::vector<float>& logits) {
   Impl& m = *impl_;
   const int64_t V = m.config.n_vocab, n = int64_t(batch.size()), n_ctx = m.net->n_ctx();

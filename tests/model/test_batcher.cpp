@@ -147,6 +147,9 @@ TEST_CASE("Batcher: greedy text beside others equals Model::generate alone", "[m
   CHECK(st.queued == 0);
   // Batching happened: fewer steps than tokens generated.
   CHECK(st.steps < st.generated_tokens);
+  // Finished requests gave their KV-cache pages back.
+  const MemoryReport mem = m->memory();
+  CHECK(mem.kv_cache_resident < mem.kv_cache / 100);
 }
 
 TEST_CASE("Batcher: cancel, max_tokens 0, stop strings and bad requests", "[model][batch]") {

@@ -249,3 +249,26 @@ def test_refuses_a_busy_port_and_bad_options():
     assert p.returncode != 0 and "model is required" in p.stderr
     p = subprocess.run([EXE, "serve", "-m", "/nonexistent.gguf"], capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and "nonexistent" in p.stderr
+
+
+def test_classify_equals_encoder_classify(tmp_path):
+    """/v1/classify on a DistilBERT sentiment-shaped classifier (MiniLM's encoder
+    under a seeded head, as tests/python/test_encoder_heads.py makes it) gives
+    what Encoder.classify gives."""
+    pytest.importorskip("transformers")
+    from test_encoder_heads import distilbert_head
+    folder = distilbert_head(str(tmp_path / "sst2"), seed=3, head_scale=30.0)
+    texts = ["I loved this film.", "Terrible service, never again.", "It was fine."]
+    enc = halfbyte.Encoder(folder, dtype="q8_0")
+    with Server("-m", SMOLLM2, "--embed-model", folder, "--embed-alias", "sst2", "--parallel", "1", "-c", "128",
+                "-t", "2") as s:
+        for top_k, want in [(None, enc.classify(texts, top_k=None)), (1, enc.classify(texts, top_k=1))]:
+            status, _, body = s.request("POST", "/v1/classify", {"model": "sst2", "input": texts, "top_k": top_k})
+            assert status == 200, body
+            got = __import__("json").loads(body)["data"]
+            assert [[d["label"] for d in row] for row in got] == [[d["label"] for d in row] for row in want]
+            np.testing.assert_allclose([[d["score"] for d in row] for row in got],
+                                       [[d["score"] for d in row] for row in want], rtol=1e-5, atol=1e-6)
+        status, _, body = s.request("POST", "/v1/classify", {"model": "sst2", "input": "Great!"})
+        row = __import__("json").loads(body)["data"][0]
+        assert len(row) == 1 and row[0]["label"] in ("NEGATIVE", "POSITIVE")

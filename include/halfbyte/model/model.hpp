@@ -172,6 +172,10 @@ class Model {
   // slot, position or token id out of range.
   void eval_batch(const std::vector<BatchToken>& batch, std::vector<float>& logits);
   int n_seq() const noexcept;
+  // Returns slot `seq`'s KV-cache memory to the system (its contents are lost; the
+  // next token fed to it must be at position 0). A server calls it when a request
+  // ends, so that an idle process holds no cache. Throws for a slot out of range.
+  void release_slot(int seq);
 
   // Text in, text out (without the prompt). `chat` wraps the prompt in the model's
   // chat template (ChatML for SmolLM2/Qwen2 style models). Starts from an empty cache.
