@@ -175,10 +175,14 @@ def llama_cpp_python_cmd(a, port):
 COMMANDS = {"halfbyte": halfbyte_cmd, "llama-server": llama_server_cmd, "llama-cpp-python": llama_cpp_python_cmd}
 
 
+# No proxy: these GETs go to the server on 127.0.0.1, whatever http_proxy says.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def http_get(url, timeout=5):
     """(status, body) of a GET; status 0 when the server does not answer."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with _OPENER.open(url, timeout=timeout) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, b""

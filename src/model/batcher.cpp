@@ -43,16 +43,37 @@ Batcher::Batcher(Model& model, BatcherOptions opts) : model_(model), opts_(opts)
     slots_.push_back(std::make_unique<Slot>());
     slots_.back()->index = i;
   }
-  worker_ = std::thread([this] { run(); });
+  if (opts_.own_thread) worker_ = std::thread([this] { loop(); });
 }
 
 Batcher::~Batcher() {
+  shutdown();
+  if (worker_.joinable()) worker_.join();
+}
+
+void Batcher::shutdown() {
   {
     std::lock_guard<std::mutex> lk(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
-  worker_.join();
+}
+
+void Batcher::run() {
+  if (opts_.own_thread) throw_invalid("batcher: run() is for own_thread = false (this one has its own thread)");
+  loop();
+}
+
+void Batcher::call(const std::function<void()>& fn) {
+  Job job{&fn, nullptr, false};
+  {
+    std::unique_lock<std::mutex> lk(mu_);
+    if (stopping_ || stopped_) throw_error(ErrorKind::Runtime, "the batcher is shutting down");
+    jobs_.push_back(&job);
+    cv_.notify_all();
+    idle_cv_.wait(lk, [&] { return job.done; });
+  }
+  if (job.error) std::rethrow_exception(job.error);
 }
 
 uint64_t Batcher::submit(BatchRequest r) {
@@ -142,13 +163,15 @@ void Batcher::admit() {
   }
 }
 
-void Batcher::run() {
+void Batcher::loop() {
   for (;;) {
     std::vector<uint64_t> to_cancel;
     std::vector<Pending> dropped;
+    std::deque<Job*> jobs;
     {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || active_ > 0; });
+      cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || active_ > 0 || !jobs_.empty(); });
+      jobs.swap(jobs_);
       if (stopping_) {
         dropped.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
         queue_.clear();
@@ -167,6 +190,16 @@ void Batcher::run() {
       for (auto& sp : slots_)
         if (sp->busy && (stopping_ || cancelled_.count(sp->id))) to_cancel.push_back(sp->id);
       cancelled_.clear();  // ids not found belong to finished requests
+    }
+    for (Job* j : jobs) {
+      try {
+        (*j->fn)();
+      } catch (...) {
+        j->error = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lk(mu_);
+      j->done = true;
+      idle_cv_.notify_all();
     }
     for (Pending& p : dropped) {
       BatchResult r;
@@ -190,7 +223,17 @@ void Batcher::run() {
     }
     std::lock_guard<std::mutex> lk(mu_);
     if (queue_.empty() && active_ == 0) idle_cv_.notify_all();
-    if (stopping_ && active_ == 0 && queue_.empty()) return;
+    if (stopping_ && active_ == 0 && queue_.empty()) {
+      // Jobs that came in after the last round fail rather than wait forever.
+      for (Job* j : jobs_) {
+        j->error = std::make_exception_ptr(Error(ErrorKind::Runtime, "the batcher is shutting down"));
+        j->done = true;
+      }
+      jobs_.clear();
+      stopped_ = true;
+      idle_cv_.notify_all();
+      return;
+    }
   }
 }
 

@@ -95,7 +95,6 @@ class Server {
   std::unique_ptr<model::Model> llm_;
   std::unique_ptr<model::Batcher> batcher_;
   std::unique_ptr<model::Encoder> encoder_;
-  std::mutex encoder_mu_;
   std::string llm_id_, embed_id_;
   int64_t created_ = unix_now();
   Metrics metrics_;
@@ -120,6 +119,7 @@ Server::Server(const ServerOptions& o) : o_(o) {
   model::BatcherOptions bo;
   bo.max_batch_tokens = 256;
   bo.prefill_chunk = 128;
+  bo.own_thread = false;  // run() below: all model work on this thread (one OpenMP pool)
   batcher_ = std::make_unique<model::Batcher>(*llm_, bo);
   if (!o.embed_model.empty()) {
     model::EncoderOptions eo;
@@ -346,11 +346,10 @@ void Server::embeddings(const httplib::Request& req, httplib::Response& res) {
   check_model(r.model, embed_id_, encoder_ != nullptr, "embedding");
   std::vector<float> e;
   int64_t tokens = 0;
-  {
-    std::lock_guard<std::mutex> lk(encoder_mu_);
+  batcher_->call([&] {  // on the compute thread, between generation steps
     for (const auto& t : r.input) tokens += int64_t(encoder_->tokenize(t).ids.size());
     e = encoder_->embed(r.input);
-  }
+  });
   const size_t dim = size_t(encoder_->dim());
   json data = json::array();
   for (size_t i = 0; i < r.input.size(); ++i) {
@@ -373,10 +372,7 @@ void Server::classify(const httplib::Request& req, httplib::Response& res) {
   const auto& labels = encoder_->labels();
   if (labels.empty()) throw ApiError(400, "the model '" + embed_id_ + "' has no classification head", "model");
   std::vector<float> p;
-  {
-    std::lock_guard<std::mutex> lk(encoder_mu_);
-    p = encoder_->classify(r.input);
-  }
+  batcher_->call([&] { p = encoder_->classify(r.input); });
   const size_t L = labels.size();
   const size_t k = r.all_labels ? L : std::min<size_t>(L, size_t(r.top_k.value_or(1)));
   json data = json::array();
@@ -417,7 +413,15 @@ int Server::run() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGUSR1);
   std::thread waiter([this, set] { shutdown_when_signalled(set); });
-  const bool ok = http_.listen_after_bind();
+  // HTTP on its own thread; this thread (which loaded the models) runs the batcher
+  // loop and every model computation until shutdown.
+  bool ok = false;
+  std::thread http([&] {
+    ok = http_.listen_after_bind();
+    batcher_->shutdown();
+  });
+  batcher_->run();
+  http.join();
   if (!draining_) pthread_kill(waiter.native_handle(), SIGUSR1);
   waiter.join();
   std::fprintf(stderr, "halfbyte serve: stopped\n");

@@ -26,6 +26,10 @@ namespace {
 const std::string kModel = std::string(HALFBYTE_MODELS_DIR) + "/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 bool have_model() {
+#ifdef HALFBYTE_NO_MODEL_TESTS
+  WARN("skipped: " << HALFBYTE_NO_MODEL_TESTS);
+  return false;
+#endif
   if (std::ifstream(kModel).good()) return true;
   WARN("skipped: " << kModel << " is missing (examples/fetch_smollm2.sh fetches it)");
   return false;
@@ -201,4 +205,31 @@ TEST_CASE("Batcher: cancel, max_tokens 0, stop strings and bad requests", "[mode
   bad.params.max_tokens = 4;
   bad.params.top_p = 0.0f;  // refused at submit, not on the worker thread
   CHECK_THROWS_WITH(b.submit(bad), Catch::Contains("top_p"));
+}
+
+TEST_CASE("Batcher: the loop on the caller's thread (own_thread = false) and call()", "[model][batch]") {
+  if (!have_model()) return;
+  auto m = load(2);
+  SamplingParams sp;
+  sp.max_tokens = 12;
+  const std::string want = m->generate(kPrompts[0], sp);
+  BatcherOptions bo;
+  bo.own_thread = false;
+  Batcher b(*m, bo);
+  Collector c;
+  const std::thread::id loop_thread = std::this_thread::get_id();
+  std::thread client([&] {
+    b.submit(c.request(*m, 0, kPrompts[0], 12));
+    c.wait(1);
+    // call(): runs on the loop's thread, returns its result, rethrows its exception.
+    std::thread::id ran_on;
+    b.call([&] { ran_on = std::this_thread::get_id(); });
+    CHECK(ran_on == loop_thread);
+    CHECK_THROWS_WITH(b.call([] { throw Error(ErrorKind::Runtime, "job failed"); }), Catch::Contains("job failed"));
+    b.shutdown();
+  });
+  b.run();  // returns after shutdown()
+  client.join();
+  CHECK(c.text[0] == want);
+  CHECK_THROWS_WITH(b.call([] {}), Catch::Contains("shutting down"));
 }

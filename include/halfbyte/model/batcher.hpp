@@ -59,6 +59,13 @@ struct BatchRequest {
 struct BatcherOptions {
   int64_t max_batch_tokens = 256;  // tokens per forward pass (decode rows + prompt chunks)
   int64_t prefill_chunk = 128;     // prompt tokens per request per step
+  // true: the batcher starts a worker thread for its loop. false: the caller runs
+  // the loop with run() on a thread of its choice. Prefer the thread that loaded
+  // the model and does the process's other compute: OpenMP keeps one pool of
+  // threads per thread that starts parallel work, and with more pooled threads
+  // than cores its threads sleep between parallel regions instead of spinning
+  // (measured: SmolLM2 decode 3x slower on a 2-core machine).
+  bool own_thread = true;
 };
 
 struct BatcherStats {
@@ -85,6 +92,15 @@ class Batcher {
   void cancel(uint64_t id);
   // Refuses new requests, waits until every accepted one has finished.
   void drain();
+  // Runs fn on the batcher's loop thread between two steps and waits for it (its
+  // exception is rethrown here). For other model work that should not run beside
+  // the batch on other threads (e.g. an encoder's embeddings in a server).
+  void call(const std::function<void()>& fn);
+  // The loop, for own_thread = false: returns after shutdown().
+  void run();
+  // Cancels what is left (on_done "cancelled") and ends the loop; called by the
+  // destructor.
+  void shutdown();
 
   BatcherStats stats() const;
   int slots() const noexcept { return n_slots_; }
@@ -96,7 +112,7 @@ class Batcher {
     BatchRequest req;
     double t_submit;
   };
-  void run();
+  void loop();
   void step();
   void admit();
   void finish(Slot& s, const std::string& reason, const std::string& error = {});
@@ -112,6 +128,13 @@ class Batcher {
   std::condition_variable cv_, idle_cv_;
   std::deque<Pending> queue_;
   std::set<uint64_t> cancelled_;
+  struct Job {
+    const std::function<void()>* fn;
+    std::exception_ptr error;
+    bool done = false;
+  };
+  std::deque<Job*> jobs_;
+  bool stopped_ = false;  // the loop has returned
   uint64_t next_id_ = 1;
   int64_t active_ = 0;
   bool stopping_ = false, draining_ = false;
