@@ -188,3 +188,26 @@ def test_schemathesis_against_openapi():
                            capture_output=True, text=True, timeout=900)
         assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
         assert s.request("GET", "/health")[0] == 200
+
+
+def test_idle_memory_is_the_models_own_plus_32_mb():
+    """Idle RSS, at start and again after 8 streams have come and gone (finished
+    requests give their KV-cache pages back), within 32 MB of what the model
+    itself holds (Model.memory()["resident"], the figure `halfbyte info --memory`
+    prints)."""
+    import halfbyte
+    m = halfbyte.Model(SMOLLM2)
+    own = m.memory()["resident"] // 1024
+    del m
+    with Server("-m", SMOLLM2, "--parallel", "8", "-t", "2") as s:
+        at_start = s.rss_kb()
+        threads = [threading.Thread(target=stream_chat, args=(s, p, 48)) for p in PROMPTS]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        time.sleep(0.5)
+        after = s.rss_kb()
+        assert s.metric("halfbyte_running_requests") == 0
+    assert at_start <= own + 32 * 1024, (at_start, own)
+    assert after <= own + 32 * 1024, (after, own)
