@@ -83,7 +83,7 @@ bool amx_rows() {
   try {
     set_isa("amx");
   } catch (const Error& e) {
-    std::printf("bench_matmul: amx rows skipped: %s\n", e.what());
+    std::fprintf(stderr, "bench_matmul: amx rows skipped: %s\n", e.what());  // stdout carries the JSON
   }
   set_isa(saved);
   return false;
