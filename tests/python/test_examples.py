@@ -53,7 +53,12 @@ def test_run_model_streaming(tmp_path):
     r = run(EXAMPLES / "run_model_streaming.py", model, "-n", "16", *args)
     assert "pieces in" in r.stderr and "loading" in r.stderr
     if model == str(SMOLLM2):
-        assert "Paris" in r.stdout
+        # The streamed text is the model's greedy chat answer. (The chat prompt carries
+        # the default system message of SmolLM2's template, as llama.cpp renders it;
+        # with it this 135M model answers with Paris landmarks rather than "Paris".)
+        import halfbyte
+        want = halfbyte.Model(model).generate("What is the capital of France?", max_tokens=16, chat=True)
+        assert r.stdout.strip() == want.strip()
 
 
 def test_readme_python_one_liner():
