@@ -14,6 +14,14 @@
 namespace halfbyte::model {
 namespace {
 
+// Length of the common start of a and b, at most `limit`.
+size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b, size_t limit) {
+  size_t n = std::min({a.size(), b.size(), limit});
+  size_t i = 0;
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -237,6 +245,47 @@ void Batcher::loop() {
   }
 }
 
+// Prefilling slots copy the longest start of their prompt that another slot
+// already holds in its cache (positions [0, fed) of that slot are ids[0, fed)).
+// The last prompt token is always computed: its logits are needed.
+void Batcher::reuse_prefixes() {
+  if (opts_.min_prefix_reuse <= 0) return;
+  int64_t copied = 0;
+  for (auto& sp : slots_) {
+    Slot& s = *sp;
+    if (!s.busy || s.fed + 1 >= s.req.prompt.size()) continue;
+    size_t best = s.fed;
+    const Slot* src = nullptr;
+    for (auto& op : slots_) {
+      const Slot& o = *op;
+      if (&o == &s || !o.busy) continue;
+      const size_t n = common_prefix(s.req.prompt, o.ids, std::min(o.fed, s.req.prompt.size() - 1));
+      if (n > best) best = n, src = &o;
+    }
+    if (src && int64_t(best - s.fed) >= opts_.min_prefix_reuse) {
+      model_.copy_slot_prefix(src->index, s.index, int64_t(best));
+      s.result.cached_tokens += int64_t(best - s.fed);
+      copied += int64_t(best - s.fed);
+      s.fed = best;
+    }
+  }
+  if (copied) {
+    std::lock_guard<std::mutex> lk(mu_);
+    stats_.cached_tokens += copied;
+  }
+}
+
+// True if a slot being fed this step will compute at least min_prefix_reuse more
+// of s's prompt than s has: s waits and copies them next step.
+bool Batcher::wait_for_shared_prefix(const Slot& s, const std::vector<const Slot*>& feeding) const {
+  if (opts_.min_prefix_reuse <= 0) return false;
+  for (const Slot* o : feeding) {
+    const size_t n = common_prefix(s.req.prompt, o->req.prompt, s.req.prompt.size() - 1);
+    if (int64_t(n) - int64_t(s.fed) >= opts_.min_prefix_reuse && o->fed < n) return true;
+  }
+  return false;
+}
+
 void Batcher::step() {
   const Tokenizer& tok = model_.tokenizer();
   const int64_t V = model_.config().n_vocab, n_ctx = model_.n_ctx();
@@ -254,11 +303,15 @@ void Batcher::step() {
     batch_.push_back({s.ids.back(), int32_t(s.index), int64_t(s.fed), true});
     ++s.fed;
   }
+  reuse_prefixes();
   int64_t budget = opts_.max_batch_tokens - int64_t(batch_.size());
   int64_t n_prompt = 0;
+  std::vector<const Slot*> feeding;
   for (auto& sp : slots_) {
     Slot& s = *sp;
     if (!s.busy || s.fed >= s.req.prompt.size() || budget <= 0) continue;
+    if (wait_for_shared_prefix(s, feeding)) continue;
+    feeding.push_back(&s);
     const int64_t n = std::min({int64_t(s.req.prompt.size() - s.fed), opts_.prefill_chunk, budget});
     for (int64_t i = 0; i < n; ++i) {
       const bool last = s.fed + 1 == s.req.prompt.size();

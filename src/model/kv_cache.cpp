@@ -36,6 +36,29 @@ void KvCache::store(int64_t layer, int64_t g, int64_t pos, const float* k, const
   }
 }
 
+void KvCache::copy_prefix(const KvCache& src, int64_t n) {
+  if (src.map_.bytes() != map_.bytes() || src.f16_ != f16_ || n < 0 || n > n_ctx_)
+    throw_invalid("KV cache: cannot copy ", n, " positions between caches of different shapes");
+  constexpr int64_t T = kernels::kKeyTile;
+  const int64_t heads = n_layer_ * n_head_kv_;
+  const uint8_t* from = src.map_.data();
+  uint8_t* to = map_.data();
+  for (int64_t h = 0; h < heads; ++h) {
+    // K: whole tiles of T positions at once, then the first n % T lanes of the last.
+    const size_t k_head = size_t(h * hd_ * ldk_) * elem_;
+    const size_t full = size_t(n / T) * size_t(hd_ * T) * elem_;
+    std::memcpy(to + k_head, from + k_head, full);
+    if (n % T) {
+      const size_t tile = k_head + full;
+      for (int64_t d = 0; d < hd_; ++d)
+        std::memcpy(to + tile + size_t(d * T) * elem_, from + tile + size_t(d * T) * elem_, size_t(n % T) * elem_);
+    }
+    // V: rows [0, n).
+    const size_t v_head = (size_t(heads * hd_ * ldk_) + size_t(h * n_ctx_ * hd_)) * elem_;
+    std::memcpy(to + v_head, from + v_head, size_t(n * hd_) * elem_);
+  }
+}
+
 void KvCache::attend(int64_t layer, int64_t g, const float* q, int64_t ldq, int M, int64_t n_keys, float scale,
                      float* scratch, float* out, int64_t ldo) const {
   const size_t head = size_t(layer * n_head_kv_ + g);

@@ -26,6 +26,8 @@ class KvCache {
   size_t bytes() const noexcept { return map_.bytes(); }
   const AnonMap& map() const noexcept { return map_; }
   void discard() noexcept { map_.discard(); }  // contents lost; memory back to the system
+  // Copies positions [0, n) of every layer and head from `src` (same shape).
+  void copy_prefix(const KvCache& src, int64_t n);
 
   // Stores key k and value v ([head_dim] each) of KV head g at position pos.
   void store(int64_t layer, int64_t g, int64_t pos, const float* k, const float* v);

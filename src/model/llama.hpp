@@ -48,6 +48,7 @@ class Llama {
 
   int64_t n_ctx() const noexcept { return n_ctx_; }
   void discard_kv(int seq) noexcept { kv_[size_t(seq)].discard(); }
+  void copy_kv(int from, int to, int64_t n) { kv_[size_t(to)].copy_prefix(kv_[size_t(from)], n); }
   // Fills the weights, KV cache and scratch fields of a memory report.
   void memory(MemoryReport& r) const;
   // Accumulate matmul input statistics into m (null: stop); see Model::collect_activations.

@@ -113,6 +113,14 @@ std::string Model::chat_prompt(const std::vector<ChatMessage>& messages, bool ad
 
 int Model::n_seq() const noexcept { return impl_->n_seq; }
 
+void Model::copy_slot_prefix(int from, int to, int64_t n) {
+  const int S = impl_->n_seq;
+  if (from < 0 || from >= S || to < 0 || to >= S || from == to)
+    throw_invalid("copy_slot_prefix: slots ", from, " -> ", to, " (two different slots in [0, ", S, "))");
+  if (n < 0 || n > n_ctx()) throw_invalid("copy_slot_prefix: ", n, " positions (0..", n_ctx(), ")");
+  impl_->net->copy_kv(from, to, n);
+}
+
 void Model::release_slot(int seq) {
   if (seq < 0 || seq >= impl_->n_seq) throw_invalid("release_slot: slot ", seq, " is outside [0, ", impl_->n_seq, ")");
   impl_->net->discard_kv(seq);

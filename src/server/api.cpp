@@ -273,8 +273,11 @@ const char* finish_reason(const model::BatchResult& res) {
   return res.finish_reason == "length" ? "length" : "stop";
 }
 
-json usage_json(int64_t prompt, int64_t completion) {
-  return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+json usage_json(int64_t prompt, int64_t completion, int64_t cached) {
+  return {{"prompt_tokens", prompt},
+          {"completion_tokens", completion},
+          {"total_tokens", prompt + completion},
+          {"prompt_tokens_details", {{"cached_tokens", cached}}}};
 }
 
 json completion_body(const GenerateRequest& r, const std::string& id, int64_t created, const std::string& text,
@@ -287,7 +290,7 @@ json completion_body(const GenerateRequest& r, const std::string& id, int64_t cr
           {"created", created},
           {"model", r.model},
           {"choices", json::array({choice})},
-          {"usage", usage_json(res.prompt_tokens, res.completion_tokens)}};
+          {"usage", usage_json(res.prompt_tokens, res.completion_tokens, res.cached_tokens)}};
 }
 
 json stream_chunk(const GenerateRequest& r, const std::string& id, int64_t created, const std::string* piece,
@@ -315,7 +318,7 @@ json usage_chunk(const GenerateRequest& r, const std::string& id, int64_t create
           {"created", created},
           {"model", r.model},
           {"choices", json::array()},
-          {"usage", usage_json(res.prompt_tokens, res.completion_tokens)}};
+          {"usage", usage_json(res.prompt_tokens, res.completion_tokens, res.cached_tokens)}};
 }
 
 std::string base64_floats(const float* v, size_t n) {

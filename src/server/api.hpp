@@ -72,7 +72,7 @@ json completion_body(const GenerateRequest& r, const std::string& id, int64_t cr
 json stream_chunk(const GenerateRequest& r, const std::string& id, int64_t created, const std::string* piece,
                   const char* finish_reason, bool first);
 json usage_chunk(const GenerateRequest& r, const std::string& id, int64_t created, const model::BatchResult& res);
-json usage_json(int64_t prompt, int64_t completion);
+json usage_json(int64_t prompt, int64_t completion, int64_t cached = 0);
 
 std::string base64_floats(const float* v, size_t n);
 

@@ -47,8 +47,8 @@ void Metrics::time_to_first_token(double seconds) {
   ttft_.add(seconds);
 }
 
-std::string Metrics::render(int64_t queued, int64_t running, int64_t slots, int64_t steps,
-                            int64_t batch_tokens) const {
+std::string Metrics::render(int64_t queued, int64_t running, int64_t slots, int64_t steps, int64_t batch_tokens,
+                            int64_t cached_tokens) const {
   std::lock_guard<std::mutex> lk(mu_);
   std::string o;
   o += "# HELP halfbyte_requests_total HTTP requests answered, by route and status.\n";
@@ -58,6 +58,9 @@ std::string Metrics::render(int64_t queued, int64_t running, int64_t slots, int6
          std::to_string(n) + "\n";
   o += "# HELP halfbyte_prompt_tokens_total Prompt tokens processed.\n# TYPE halfbyte_prompt_tokens_total counter\n";
   o += "halfbyte_prompt_tokens_total " + std::to_string(prompt_tokens_) + "\n";
+  o += "# HELP halfbyte_cached_prompt_tokens_total Prompt tokens copied from another sequence's cache.\n"
+       "# TYPE halfbyte_cached_prompt_tokens_total counter\n";
+  o += "halfbyte_cached_prompt_tokens_total " + std::to_string(cached_tokens) + "\n";
   o += "# HELP halfbyte_completion_tokens_total Tokens generated.\n# TYPE halfbyte_completion_tokens_total counter\n";
   o += "halfbyte_completion_tokens_total " + std::to_string(completion_tokens_) + "\n";
   o += "# HELP halfbyte_queue_requests Generation requests waiting for a slot.\n# TYPE halfbyte_queue_requests gauge\n";

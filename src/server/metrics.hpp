@@ -18,7 +18,8 @@ class Metrics {
   void tokens(int64_t prompt, int64_t completion);
   void time_to_first_token(double seconds);
   // Gauges read at render time (queued and running generation requests, slots).
-  std::string render(int64_t queued, int64_t running, int64_t slots, int64_t steps, int64_t batch_tokens) const;
+  std::string render(int64_t queued, int64_t running, int64_t slots, int64_t steps, int64_t batch_tokens,
+                     int64_t cached_tokens) const;
 
  private:
   static constexpr std::array<double, 12> kBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,

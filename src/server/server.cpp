@@ -213,7 +213,7 @@ void Server::routes() {
   });
   http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     const model::BatcherStats s = batcher_->stats();
-    res.set_content(metrics_.render(s.queued, s.active, batcher_->slots(), s.steps, s.batch_tokens),
+    res.set_content(metrics_.render(s.queued, s.active, batcher_->slots(), s.steps, s.batch_tokens, s.cached_tokens),
                     "text/plain; version=0.0.4");
   });
   http_.Get("/openapi.json", [this](const httplib::Request&, httplib::Response& res) {

@@ -233,3 +233,63 @@ TEST_CASE("Batcher: the loop on the caller's thread (own_thread = false) and cal
   CHECK(c.text[0] == want);
   CHECK_THROWS_WITH(b.call([] {}), Catch::Contains("shutting down"));
 }
+
+TEST_CASE("Batcher: prompts that share their start copy it from another slot, same text", "[model][batch]") {
+  if (!have_model()) return;
+  auto solo = load(1);
+  const std::vector<std::string> questions = {"What is the capital of France?", "Name a red fruit.",
+                                              "Write a haiku about snow.", "How many legs has a spider?"};
+  SamplingParams sp;
+  sp.max_tokens = 16;
+  std::vector<std::string> want;
+  for (const auto& q : questions) want.push_back(solo->generate(q, sp, {}, nullptr, /*chat=*/true));
+
+  auto m = load(4);
+  BatcherOptions bo;
+  bo.prefill_chunk = 7;  // the shared system message arrives in pieces, copied while it grows
+  Batcher b(*m, bo);
+  Collector c;
+  for (size_t i = 0; i < questions.size(); ++i) {
+    BatchRequest r;
+    r.prompt = m->tokenizer().encode(m->chat_prompt({{"user", questions[i]}}), true, true);
+    r.params = sp;
+    auto base = c.request(*m, int(i), "x", 16);
+    r.on_piece = base.on_piece;
+    r.on_done = base.on_done;
+    b.submit(std::move(r));
+  }
+  c.wait(questions.size());
+  int64_t cached = 0;
+  for (size_t i = 0; i < questions.size(); ++i) {
+    INFO(questions[i]);
+    CHECK(c.text[int(i)] == want[i]);
+    cached += c.done[int(i)].cached_tokens;
+  }
+  // Three of the four copied the template's system message (~25 tokens) at least.
+  CHECK(cached >= 3 * 20);
+  CHECK(b.stats().cached_tokens == cached);
+}
+
+TEST_CASE("copy_slot_prefix: the copied cache gives the logits of computing it", "[model][batch]") {
+  if (!have_model()) return;
+  auto m = load(2);
+  // Over 32 tokens: copies that end inside the first key tile, at its end and in the second.
+  const std::vector<int32_t> ids = m->tokenize(
+      "The quick brown fox jumps over the lazy dog because it was bored. Then the dog woke up, "
+      "stretched, and chased the fox all the way back to the river where they both sat down.");
+  REQUIRE(ids.size() > 34);
+  std::vector<BatchToken> a;
+  for (size_t t = 0; t < ids.size(); ++t) a.push_back({ids[t], 0, int64_t(t), t + 1 == ids.size()});
+  std::vector<float> want, got;
+  m->eval_batch(a, want);
+  for (const int64_t n : {int64_t(5), int64_t(32), int64_t(33), int64_t(ids.size() - 1)}) {
+    m->release_slot(1);
+    m->copy_slot_prefix(0, 1, n);
+    std::vector<BatchToken> rest;
+    for (size_t t = size_t(n); t < ids.size(); ++t) rest.push_back({ids[t], 1, int64_t(t), t + 1 == ids.size()});
+    m->eval_batch(rest, got);
+    CHECK(got == want);
+  }
+  CHECK_THROWS_WITH(m->copy_slot_prefix(0, 0, 3), Catch::Contains("two different slots"));
+  CHECK_THROWS_WITH(m->copy_slot_prefix(0, 2, 3), Catch::Contains("slots 0 -> 2"));
+}

@@ -62,6 +62,8 @@ def test_eight_concurrent_streams_equal_solo_runs(server):
     for t in threads:
         t.join(300)
     assert got == solo
+    # The chat template's system message, shared by all, was copied between slots.
+    assert server.metric("halfbyte_cached_prompt_tokens_total") > 0
     # They ran batched: far fewer forward passes than the tokens generated.
     steps = server.metric("halfbyte_batch_steps_total") - steps0
     assert steps < 0.5 * 32 * len(PROMPTS)

@@ -40,6 +40,7 @@ struct BatchResult {
   std::string finish_reason;
   std::string error;
   int64_t prompt_tokens = 0, completion_tokens = 0;
+  int64_t cached_tokens = 0;         // prompt tokens copied from another sequence's cache
   double queued_seconds = 0.0;       // submit() to the start of its prefill
   double first_token_seconds = 0.0;  // submit() to its first sampled token
   double total_seconds = 0.0;        // submit() to the end
@@ -59,6 +60,11 @@ struct BatchRequest {
 struct BatcherOptions {
   int64_t max_batch_tokens = 256;  // tokens per forward pass (decode rows + prompt chunks)
   int64_t prefill_chunk = 128;     // prompt tokens per request per step
+  // A prompt that starts with at least this many tokens another running sequence
+  // already holds (a chat template's system message, a shared document) copies
+  // their keys and values instead of computing them; a request arriving together
+  // with one that shares its start waits a step for it. 0: off.
+  int64_t min_prefix_reuse = 8;
   // true: the batcher starts a worker thread for its loop. false: the caller runs
   // the loop with run() on a thread of its choice. Prefer the thread that loaded
   // the model and does the process's other compute: OpenMP keeps one pool of
@@ -71,6 +77,7 @@ struct BatcherOptions {
 struct BatcherStats {
   int64_t queued = 0, active = 0;  // now
   int64_t steps = 0, batch_tokens = 0, generated_tokens = 0, prompt_tokens = 0;  // since start
+  int64_t cached_tokens = 0;  // prompt tokens copied instead of computed, since start
 };
 
 class Batcher {
@@ -116,6 +123,8 @@ class Batcher {
   void step();
   void admit();
   void finish(Slot& s, const std::string& reason, const std::string& error = {});
+  void reuse_prefixes();
+  bool wait_for_shared_prefix(const Slot& s, const std::vector<const Slot*>& feeding) const;
 
   Model& model_;
   BatcherOptions opts_;

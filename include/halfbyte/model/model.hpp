@@ -176,6 +176,11 @@ class Model {
   // next token fed to it must be at position 0). A server calls it when a request
   // ends, so that an idle process holds no cache. Throws for a slot out of range.
   void release_slot(int seq);
+  // Copies positions [0, n) of slot `from`'s KV cache into slot `to`: a prompt
+  // that starts with tokens another sequence has already been fed need not be
+  // computed again (the copied keys and values are exactly what feeding them would
+  // store). Throws for slots or n out of range.
+  void copy_slot_prefix(int from, int to, int64_t n);
 
   // Text in, text out (without the prompt). `chat` wraps the prompt in the model's
   // chat template (ChatML for SmolLM2/Qwen2 style models). Starts from an empty cache.
