@@ -31,4 +31,13 @@ int num_threads() noexcept {
   return n > 0 ? n : std::min(std::max(default_threads(), 1), kMaxThreads);
 }
 
+void release_thread_pool() noexcept {
+// omp_pause_resource_all is OpenMP 5.0; GCC >= 10 and LLVM >= 8 ship it while still
+// announcing 4.5 in _OPENMP.
+#if defined(_OPENMP) && (_OPENMP >= 201811 || (defined(__clang__) && __clang_major__ >= 8) || \
+                         (!defined(__clang__) && __GNUC__ >= 10))
+  if (omp_in_parallel() == 0) (void)omp_pause_resource_all(omp_pause_soft);
+#endif
+}
+
 }  // namespace halfbyte

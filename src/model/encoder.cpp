@@ -216,6 +216,7 @@ std::unique_ptr<Encoder> Encoder::load(const std::string& path, const EncoderOpt
     Impl& m = *e->impl_;
     m.net = std::make_unique<Bert>(m.file, m.config, "", float_to ? &*float_to : nullptr, opts.precision,
                                    m.n_threads, &g.names);
+    release_thread_pool();  // see halfbyte/threads.hpp
     return e;
   }
   std::string archs;
@@ -247,6 +248,7 @@ std::unique_ptr<Encoder> Encoder::load(const std::string& path, const EncoderOpt
   m.net = std::make_unique<Bert>(m.file, m.config, prefix, float_to ? &*float_to : nullptr, opts.precision,
                                  m.n_threads);
   if (!c.labels.empty()) m.head = std::make_unique<SequenceHead>(m.file, m.config, prefix, m.n_threads);
+  release_thread_pool();  // see halfbyte/threads.hpp
   return e;
 }
 

@@ -72,6 +72,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
                  converted.c_str());
   if (opts.progress && !opts.progress(1.0f)) throw_error(ErrorKind::Runtime, path, ": load cancelled");
   m->impl_ = std::move(impl);
+  release_thread_pool();  // generating on another thread then runs at full speed (halfbyte/threads.hpp)
   return m;
 }
 
@@ -215,6 +216,7 @@ std::string Model::generate(const std::string& prompt, const SamplingParams& par
   if (!rest.empty() && on_piece) on_piece(rest);
   st.decode_seconds = std::chrono::duration<double>(clock::now() - t0).count();
   if (stats) *stats = st;
+  release_thread_pool();
   return out.text();
 }
 

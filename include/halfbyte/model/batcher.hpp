@@ -66,11 +66,12 @@ struct BatcherOptions {
   // with one that shares its start waits a step for it. 0: off.
   int64_t min_prefix_reuse = 8;
   // true: the batcher starts a worker thread for its loop. false: the caller runs
-  // the loop with run() on a thread of its choice. Prefer the thread that loaded
-  // the model and does the process's other compute: OpenMP keeps one pool of
-  // threads per thread that starts parallel work, and with more pooled threads
-  // than cores its threads sleep between parallel regions instead of spinning
-  // (measured: SmolLM2 decode 3x slower on a 2-core machine).
+  // the loop with run() on a thread of its choice, e.g. the one that does the
+  // process's other model work. OpenMP keeps one pool of threads per thread that
+  // runs parallel work, and while another thread's pool lives this one's wakes
+  // through the kernel on every parallel region (measured: SmolLM2 decode 3x
+  // slower on 2 cores). Model::load releases its pool (release_thread_pool()), so
+  // the worker thread is fine unless other threads compute meanwhile.
   bool own_thread = true;
 };
 
