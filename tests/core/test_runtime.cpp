@@ -4,6 +4,7 @@
 
 #include "halfbyte/core/error.hpp"
 #include "halfbyte/runtime.hpp"
+#include "halfbyte/threads.hpp"
 #include "halfbyte/version.hpp"
 
 TEST_CASE("ISA selection: report, override, refuse unknown names", "[runtime]") {
@@ -25,4 +26,26 @@ TEST_CASE("ISA selection: report, override, refuse unknown names", "[runtime]") 
 
 TEST_CASE("library and header versions agree", "[runtime]") {
   REQUIRE(std::string(halfbyte::library_version()) == HALFBYTE_VERSION_STRING);
+}
+
+TEST_CASE("release_thread_pool: safe anywhere, parallel work starts again after it", "[runtime]") {
+  // Called outside and inside a parallel region (there: nothing happens), then
+  // parallel work runs with every thread again.
+  halfbyte::release_thread_pool();
+  int seen = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(2) reduction(+ : seen)
+  {
+    halfbyte::release_thread_pool();
+    seen += 1;
+  }
+  halfbyte::release_thread_pool();
+  int again = 0;
+#pragma omp parallel num_threads(2) reduction(+ : again)
+  again += 1;
+  CHECK(seen == 2);
+  CHECK(again == 2);
+#else
+  CHECK(seen == 0);
+#endif
 }
