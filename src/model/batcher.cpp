@@ -41,7 +41,7 @@ struct Batcher::Slot {
   BatchResult result;
   double t_submit = 0.0;
   bool first = true;
-  int64_t logits_row = -1;   // this step's row of logits, if any
+  int64_t logits_row = -1;   // this step's row of logits (eval_batch returns them in batch order), if any
 };
 
 Batcher::Batcher(Model& model, BatcherOptions opts) : model_(model), opts_(opts), n_slots_(model.n_seq()) {
@@ -290,6 +290,7 @@ void Batcher::step() {
   const Tokenizer& tok = model_.tokenizer();
   const int64_t V = model_.config().n_vocab, n_ctx = model_.n_ctx();
   batch_.clear();
+  int64_t n_rows = 0;  // logits rows so far
   // Requests that want no tokens end at once.
   for (auto& sp : slots_)
     if (sp->busy && sp->req.params.max_tokens == 0) finish(*sp, "length");
@@ -299,7 +300,7 @@ void Batcher::step() {
     Slot& s = *sp;
     s.logits_row = -1;
     if (!s.busy || s.fed < s.req.prompt.size()) continue;
-    s.logits_row = int64_t(batch_.size());
+    s.logits_row = n_rows++;
     batch_.push_back({s.ids.back(), int32_t(s.index), int64_t(s.fed), true});
     ++s.fed;
   }
@@ -315,7 +316,7 @@ void Batcher::step() {
     const int64_t n = std::min({int64_t(s.req.prompt.size() - s.fed), opts_.prefill_chunk, budget});
     for (int64_t i = 0; i < n; ++i) {
       const bool last = s.fed + 1 == s.req.prompt.size();
-      if (last) s.logits_row = int64_t(batch_.size());
+      if (last) s.logits_row = n_rows++;
       batch_.push_back({s.ids[s.fed], int32_t(s.index), int64_t(s.fed), last});
       ++s.fed;
     }
@@ -323,11 +324,6 @@ void Batcher::step() {
     n_prompt += n;
   }
   if (batch_.empty()) return;
-  // Logit rows come back in batch order: map each slot's batch index to its row.
-  std::vector<int64_t> row_of(batch_.size(), -1);
-  int64_t r = 0;
-  for (size_t i = 0; i < batch_.size(); ++i)
-    if (batch_[i].logits) row_of[i] = r++;
   try {
     model_.eval_batch(batch_, logits_);
   } catch (const std::exception& e) {
@@ -339,7 +335,7 @@ void Batcher::step() {
   for (auto& sp : slots_) {
     Slot& s = *sp;
     if (!s.busy || s.logits_row < 0) continue;
-    float* lg = logits_.data() + row_of[size_t(s.logits_row)] * V;
+    float* lg = logits_.data() + s.logits_row * V;
     const int32_t t = s.sampler->sample(lg, V, s.ids);
     ++sampled;
     if (s.first) {

@@ -29,6 +29,9 @@ struct Model::Impl {
   int n_seq = 1;
   std::string chat_template;
   std::vector<float> logits;  // reused by generate(): no allocation per token
+  // eval_batch's split of its tokens into Llama::forward's arrays, reused per call.
+  std::vector<int32_t> batch_tok, batch_seq;
+  std::vector<int64_t> batch_pos, batch_rows;
 
   // Runs tokens after the cached ones; writes logits (last token, or all) to out.
   void eval_into(Model& self, const std::vector<int32_t>& tokens, bool all_logits, std::vector<float>& out);
@@ -47,7 +50,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   std::optional<quant::Format> float_to;
   if (!opts.quantize.empty() && opts.quantize != "f32" && opts.quantize != "F32")
     float_to = quant::Format::parse(opts.quantize);
-  auto impl = std::unique_ptr<Impl>(new Impl{io::open_model_file(path, opts.tokenizer), {}, {}, nullptr, 256, 0, 1, {}, {}});
+  auto impl = std::unique_ptr<Impl>(new Impl{io::open_model_file(path, opts.tokenizer), {}, {}, nullptr, 256, 0, 1, {}, {}, {}, {}, {}, {}});
   if (opts.quantize.empty() && impl->file.format() != "gguf") float_to = quant::Format::q8_0();
   impl->config = config_from_gguf(impl->file);
   impl->tokenizer = Tokenizer::from_gguf(impl->file);
@@ -143,8 +146,8 @@ void Model::eval_batch(const std::vector<BatchToken>& batch, std::vector<float>&
     n_logits += b.logits ? 1 : 0;
   }
   logits.resize(size_t(n_logits * V));
-  std::vector<int32_t> tok, seq;
-  std::vector<int64_t> pos, rows;
+  std::vector<int32_t>&tok = m.batch_tok, &seq = m.batch_seq;
+  std::vector<int64_t>&pos = m.batch_pos, &rows = m.batch_rows;
   float* out = logits.data();
   for (int64_t i = 0; i < n; i += m.n_batch) {
     const int64_t len = std::min(m.n_batch, n - i);

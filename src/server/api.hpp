@@ -60,8 +60,8 @@ struct EncodeRequest {
   std::string model;
   std::vector<std::string> input;
   bool base64 = false;        // embeddings: encoding_format "base64"
-  std::optional<int64_t> top_k;  // classify: null/absent = 1, -1 = all... see parse
-  bool all_labels = false;
+  std::optional<int64_t> top_k;  // classify: labels per text (absent: 1)
+  bool all_labels = false;       // classify: "top_k": null, every label
 };
 EncodeRequest parse_embeddings(const json& j, const Limits& lim);
 EncodeRequest parse_classify(const json& j, const Limits& lim);

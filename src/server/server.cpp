@@ -75,6 +75,16 @@ struct Stream {
 
 thread_local clock_type::time_point t_request_start;
 
+// Every route and its method: 405 answers (with Allow) and the metrics' route
+// label (anything else is "other", so hostile paths cannot grow the metrics).
+const std::map<std::string, std::string>& routes_served() {
+  static const std::map<std::string, std::string> r = {
+      {"/health", "GET"},         {"/metrics", "GET"},         {"/openapi.json", "GET"},
+      {"/v1/models", "GET"},      {"/v1/completions", "POST"}, {"/v1/chat/completions", "POST"},
+      {"/v1/embeddings", "POST"}, {"/v1/classify", "POST"}};
+  return r;
+}
+
 }  // namespace
 
 class Server {
@@ -176,10 +186,7 @@ void Server::routes() {
   // Errors httplib answers itself (no route, body too large, bad HTTP) get a JSON body too.
   http_.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    static const std::map<std::string, std::string> method_of = {
-        {"/health", "GET"},        {"/metrics", "GET"},         {"/openapi.json", "GET"},
-        {"/v1/models", "GET"},     {"/v1/completions", "POST"}, {"/v1/chat/completions", "POST"},
-        {"/v1/embeddings", "POST"}, {"/v1/classify", "POST"}};
+    const auto& method_of = routes_served();
     std::string msg = "error";
     const auto route = method_of.find(req.path);
     if (res.status == 404 && route != method_of.end() && req.method != route->second) {
@@ -200,11 +207,8 @@ void Server::routes() {
     return httplib::Server::HandlerResponse::Handled;
   }));
   http_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    static const std::set<std::string> known = {"/health",         "/metrics",       "/openapi.json",
-                                                "/v1/models",      "/v1/completions", "/v1/chat/completions",
-                                                "/v1/embeddings",  "/v1/classify"};
     const double secs = std::chrono::duration<double>(clock_type::now() - t_request_start).count();
-    metrics_.request(known.count(req.path) ? req.path : "other", res.status, secs);
+    metrics_.request(routes_served().count(req.path) ? req.path : "other", res.status, secs);
   });
 
   http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {

@@ -5,6 +5,8 @@ give what the library gives), and llama.cpp's Jinja rendering of the model's
 chat template (the prompt must have the tokens llama.cpp makes of it)."""
 
 import base64
+import json
+import signal
 import threading
 import time
 
@@ -189,7 +191,6 @@ def test_health_metrics_openapi(server, client):
     assert server.metric("halfbyte_slots") == 4
     assert "halfbyte_time_to_first_token_seconds_bucket" in text
     status, _, body = server.request("GET", "/openapi.json")
-    import json
     doc = json.loads(body)
     assert status == 200 and doc["openapi"].startswith("3.")
     assert {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/health",
@@ -225,7 +226,7 @@ def test_sigterm_lets_a_running_stream_finish():
         t = threading.Thread(target=run)
         t.start()
         time.sleep(0.5)
-        s.proc.send_signal(__import__("signal").SIGTERM)
+        s.proc.send_signal(signal.SIGTERM)
         t.join(120)
         assert got and got[0][-1].choices[0].finish_reason in ("length", "stop")
         assert s.proc.wait(60) == 0
@@ -265,10 +266,10 @@ def test_classify_equals_encoder_classify(tmp_path):
         for top_k, want in [(None, enc.classify(texts, top_k=None)), (1, enc.classify(texts, top_k=1))]:
             status, _, body = s.request("POST", "/v1/classify", {"model": "sst2", "input": texts, "top_k": top_k})
             assert status == 200, body
-            got = __import__("json").loads(body)["data"]
+            got = json.loads(body)["data"]
             assert [[d["label"] for d in row] for row in got] == [[d["label"] for d in row] for row in want]
             np.testing.assert_allclose([[d["score"] for d in row] for row in got],
                                        [[d["score"] for d in row] for row in want], rtol=1e-5, atol=1e-6)
         status, _, body = s.request("POST", "/v1/classify", {"model": "sst2", "input": "Great!"})
-        row = __import__("json").loads(body)["data"][0]
+        row = json.loads(body)["data"][0]
         assert len(row) == 1 and row[0]["label"] in ("NEGATIVE", "POSITIVE")
