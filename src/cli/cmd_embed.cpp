@@ -96,6 +96,7 @@ model::ScoreFunction parse_function(const std::string& v) {
 }  // namespace
 
 int cmd_embed(const Args& args) {
+  if (wants_ray(args)) cmd_embed_ray(args);
   std::string path, text_path, out_path;
   model::EncoderOptions o;
   int normalize = -1, batch_size = 64;
@@ -122,7 +123,11 @@ int cmd_embed(const Args& args) {
           "skips the normalization. --dtype f32 keeps the weights float (default q8_0).\n"
           "--batch-size texts per packed forward pass (default 64); --max-length tokens per\n"
           "text (longer texts are truncated). OUT.npy is written as OUT.npy.tmp-<pid> and\n"
-          "renamed when complete. Progress goes to stderr.\n");
+          "renamed when complete. Progress goes to stderr.\n"
+          "\n"
+          "halfbyte embed --ray [ADDRESS] -m MODEL -i INPUT -o OUTDIR: the same on a Ray cluster,\n"
+          "for Parquet, JSONL or a folder of text files, into resumable Parquet shards (Python's\n"
+          "halfbyte.ray: pip install 'halfbyte[ray]'; `halfbyte embed --ray --help`, docs/scale.md).\n");
       return 0;
     } else {
       r.unknown(a);

@@ -16,6 +16,9 @@ int cmd_quantize(const Args& args);
 int cmd_perplexity(const Args& args);
 int cmd_imatrix(const Args& args);
 int cmd_embed(const Args& args);
+// `embed --ray ...` (an argument --ray before any `--`): exec python3 -m halfbyte.ray.
+bool wants_ray(const Args& args);
+[[noreturn]] int cmd_embed_ray(const Args& args);
 int cmd_classify(const Args& args);
 int cmd_serve(const Args& args);
 
