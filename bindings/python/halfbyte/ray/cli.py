@@ -178,7 +178,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         return run(args[1:])
-    except (ShardError, ModelMismatchError, FileNotFoundError, ValueError) as e:
+    except (ShardError, ModelMismatchError, FileNotFoundError, ValueError, ConnectionError) as e:
         print(f"halfbyte embed --ray: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
