@@ -343,3 +343,48 @@ def test_cpp_tool_forwards_embed_ray(tmp_path):
     env["HALFBYTE_PYTHON"] = str(tmp_path / "no-python")
     r = subprocess.run([exe, "embed", "--ray", "-m", "x"], capture_output=True, text=True, env=env)
     assert r.returncode != 0 and "HALFBYTE_PYTHON" in r.stderr and "no-python" in r.stderr
+
+
+@needs_minilm
+def test_udfs_in_process(encoder):
+    from halfbyte.ray._model import ModelSpec
+    from halfbyte.ray._udf import ClassifyUDF, EmbedUDF
+
+    spec = ModelSpec(MINILM, hray.model_sha256(MINILM))
+    udf = EmbedUDF(spec, "q8_0", 2, "body", None, 64, None, "vec", hash_column="h", drop_text=True)
+    texts = prose(40, seed=8)
+    out = udf({"body": np.array(texts, dtype=object), "id": np.arange(40)})
+    assert "body" not in out and out["id"].tolist() == list(range(40))
+    assert out["h"][3] == hashlib.sha256(texts[3].encode()).hexdigest()
+    assert cosines(out["vec"], encoder.embed(texts)).min() >= COS
+    with pytest.raises(KeyError, match="no column 'body'"):
+        udf({"text": np.array(["x"], dtype=object)})
+    with pytest.raises(TypeError, match="column 'body' holds a NoneType"):
+        udf({"body": np.array(["x", None], dtype=object)})
+    with pytest.raises(ValueError, match="has no classification head"):
+        ClassifyUDF(spec, "q8_0", 1, "text", None, 64, None, False)
+    with pytest.raises(hray.ModelMismatchError, match="has SHA-256 .*, the driver's has 0000"):
+        EmbedUDF(ModelSpec(MINILM, "0000"), "q8_0", 1, "text", None, 64, None, "e")
+
+
+def test_object_store_copy_is_cached_once_and_repaired(tmp_path, monkeypatch):
+    from halfbyte.ray import _model
+
+    monkeypatch.setenv("HALFBYTE_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "m"
+    (src / "sub").mkdir(parents=True)
+    (src / "config.json").write_text("{}")
+    (src / "sub" / "w.bin").write_bytes(b"\x01\x02" * 1000)
+    sha = hray.model_sha256(src)
+    packed = _model._pack(src)
+    path = _model._materialize(packed, sha, "model")
+    assert hray.model_sha256(path) == sha and path == tmp_path / "cache" / "ray-models" / sha
+    (path / "sub" / "w.bin").write_bytes(b"damaged")
+    assert hray.model_sha256(_model._materialize(packed, sha, "model")) == sha
+    f = tmp_path / "one.gguf"
+    f.write_bytes(b"GGUF-ish")
+    p = _model._materialize(_model._pack(f), hray.model_sha256(f), "one.gguf")
+    assert p.name == "one.gguf" and p.read_bytes() == b"GGUF-ish"
+    assert not [x for x in (tmp_path / "cache" / "ray-models").iterdir() if x.name.startswith(".")]
+    with pytest.raises(ValueError, match="model_source must be one of shared, object_store"):
+        _model.make_spec(src, "nfs")
