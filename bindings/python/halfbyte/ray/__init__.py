@@ -29,7 +29,7 @@ Parquet shards: ``halfbyte embed --ray [ADDRESS] -m MODEL -i INPUT -o OUTDIR``
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 try:
     import ray
@@ -59,7 +59,7 @@ def plan_actors(actors: Optional[int], threads_per_actor: Optional[int]) -> Tupl
         raise ValueError(f"actors must be a positive int, got {actors!r}")
     if not ray.is_initialized():
         ray.init()
-    cpus = [int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")]
+    cpus = [int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
     cpus = [c for c in cpus if c > 0]
     if not cpus:
         raise RuntimeError("halfbyte.ray: the Ray cluster has no node with CPUs")
@@ -77,7 +77,7 @@ def _check_args(batch_size: int, column: str) -> None:
         raise ValueError(f"column must be a column name, got {column!r}")
 
 
-def _map(ds: "ray.data.Dataset", udf: type, kwargs: dict, spec: ModelSpec, batch_size: int,
+def _map(ds: "ray.data.Dataset", udf: type, kwargs: Dict[str, Any], spec: ModelSpec, batch_size: int,
          actors: Optional[int], threads_per_actor: Optional[int], check: bool) -> "ray.data.Dataset":
     n_actors, threads = plan_actors(actors, threads_per_actor)
     if check:

@@ -65,7 +65,7 @@ def node_name() -> str:
 
     try:
         ctx = ray.get_runtime_context()
-        ip = ray.util.get_node_ip_address()
+        ip = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
         return f"node {ip} ({socket.gethostname()}, id {ctx.get_node_id()[:12]})"
     except Exception:  # not in a Ray worker: name the host only
         return f"host {socket.gethostname()}"
@@ -173,7 +173,8 @@ def check_nodes(spec: ModelSpec, timeout_s: float = 600.0) -> List[str]:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     remote = ray.remote(num_cpus=0, max_retries=0)(_check_here)
-    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+    alive = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+    nodes = [n for n in alive if n.get("Resources", {}).get("CPU", 0) > 0]
     refs = [remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(spec)
             for n in nodes]
     results = ray.get(refs, timeout=timeout_s)

@@ -11,11 +11,11 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from ..text import chunk_text
 
@@ -96,7 +96,7 @@ class Source:
         """Columns besides id/text that a shard keeps: where a text folder's chunk came from."""
         return {"path": pa.string(), "chunk": pa.int32()} if self.kind == "text" else {}
 
-    def batches(self) -> Iterator[Dict[str, list]]:
+    def batches(self) -> Iterator[Dict[str, List[Any]]]:
         """The rows as dicts of lists ({"text": [...]} plus extra_columns), in id order."""
         if self.kind == "parquet":
             for f in self.files:
@@ -138,7 +138,7 @@ class Source:
         return sum(len(b["text"]) for b in self.batches())
 
 
-def _check_texts(texts: list, where: str) -> None:
+def _check_texts(texts: List[Any], where: str) -> None:
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise ShardError(f"{where}: row {i} of a batch is {type(t).__name__}, expected a string")
@@ -227,7 +227,7 @@ class ShardWriter:
 
     def __init__(self, outdir: Path, manifest: Manifest, extra: Dict[str, pa.DataType]) -> None:
         self.outdir, self.m, self.extra = outdir, manifest, extra
-        self.open: Dict[int, dict] = {}
+        self.open: Dict[int, Dict[str, Any]] = {}
         self.duplicates = 0
         self.written: List[int] = []
 
@@ -252,7 +252,7 @@ class ShardWriter:
                 del self.open[int(k)]
         return new
 
-    def _write(self, k: int, parts: List[dict]) -> None:
+    def _write(self, k: int, parts: List[Dict[str, np.ndarray]]) -> None:
         cols = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
         order = np.argsort(cols["id"], kind="stable")
         emb = np.ascontiguousarray(cols["embedding"][order], dtype=np.float32)

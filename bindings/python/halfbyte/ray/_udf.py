@@ -15,7 +15,7 @@ from ._model import ModelSpec
 def _texts(batch: Dict[str, np.ndarray], column: str) -> List[str]:
     if column not in batch:
         raise KeyError(f"halfbyte.ray: the dataset has no column {column!r} (columns: {', '.join(batch)})")
-    texts = batch[column].tolist()
+    texts: List[str] = batch[column].tolist()
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise TypeError(f"halfbyte.ray: column {column!r} holds a {type(t).__name__} (row {i} of a batch), "

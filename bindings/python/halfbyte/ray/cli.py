@@ -24,9 +24,9 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-import pyarrow as pa
+import pyarrow as pa  # type: ignore[import-untyped]
 
 from . import _map, plan_actors
 from ._model import SOURCES, ModelMismatchError, check_nodes, make_spec
@@ -90,10 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _windows(source: Source, m: Manifest, todo: List[int], window_rows: int):
+def _windows(source: Source, m: Manifest, todo: List[int], window_rows: int) -> Iterator[List[Any]]:
     """Per window, a list of pyarrow tables (one per shard still to do) with id, text, extras."""
     todo_set, extra = set(todo), list(source.extra_columns)
-    rows, window, cur, pos = 0, [], None, 0  # cur: (k, columns) of the shard being filled
+    rows, pos = 0, 0
+    window: List[Any] = []
+    cur: Optional[Tuple[int, Dict[str, List[Any]]]] = None  # (k, columns) of the shard being filled
     for batch in source.batches():
         n = len(batch["text"])
         start = 0
