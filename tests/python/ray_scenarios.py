@@ -178,7 +178,7 @@ def scenario_cli(work, model, cli):
     first = subprocess.Popen(command + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and first.poll() is None:
-        if len([f for f in os.listdir(out) if f.startswith("part-")]) >= 2 if os.path.isdir(out) else False:
+        if os.path.isdir(out) and sum(f.startswith("part-") for f in os.listdir(out)) >= 2:
             break
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)

@@ -271,6 +271,12 @@ def test_source_reads_parquet_jsonl_and_text_in_order(tmp_path):
         _shards.Source.open(tmp_path / "worse.jsonl").count()
     with pytest.raises(_shards.ShardError, match="no column 'body'"):
         list(_shards.Source.open(tmp_path / "pq", column="body").batches())
+    with pytest.raises(_shards.ShardError, match="column 'n' is int64, expected strings"):
+        list(_shards.Source.open(tmp_path / "pq", column="n").batches())
+    (tmp_path / "nulls").mkdir()
+    pq.write_table(pa.table({"text": ["x", None]}), tmp_path / "nulls" / "a.parquet")
+    with pytest.raises(_shards.ShardError, match="column 'text' has nulls"):
+        list(_shards.Source.open(tmp_path / "nulls").batches())
     with pytest.raises(_shards.ShardError, match="holds no text files"):
         _shards.Source.open(tmp_path / "pq", kind="text")
     with pytest.raises(FileNotFoundError):

@@ -18,8 +18,8 @@ they start (nodes that join later). The model reaches the nodes from shared stor
 from the driver through Ray's object store (``"object_store"``: written once per
 node under ``$HALFBYTE_CACHE_DIR`` or ``~/.cache/halfbyte``). Actors on one node
 read the model file through the same page cache; weights quantized at load
-(``dtype`` differing from the file's) are private to each actor (~23 MB for MiniLM
-at q8_0).
+(``dtype`` differing from the file's) are private to each actor (docs/scale.md: an
+actor's memory is mostly its Python and Ray, not the model).
 
 The command line, for Parquet, JSONL or a folder of text files, with resumable
 Parquet shards: ``halfbyte embed --ray [ADDRESS] -m MODEL -i INPUT -o OUTDIR``

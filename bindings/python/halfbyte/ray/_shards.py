@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -101,12 +101,16 @@ class Source:
         if self.kind == "parquet":
             for f in self.files:
                 pf = pq.ParquetFile(f)
-                if self.column not in pf.schema_arrow.names:
-                    raise ShardError(f"{f}: no column {self.column!r} (columns: {', '.join(pf.schema_arrow.names)})")
+                schema = pf.schema_arrow
+                if self.column not in schema.names:
+                    raise ShardError(f"{f}: no column {self.column!r} (columns: {', '.join(schema.names)})")
+                if not (pa.types.is_string(schema.field(self.column).type)
+                        or pa.types.is_large_string(schema.field(self.column).type)):
+                    raise ShardError(f"{f}: column {self.column!r} is {schema.field(self.column).type}, expected strings")
                 for b in pf.iter_batches(columns=[self.column], batch_size=8192):
-                    texts = b.column(0).to_pylist()
-                    _check_texts(texts, f)
-                    yield {"text": texts}
+                    if b.column(0).null_count:
+                        raise ShardError(f"{f}: column {self.column!r} has nulls, expected a string in every row")
+                    yield {"text": b.column(0).to_pylist()}
         elif self.kind == "jsonl":
             for f in self.files:
                 texts = []
@@ -136,12 +140,6 @@ class Source:
         if self.kind == "parquet":
             return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files)
         return sum(len(b["text"]) for b in self.batches())
-
-
-def _check_texts(texts: List[Any], where: str) -> None:
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise ShardError(f"{where}: row {i} of a batch is {type(t).__name__}, expected a string")
 
 
 @dataclass
@@ -194,8 +192,9 @@ def open_outdir(outdir: Path, manifest: Manifest) -> List[int]:
             raise ShardError(f"{outdir} holds shards of another job ({'; '.join(diff)}): "
                              "use another output folder, or delete this one to start over")
     else:
-        _atomic_write(mpath, (json.dumps(asdict(manifest), indent=1) + "\n").encode())
-    for tmp in outdir.glob(".part-*.tmp*"):
+        text = json.dumps(asdict(manifest), indent=1) + "\n"
+        _write_then_rename(mpath, lambda tmp: tmp.write_text(text))
+    for tmp in [*outdir.glob(".part-*.tmp*"), *outdir.glob(f".{MANIFEST}.tmp*")]:
         tmp.unlink()
     todo = []
     for k in range(manifest.shards):
@@ -212,11 +211,12 @@ def open_outdir(outdir: Path, manifest: Manifest) -> List[int]:
     return todo
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _write_then_rename(path: Path, write: Callable[[Path], Any]) -> None:
+    """write(tmp) to a hidden temporary name beside path, flushed to disk, then renamed:
+    path is either absent or complete (open_outdir removes leftovers of a crash)."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
+    write(tmp)
+    with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
@@ -265,12 +265,7 @@ class ShardWriter:
         meta = {b"halfbyte": json.dumps({"format": FORMAT, "shard": k, "model_sha256": self.m.model_sha256,
                                          "dtype": self.m.dtype}).encode()}
         table = pa.table(arrays).replace_schema_metadata(meta)
-        path = shard_path(self.outdir, k)
-        tmp = self.outdir / f".{path.name}.tmp{os.getpid()}"
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        _write_then_rename(shard_path(self.outdir, k), lambda tmp: pq.write_table(table, tmp))
         self.written.append(k)
 
 
