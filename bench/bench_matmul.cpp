@@ -3,12 +3,14 @@
 //   ./build/bench/bench_matmul                                   # everything
 //   ./build/bench/bench_matmul --benchmark_filter='q4_0/avx512/int/M1/' --benchmark_format=json
 //
-// Names: <format>/<isa>/<int|float>/M<m>/N<n>/K<k>/t<threads>. Counters:
+// Names: <format>/<isa>/<int|float|noint8>/M<m>/N<n>/K<k>/t<threads>. Counters:
 //   wGB/s   packed weight bytes streamed per second (the GEMV roofline is DRAM or
 //           cache read bandwidth: compare with bench_roofline)
 //   GOP/s   2*M*N*K per second (int8 multiply-adds on the integer path)
 // Shapes: K=N=4096, K=4096 N=11008 (Llama-7B MLP), K=576 N=1536 (SmolLM2 MLP),
-// and K=16384 N=16384+ weights over 256 MB (the DRAM-bound case).
+// and K=16384 N=16384+ weights over 256 MB (the DRAM-bound case); q8_0 at
+// M=1024 in MiniLM's shapes (an encoder batch: qkv, FFN up, FFN down, attention
+// out) with int and noint8 (the int16 path on avx512) precision.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -128,6 +130,18 @@ void register_all() {
         }
       }
     }
+    if (isa_name == "avx512" || isa_name == "amx")
+      for (ops::Precision prec : {ops::Precision::Int, ops::Precision::NoInt8})
+        for (int threads : {1, 2})
+          for (int64_t M : {256, 1024})
+          for (const Shape& s : {Shape{1152, 384}, Shape{1536, 384}, Shape{384, 1536}, Shape{384, 384}}) {
+            const std::string name = "q8_0/" + isa_name + (prec == ops::Precision::Int ? "/int" : "/noint8") +
+                                     "/M" + std::to_string(M) + "/N" + std::to_string(s.N) + "/K" + std::to_string(s.K) + "/t" +
+                                     std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), BM_matmul, "q8_0", isa_name, prec, M, s.N, s.K, threads)
+                ->Unit(benchmark::kMicrosecond)
+                ->UseRealTime();
+          }
   }
 }
 

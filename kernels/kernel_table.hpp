@@ -13,6 +13,14 @@
 //  * Float path. Per block: t = sum_k fma(value(code[k]), x[k]) in k order
 //    (value: code - 8, code, or the int8), acc = fma(t, dw, acc), affine:
 //    acc = fma(mw, xsum, acc) with xsum the block's fp32 sum of x in k order.
+//  * Int16 path (ops::Precision::NoInt8 without tiles, where an ISA provides it):
+//    the integer path with activations quantized per 32-block to int16 (d =
+//    amax/32767, quantize_act16): the same per-block arithmetic, bit for bit the
+//    scalar kernels (scalar::gemm_i16). Each activation moves by at most
+//    amax/65534, so outlier channels keep their precision where int8 loses it.
+//    The int16 codes of a block are stored in each group of 4 as k0, k2, k1, k3
+//    (act16_index), which lets the vector kernels widen 4 packed int8/4-bit
+//    weights of a 32-bit lane into two int16 pairs with shifts only.
 #pragma once
 
 #include <cstddef>
@@ -36,6 +44,16 @@ struct ActQ8 {
   const ActBlock* meta;   // [M][K/32]
   int64_t K;
 };
+
+// Int16-quantized activations: rows m of K int16 codes (4-groups in the order
+// k0, k2, k1, k3) and K/32 blocks (d = amax/32767).
+struct ActQ16 {
+  const int16_t* qs;      // [M][K]
+  const ActBlock* meta;   // [M][K/32]
+  int64_t K;
+};
+// Position of activation k within its row of ActQ16::qs.
+constexpr int64_t act16_index(int64_t k) { return (k & ~int64_t(3)) | ((k & 1) << 1) | ((k >> 1) & 1); }
 
 // Float activations with per-block sums (affine formats need them).
 struct ActF32 {
@@ -71,6 +89,8 @@ struct GemmTask {
 using QuantizeActFn = void (*)(const float* x, int64_t K, int8_t* qs, ActBlock* meta);
 using GemmIntFn = void (*)(const Packed& w, const ActQ8& x, const GemmTask& t);
 using GemmFloatFn = void (*)(const Packed& w, const ActF32& x, const GemmTask& t);
+using QuantizeAct16Fn = void (*)(const float* x, int64_t K, int16_t* qs, ActBlock* meta);
+using GemmI16Fn = void (*)(const Packed& w, const ActQ16& x, const GemmTask& t);
 using DequantizeRowFn = void (*)(const quant::Format& f, const void* src, int64_t n, float* y);
 
 // Attention of M query rows that share one KV head and see the same n_keys keys
@@ -102,15 +122,29 @@ struct AttnArgs {
 using AttendFn = void (*)(const AttnArgs& a);
 // out[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i]  (SwiGLU).
 using SiluMulFn = void (*)(const float* g, const float* u, float* out, int64_t n);
+// Encoder elementwise operations (kernels/<isa>/elementwise.cpp):
+// x[i] = gelu(x[i] + bias[i]) = v/2 (1 + erf(v/sqrt 2)), erf a rational approximation
+// within a few ulp (bias may be null);
+using GeluFn = void (*)(float* x, const float* bias, int64_t n);
+// x = LayerNorm(x + a + bias) * w + b over one row of n (a and bias may be null).
+using AddLayerNormFn = void (*)(float* x, const float* a, const float* bias, int64_t n, const float* w,
+                                const float* b, float eps);
 
 struct KernelTable {
   const char* isa = "scalar";
   QuantizeActFn quantize_act = nullptr;
   GemmIntFn gemm_int[kFamilies][2] = {};      // [family][bf16 scales]
   GemmFloatFn gemm_float[kFamilies][2] = {};
+  // The int16 path: set only by ISAs with a fast kernel for it (avx512: vpdpwssd);
+  // where null, NoInt8 takes the float path. The scalar reference is
+  // scalar::gemm_i16, outside the table so that no ISA inherits it.
+  QuantizeAct16Fn quantize_act16 = nullptr;
+  GemmI16Fn gemm_i16[kFamilies][2] = {};
   DequantizeRowFn dequantize_row = nullptr;
   AttendFn attend[2] = {};  // [0]: fp32 cache, [1]: fp16 cache
   SiluMulFn silu_mul = nullptr;
+  GeluFn gelu = nullptr;
+  AddLayerNormFn add_layer_norm = nullptr;
   // amx: the GEMM on bf16 tiles (kernels/amx/tile_gemm_bf16.inl): fp32 activations
   // rounded to bf16, weights widened to bf16 with their scales, fp32 sums. Not the
   // integer contract: within the bound tile_gemm_bf16.inl states. ops::matmul uses
@@ -127,9 +161,16 @@ const KernelTable& active();
 // Each ISA folder provides fill(); an ISA may leave entries null to inherit the
 // ones of the ISA below it (filled first).
 // fill() of each ISA calls its fill_attention() (attention.cpp of the folder).
-namespace scalar { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
+namespace scalar {
+void fill(KernelTable& t);
+void fill_attention(KernelTable& t);
+void fill_elementwise(KernelTable& t);
+// The int16 path's reference (kernel_table.hpp's contract), for every family.
+void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta);
+GemmI16Fn gemm_i16(Family f);
+}  // namespace scalar
 namespace avx2 { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
-namespace avx512 { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
+namespace avx512 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); void fill_elementwise(KernelTable& t); }
 namespace neon { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
 namespace neon_i8mm { void fill(KernelTable& t); }
 

@@ -6,37 +6,11 @@
 
 #include <cstring>
 
+#include "avx512/simd_common.hpp"
 #include "kernel_table.hpp"
 
 namespace halfbyte::kernels::avx512 {
 namespace {
-
-// Everything in this file has internal linkage, and it calls no inline function of
-// a shared header: such a function compiled here with AVX-512 flags could be the
-// copy the linker keeps for the whole program.
-
-inline const uint8_t* group_ptr(const Packed& w, int64_t g) { return w.data + size_t(g) * w.row_group_bytes; }
-
-// 16 scales (fp16 or bf16 bits) -> 16 floats.
-template <bool BF16>
-inline __m512 load_scales(const uint8_t* p) {
-  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  if constexpr (BF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-  return _mm512_cvtph_ps(h);
-}
-
-inline __m512i bcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
-}
-
-inline void store_rows(float* y, __m512 v, int nvalid) {
-  if (nvalid >= 16)
-    _mm512_storeu_ps(y, v);
-  else
-    _mm512_mask_storeu_ps(y, __mmask16((1u << nvalid) - 1u), v);
-}
 
 // ---- activation quantization --------------------------------------------------------
 
@@ -60,30 +34,12 @@ void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
 
 // ---- integer path -----------------------------------------------------------------------
 
-// Weights of one 32-k sub-block as 8 u8 operands: chunk c holds k = 4c .. 4c + 3.
-template <Family F>
-inline void load_sub_block(const uint8_t* sub, __m512i (&wc)[8]) {
-  if constexpr (F == kQ8) {
-    const __m512i bias = _mm512_set1_epi8(char(0x80));  // int8 -> u8 = q + 128
-    for (int c = 0; c < 8; ++c)
-      wc[c] = _mm512_xor_si512(_mm512_loadu_si512(sub + 64 * c), bias);
-  } else {
-    const __m512i lo = _mm512_set1_epi8(0x0F);
-    for (int j = 0; j < 4; ++j) {
-      const __m512i v = _mm512_loadu_si512(sub + 64 * j);
-      wc[j] = _mm512_and_si512(v, lo);
-      wc[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo);
-    }
-  }
-}
-
-// MR rows of x (starting at m) against row group g: acc[r] for 16 weight rows.
-template <Family F, bool BF16, int MR>
-inline void tile_int(const Packed& w, const ActQ8& x, int64_t g, int64_t m, float* y, int64_t ldy, int nvalid) {
+// One row of x against row group g (GEMV: decoding): two product chains per block.
+template <Family F, bool BF16>
+inline void gemv_int(const Packed& w, const ActQ8& x, int64_t g, int64_t m, float* y, int64_t ldy, int nvalid) {
   const int64_t nb = x.K / 32;
   const uint8_t* grp = group_ptr(w, g);
-  __m512 acc[MR];
-  for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_ps();
+  __m512 acc = _mm512_setzero_ps();
   for (int64_t s = 0; s < w.scale_groups; ++s) {
     const uint8_t* sg = grp + size_t(s) * w.scale_group_bytes;
     const __m512 dw = load_scales<BF16>(sg);
@@ -94,53 +50,116 @@ inline void tile_int(const Packed& w, const ActQ8& x, int64_t g, int64_t m, floa
       const int64_t kb = s * w.bps + b;
       __m512i wc[8];
       load_sub_block<F>(sub, wc);
+      const int8_t* xq = x.qs + m * x.K + kb * 32;
+      const ActBlock a = x.meta[m * nb + kb];
+      __m512i i0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wc[0], bcast4(xq));
+      __m512i i1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wc[1], bcast4(xq + 4));
+      i0 = _mm512_dpbusd_epi32(i0, wc[2], bcast4(xq + 8));
+      i1 = _mm512_dpbusd_epi32(i1, wc[3], bcast4(xq + 12));
+      i0 = _mm512_dpbusd_epi32(i0, wc[4], bcast4(xq + 16));
+      i1 = _mm512_dpbusd_epi32(i1, wc[5], bcast4(xq + 20));
+      i0 = _mm512_dpbusd_epi32(i0, wc[6], bcast4(xq + 24));
+      i1 = _mm512_dpbusd_epi32(i1, wc[7], bcast4(xq + 28));
+      __m512i isum = _mm512_add_epi32(i0, i1);
+      if constexpr (F == kSym4) isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(8 * a.s));
+      if constexpr (F == kQ8) isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(128 * a.s));
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(a.d)), acc);
+      if constexpr (F == kAffine4) acc = _mm512_fmadd_ps(mw, _mm512_set1_ps(a.ds), acc);
+    }
+  }
+  store_rows(y + m * ldy + g * 16, acc, nvalid);
+}
+
+// Chunk c (k = 4c..4c+3 of the 16 rows) of a sub-block as vpdpbusd's unsigned
+// operand: q8 codes + 128, or 4-bit codes 0..15.
+template <Family F>
+inline __m512i chunk_u8(const uint8_t* sub, int c) {
+  if constexpr (F == kQ8) {
+    return _mm512_xor_si512(_mm512_loadu_si512(sub + 64 * c), _mm512_set1_epi8(char(0x80)));
+  } else {
+    const __m512i v = _mm512_loadu_si512(sub + 64 * (c & 3));
+    const __m512i lo = _mm512_set1_epi8(0x0F);
+    return c < 4 ? _mm512_and_si512(v, lo) : _mm512_and_si512(_mm512_srli_epi16(v, 4), lo);
+  }
+}
+
+// MR rows of x (starting at m) against NG row groups from g: per 4 k, NG weight
+// vectors and MR activation broadcasts feed MR * NG vpdpbusd (loads, not products,
+// limit these kernels on some AVX-512 CPUs: each broadcast serves NG groups).
+template <Family F, bool BF16, int MR, int NG>
+inline void tile_int(const Packed& w, const ActQ8& x, int64_t g, int64_t m, float* y, int64_t ldy) {
+  const int64_t nb = x.K / 32;
+  const uint8_t* grp[NG];
+  for (int j = 0; j < NG; ++j) grp[j] = group_ptr(w, g + j);
+  __m512 acc[MR][NG];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NG; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (int64_t s = 0; s < w.scale_groups; ++s) {
+    __m512 dw[NG], mw[NG];
+    for (int j = 0; j < NG; ++j) {
+      const uint8_t* sg = grp[j] + size_t(s) * w.scale_group_bytes;
+      dw[j] = load_scales<BF16>(sg);
+      mw[j] = F == kAffine4 ? load_scales<BF16>(sg + 32) : _mm512_setzero_ps();
+    }
+    for (int b = 0; b < w.bps; ++b) {
+      const size_t off = size_t(s) * w.scale_group_bytes + w.header_bytes + size_t(b) * w.sub_block_bytes;
+      const int64_t kb = s * w.bps + b;
+      __m512i isum[MR][NG];
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r)
+        for (int j = 0; j < NG; ++j) isum[r][j] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int c = 0; c < 8; ++c) {
+        __m512i wc[NG];
+        for (int j = 0; j < NG; ++j) wc[j] = chunk_u8<F>(grp[j] + off, c);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) {
+          const __m512i xb = bcast4(x.qs + (m + r) * x.K + kb * 32 + 4 * c);
+          for (int j = 0; j < NG; ++j) isum[r][j] = _mm512_dpbusd_epi32(isum[r][j], wc[j], xb);
+        }
+      }
+#pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
-        const int8_t* xq = x.qs + (m + r) * x.K + kb * 32;
         const ActBlock a = x.meta[(m + r) * nb + kb];
-        __m512i i0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wc[0], bcast4(xq));
-        __m512i i1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wc[1], bcast4(xq + 4));
-        i0 = _mm512_dpbusd_epi32(i0, wc[2], bcast4(xq + 8));
-        i1 = _mm512_dpbusd_epi32(i1, wc[3], bcast4(xq + 12));
-        i0 = _mm512_dpbusd_epi32(i0, wc[4], bcast4(xq + 16));
-        i1 = _mm512_dpbusd_epi32(i1, wc[5], bcast4(xq + 20));
-        i0 = _mm512_dpbusd_epi32(i0, wc[6], bcast4(xq + 24));
-        i1 = _mm512_dpbusd_epi32(i1, wc[7], bcast4(xq + 28));
-        __m512i isum = _mm512_add_epi32(i0, i1);
-        if constexpr (F == kSym4) isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(8 * a.s));
-        if constexpr (F == kQ8) isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(128 * a.s));
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(a.d)), acc[r]);
-        if constexpr (F == kAffine4) acc[r] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a.ds), acc[r]);
+        const __m512 da = _mm512_set1_ps(a.d);
+        for (int j = 0; j < NG; ++j) {
+          __m512i is = isum[r][j];
+          if constexpr (F == kSym4) is = _mm512_sub_epi32(is, _mm512_set1_epi32(8 * a.s));
+          if constexpr (F == kQ8) is = _mm512_sub_epi32(is, _mm512_set1_epi32(128 * a.s));
+          acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw[j], da), acc[r][j]);
+          if constexpr (F == kAffine4) acc[r][j] = _mm512_fmadd_ps(mw[j], _mm512_set1_ps(a.ds), acc[r][j]);
+        }
       }
     }
   }
-  for (int r = 0; r < MR; ++r) store_rows(y + (m + r) * ldy + g * 16, acc[r], nvalid);
-}
-
-constexpr int kMR = 4;             // rows of x per tile
-constexpr int64_t kGroupChunk = 8;  // row groups kept hot in L2 while x passes
-
-template <Family F, bool BF16, class Tile>
-inline void sweep(const Packed& w, const GemmTask& t, Tile&& tile) {
-  for (int64_t g0 = t.g0; g0 < t.g1; g0 += kGroupChunk) {
-    const int64_t g1 = g0 + kGroupChunk < t.g1 ? g0 + kGroupChunk : t.g1;
-    int64_t m = t.m0;
-    for (; m + kMR <= t.m1; m += kMR)
-      for (int64_t g = g0; g < g1; ++g) tile(std::integral_constant<int, kMR>{}, g, m);
-    const int64_t rest = t.m1 - m;
-    for (int64_t g = g0; g < g1 && rest > 0; ++g) {
-      if (rest == 3) tile(std::integral_constant<int, 3>{}, g, m);
-      else if (rest == 2) tile(std::integral_constant<int, 2>{}, g, m);
-      else tile(std::integral_constant<int, 1>{}, g, m);
-    }
+  for (int j = 0; j < NG; ++j) {
+    const int64_t left = w.rows - (g + j) * 16;
+    const int nvalid = int(left < 16 ? left : 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) store_rows(y + (m + r) * ldy + (g + j) * 16, acc[r][j], nvalid);
   }
 }
 
+constexpr int kMR = 4;  // rows of x per tile, against 2 row groups
+
 template <Family F, bool BF16>
 void gemm_int(const Packed& w, const ActQ8& x, const GemmTask& t) {
-  sweep<F, BF16>(w, t, [&](auto mr, int64_t g, int64_t m) {
-    const int nvalid = int(w.rows - g * 16 < 16 ? w.rows - g * 16 : 16);
-    tile_int<F, BF16, decltype(mr)::value>(w, x, g, m, t.y, t.ldy, nvalid);
+  // Pairs of row groups (an odd last group alone); GEMV (one row) one group at a
+  // time, as before: a second group gains nothing when nothing is reused.
+  if (t.m1 - t.m0 == 1) {
+    for (int64_t g = t.g0; g < t.g1; ++g)
+      gemv_int<F, BF16>(w, x, g, t.m0, t.y, t.ldy, int(w.rows - g * 16 < 16 ? w.rows - g * 16 : 16));
+    return;
+  }
+  const int64_t pairs_end = t.g0 + (t.g1 - t.g0) / 2 * 2;
+  sweep_rows<kMR>(GemmTask{t.g0, pairs_end, t.m0, t.m1, t.y, t.ldy}, [&](auto mr, int64_t g, int64_t m) {
+    if ((g - t.g0) % 2 == 0) tile_int<F, BF16, decltype(mr)::value, 2>(w, x, g, m, t.y, t.ldy);
   });
+  if (pairs_end < t.g1)
+    sweep_rows<kMR>(GemmTask{pairs_end, t.g1, t.m0, t.m1, t.y, t.ldy}, [&](auto mr, int64_t g, int64_t m) {
+      tile_int<F, BF16, decltype(mr)::value, 1>(w, x, g, m, t.y, t.ldy);
+    });
 }
 
 // ---- float path ---------------------------------------------------------------------------
@@ -197,7 +216,7 @@ inline void tile_float(const Packed& w, const ActF32& x, int64_t g, int64_t m, f
 
 template <Family F, bool BF16>
 void gemm_float(const Packed& w, const ActF32& x, const GemmTask& t) {
-  sweep<F, BF16>(w, t, [&](auto mr, int64_t g, int64_t m) {
+  sweep_rows<kMR>(t, [&](auto mr, int64_t g, int64_t m) {
     const int nvalid = int(w.rows - g * 16 < 16 ? w.rows - g * 16 : 16);
     tile_float<F, BF16, decltype(mr)::value>(w, x, g, m, t.y, t.ldy, nvalid);
   });
@@ -219,6 +238,8 @@ void fill(KernelTable& t) {
   t.gemm_float[kAffine4][1] = gemm_float<kAffine4, true>;
   t.gemm_float[kQ8][0] = gemm_float<kQ8, false>;
   t.gemm_float[kQ8][1] = gemm_float<kQ8, true>;
+  fill_i16(t);
+  fill_elementwise(t);
   fill_attention(t);
 }
 

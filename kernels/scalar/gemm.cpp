@@ -92,11 +92,70 @@ void gemm_float(const Packed& w, const ActF32& x, const GemmTask& t) {
   }
 }
 
+// The int16 path: gemm_int's arithmetic on int16 activation codes.
+template <Family F>
+void gemm_i16_impl(const Packed& w, const ActQ16& x, const GemmTask& t) {
+  const bool is4 = F != kQ8;
+  for (int64_t g = t.g0; g < t.g1; ++g) {
+    const uint8_t* grp = w.group(g);
+    for (int r = 0; r < 16; ++r) {
+      const int64_t n = g * 16 + r;
+      if (n >= w.rows) break;
+      for (int64_t m = t.m0; m < t.m1; ++m) {
+        const int16_t* xq = x.qs + m * x.K;
+        const ActBlock* xm = x.meta + m * (x.K / 32);
+        float acc = 0.0f;
+        for (int64_t s = 0; s < w.scale_groups; ++s) {
+          const uint8_t* sg = grp + size_t(s) * w.scale_group_bytes;
+          const float dw = load_scale(sg, r, w.bf16);
+          const float mw = F == kAffine4 ? load_scale(sg + 32, r, w.bf16) : 0.0f;
+          for (int b = 0; b < w.bps; ++b) {
+            const uint8_t* sub = sg + w.header_bytes + size_t(b) * w.sub_block_bytes;
+            const int64_t kb = s * w.bps + b;
+            const int16_t* q = xq + kb * 32;
+            int32_t isum = 0;
+            for (int k = 0; k < 32; ++k) isum += code_at(sub, is4, r, k) * int32_t(q[act16_index(k)]);
+            if (F == kSym4) isum -= 8 * xm[kb].s;
+            acc = std::fma(float(isum), dw * xm[kb].d, acc);
+            if (F == kAffine4) acc = std::fma(mw, xm[kb].ds, acc);
+          }
+        }
+        t.y[m * t.ldy + n] = acc;
+      }
+    }
+  }
+}
+
 void dequantize_row(const quant::Format& f, const void* src, int64_t n, float* y) {
   quant::dequantize_row(f, src, n, y);
 }
 
 }  // namespace
+
+void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta) {
+  for (int64_t b = 0; b < K / 32; ++b) {
+    const float* xb = x + b * 32;
+    float amax = 0.0f;
+    for (int k = 0; k < 32; ++k) amax = std::fmax(amax, std::fabs(xb[k]));
+    const float d = amax / 32767.0f;
+    const float id = d != 0.0f ? 32767.0f / amax : 0.0f;
+    int32_t s = 0;
+    for (int k = 0; k < 32; ++k) {
+      const int q = int(std::nearbyint(xb[k] * id));
+      qs[b * 32 + act16_index(k)] = int16_t(q);
+      s += q;
+    }
+    meta[b] = ActBlock{d, s, d * float(s)};
+  }
+}
+
+GemmI16Fn gemm_i16(Family f) {
+  switch (f) {
+    case kSym4: return gemm_i16_impl<kSym4>;
+    case kAffine4: return gemm_i16_impl<kAffine4>;
+    default: return gemm_i16_impl<kQ8>;
+  }
+}
 
 void fill(KernelTable& t) {
   t.isa = "scalar";
@@ -111,6 +170,7 @@ void fill(KernelTable& t) {
   }
   t.dequantize_row = dequantize_row;
   fill_attention(t);
+  fill_elementwise(t);
 }
 
 }  // namespace halfbyte::kernels::scalar

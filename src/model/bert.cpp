@@ -17,10 +17,8 @@
 // MatmulPrecision::Auto therefore runs those two on the float path.
 #include "model/bert.hpp"
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
-#include <unsupported/Eigen/SpecialFunctions>
 
 #include "halfbyte/core/error.hpp"
 #include "kernel_table.hpp"
@@ -31,17 +29,6 @@
 
 namespace halfbyte::model {
 namespace {
-
-// y = (x - mean) / sqrt(var + eps) * w + b over one row of n.
-void layer_norm(float* x, int64_t n, const float* w, const float* b, float eps) {
-  double sum = 0.0, sq = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += x[i];
-  const double mean = sum / double(n);
-  for (int64_t i = 0; i < n; ++i) sq += (x[i] - mean) * (x[i] - mean);
-  const float inv = float(1.0 / std::sqrt(sq / double(n) + double(eps)));
-  const float m = float(mean);
-  for (int64_t i = 0; i < n; ++i) x[i] = (x[i] - m) * inv * w[i] + b[i];
-}
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
@@ -163,7 +150,7 @@ void Bert::embed(const PackedBatch& b, float* x) const {
         const float* te = type_emb_.data() + int64_t(type) * D;
         for (int64_t i = 0; i < D; ++i) row[i] += pe[i] + te[i];
       }
-      layer_norm(row, D, emb_ln_w_.data(), emb_ln_b_.data(), c_.ln_eps);
+      kernels::active().add_layer_norm(row, nullptr, nullptr, D, emb_ln_w_.data(), emb_ln_b_.data(), c_.ln_eps);
     }
 }
 
@@ -218,14 +205,6 @@ void Bert::attention(const PackedBatch& b, const float* qkv, float* ctx) const {
   }
 }
 
-// GELU (erf), in place: Eigen's vectorized erf (a rational approximation within a
-// few ulp of std::erf), not a call to erff per element, which took a fifth of
-// MiniLM's time.
-static void gelu_erf(float* row, int64_t n) {
-  Eigen::Map<Eigen::ArrayXf> a(row, n);
-  a = 0.5f * a * (1.0f + (a * 0.70710678118654752f).erf());
-}
-
 // On AMX every encoder GEMM runs on tiles whatever its number of rows (tokens in the
 // packed batch), so a text's result does not depend on its batch (the default
 // crossover would send a short text alone to other kernels than the same text in a
@@ -239,32 +218,33 @@ void Bert::forward(const PackedBatch& b, float* out) const {
   std::vector<float> qkv(size_t(T * 3 * D)), ctx(size_t(T * D)), tmp(size_t(T * D)), h(size_t(T * F));
   embed(b, x);
   const bool par = n_threads_ > 1 && T > 1;
+  const kernels::KernelTable& kt = kernels::active();
+  const auto bias_of = [](const Linear& l) { return l.bias.empty() ? nullptr : l.bias.data(); };
   for (const BertLayer& w : layers_) {
     w.qkv.forward(x, T, D, qkv.data(), 3 * D, n_threads_, ln_precision_, kAnyRows);
     attention(b, qkv.data(), ctx.data());
-    w.attn_out.forward(ctx.data(), T, D, tmp.data(), D, n_threads_, other_precision_, kAnyRows);
+    // The biases of attn_out, up and down are added in the elementwise step after
+    // each (one pass over the rows instead of two).
+    w.attn_out.forward(ctx.data(), T, D, tmp.data(), D, n_threads_, other_precision_, kAnyRows, false);
+    const float* bo = bias_of(w.attn_out);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) if (par)
 #endif
-    for (int64_t t = 0; t < T; ++t) {
-      float* row = x + t * D;
-      for (int64_t i = 0; i < D; ++i) row[i] += tmp[size_t(t * D + i)];
-      layer_norm(row, D, w.ln1_w.data(), w.ln1_b.data(), c_.ln_eps);
-    }
-    w.up.forward(x, T, D, h.data(), F, n_threads_, ln_precision_, kAnyRows);
+    for (int64_t t = 0; t < T; ++t)
+      kt.add_layer_norm(x + t * D, tmp.data() + t * D, bo, D, w.ln1_w.data(), w.ln1_b.data(), c_.ln_eps);
+    w.up.forward(x, T, D, h.data(), F, n_threads_, ln_precision_, kAnyRows, false);
+    const float* bu = bias_of(w.up);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) if (par)
 #endif
-    for (int64_t t = 0; t < T; ++t) gelu_erf(h.data() + t * F, F);
-    w.down.forward(h.data(), T, F, tmp.data(), D, n_threads_, other_precision_, kAnyRows);
+    for (int64_t t = 0; t < T; ++t) kt.gelu(h.data() + t * F, bu, F);
+    w.down.forward(h.data(), T, F, tmp.data(), D, n_threads_, other_precision_, kAnyRows, false);
+    const float* bd = bias_of(w.down);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) if (par)
 #endif
-    for (int64_t t = 0; t < T; ++t) {
-      float* row = x + t * D;
-      for (int64_t i = 0; i < D; ++i) row[i] += tmp[size_t(t * D + i)];
-      layer_norm(row, D, w.ln2_w.data(), w.ln2_b.data(), c_.ln_eps);
-    }
+    for (int64_t t = 0; t < T; ++t)
+      kt.add_layer_norm(x + t * D, tmp.data() + t * D, bd, D, w.ln2_w.data(), w.ln2_b.data(), c_.ln_eps);
   }
 }
 

@@ -144,7 +144,7 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
 }
 
 void Linear::forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads,
-                     ops::Precision precision, int64_t tile_min_rows) const {
+                     ops::Precision precision, int64_t tile_min_rows, bool add_bias) const {
   ops::MatmulOptions o;
   o.n_threads = n_threads;
   o.precision = precision;
@@ -155,7 +155,7 @@ void Linear::forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t l
     ops::matmul(xv, packed_, yv, o);
   else
     ops::matmul(xv, TensorView<const float>(dense_.data(), {n_out_, n_in_}), yv, o);
-  if (bias.empty()) return;
+  if (bias.empty() || !add_bias) return;
   const float* b = bias.data();
   // Rows split among the threads (a serial loop here was ~5% of an encoder batch).
 #ifdef _OPENMP

@@ -34,9 +34,10 @@ class Linear {
                bool float_path = false) const {
     forward(x, T, ldx, y, ldy, n_threads, float_path ? ops::Precision::Float : ops::Precision::Auto);
   }
-  // tile_min_rows: ops::MatmulOptions::tile_min_rows.
+  // tile_min_rows: ops::MatmulOptions::tile_min_rows. add_bias = false leaves the
+  // bias to the caller (fused into what it does next).
   void forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads,
-               ops::Precision precision, int64_t tile_min_rows = 0) const;
+               ops::Precision precision, int64_t tile_min_rows = 0, bool add_bias = true) const;
 
   std::vector<float> bias;  // [n_out] or empty
 

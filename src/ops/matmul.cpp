@@ -4,6 +4,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "halfbyte/core/error.hpp"
@@ -23,6 +24,7 @@ using kernels::ActBlock;
 // the largest shape has been seen.
 struct Scratch {
   std::vector<int8_t> qs;
+  std::vector<int16_t> qs16;
   std::vector<ActBlock> meta;
   std::vector<float> xsum;
 };
@@ -96,7 +98,9 @@ void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> 
   const int64_t min_rows = opts.tile_min_rows > 0 ? opts.tile_min_rows : kt.tile_min_rows;
   const bool on_tiles = tile && M >= min_rows && opts.precision != Precision::Float;
   Scratch& s = t_scratch;
-  if (!on_tiles && (opts.precision == Precision::Float || opts.precision == Precision::NoInt8)) {
+  // NoInt8 without tiles: the int16 path where the ISA has it, else the float path.
+  const bool int16 = !on_tiles && opts.precision == Precision::NoInt8 && kt.gemm_i16[p.family][bf] != nullptr;
+  if (!on_tiles && !int16 && (opts.precision == Precision::Float || opts.precision == Precision::NoInt8)) {
     float* xsum = grow(s.xsum, size_t(M * nb));
     for (int64_t m = 0; m < M; ++m) {
       const float* xr = x.data() + m * x.stride(0);
@@ -125,29 +129,36 @@ void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> 
     return;
   }
 
-  int8_t* qs = grow(s.qs, size_t(M * K));
-  ActBlock* meta = grow(s.meta, size_t(M * nb));
-  const auto quantize_rows = [&](int64_t m0, int64_t m1) {
-    for (int64_t m = m0; m < m1; ++m) kt.quantize_act(x.data() + m * x.stride(0), K, qs + m * K, meta + m * nb);
-  };
-  const kernels::ActQ8 a{qs, meta, K};
-  const auto fn = kt.gemm_int[p.family][bf];
-  if (M * K < (1 << 16) || nt == 1) {
-    quantize_rows(0, M);
-    parallel(nt, [&](int tid, int nthr) {
-      const auto t = task_for(tid, nthr);
-      if (t.g0 < t.g1 && t.m0 < t.m1) fn(p, a, t);
-    });
-  } else {
-    parallel(nt, [&](int tid, int nthr) {
-      quantize_rows(M * tid / nthr, M * (tid + 1) / nthr);
+  // Integer paths: activations quantized per row, then the kernel; for large
+  // batches the threads quantize their share of rows first.
+  const auto run_quantized = [&](auto* qs, auto quantize, auto fn) {
+    ActBlock* meta = grow(s.meta, size_t(M * nb));
+    const auto quantize_rows = [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m) quantize(x.data() + m * x.stride(0), K, qs + m * K, meta + m * nb);
+    };
+    using Act = std::conditional_t<sizeof(*qs) == 1, kernels::ActQ8, kernels::ActQ16>;
+    const Act a{qs, meta, K};
+    if (M * K < (1 << 16) || nt == 1) {
+      quantize_rows(0, M);
+      parallel(nt, [&](int tid, int nthr) {
+        const auto t = task_for(tid, nthr);
+        if (t.g0 < t.g1 && t.m0 < t.m1) fn(p, a, t);
+      });
+    } else {
+      parallel(nt, [&](int tid, int nthr) {
+        quantize_rows(M * tid / nthr, M * (tid + 1) / nthr);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
-      const auto t = task_for(tid, nthr);
-      if (t.g0 < t.g1 && t.m0 < t.m1) fn(p, a, t);
-    });
-  }
+        const auto t = task_for(tid, nthr);
+        if (t.g0 < t.g1 && t.m0 < t.m1) fn(p, a, t);
+      });
+    }
+  };
+  if (opts.precision == Precision::NoInt8)  // the int16 path (kernel_table.hpp); checked above
+    run_quantized(grow(s.qs16, size_t(M * K)), kt.quantize_act16, kt.gemm_i16[p.family][bf]);
+  else
+    run_quantized(grow(s.qs, size_t(M * K)), kt.quantize_act, kt.gemm_int[p.family][bf]);
 }
 
 namespace {

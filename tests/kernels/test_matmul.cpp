@@ -9,6 +9,8 @@
 //       (each activation moves by at most half its block's step d_x = amax/127)
 //   and every ISA's integer path equals the scalar kernels bit for bit (the
 //   contract in kernels/kernel_table.hpp), for any thread count;
+//   int16 path (NoInt8 without tiles, ISAs with gemm_i16):
+//                 the integer bound with d_x = amax/32767, and bit for bit scalar::gemm_i16;
 //   except GEMMs on amx's bf16 tiles (M >= tile_min_rows, kernels/amx/tile_gemm_bf16.inl):
 //                 |y - y*| <= (2^-8 + 2^-16 + K 2^-23) sum_k |w_k x_k|
 #include "kernel_table.hpp"
@@ -39,6 +41,20 @@ std::vector<Shape> shapes_for(const quant::Format& f, uint64_t seed) {
   return s;
 }
 
+// The int16 path's reference: scalar::quantize_act16 and scalar::gemm_i16.
+std::vector<float> run_scalar_i16(const ops::PackedMatrix& p, const std::vector<float>& x, int64_t M) {
+  const int64_t K = p.cols();
+  std::vector<int16_t> qs(size_t(M * K));
+  std::vector<kernels::ActBlock> meta(size_t(M * K / 32));
+  for (int64_t m = 0; m < M; ++m)
+    kernels::scalar::quantize_act16(x.data() + m * K, K, qs.data() + m * K, meta.data() + m * K / 32);
+  std::vector<float> y(size_t(M * p.rows()), -12345.0f);
+  const kernels::Packed pk = kernels::Packed::of(p);
+  const kernels::GemmTask t{0, (p.rows() + 15) / 16, 0, M, y.data(), p.rows()};
+  kernels::scalar::gemm_i16(pk.family)(pk, kernels::ActQ16{qs.data(), meta.data(), K}, t);
+  return y;
+}
+
 std::vector<float> run(const ops::PackedMatrix& p, const std::vector<float>& x, int64_t M,
                        ops::Precision prec, int threads) {
   std::vector<float> y(size_t(M * p.rows()), -12345.0f);
@@ -59,6 +75,12 @@ void check_case(const quant::Format& f, const Shape& s, uint64_t seed, bool adve
   IsaGuard guard;
   set_isa("scalar");
   const auto y_scalar_int = run(p, x, s.M, ops::Precision::Int, 1);
+  const auto y_scalar_i16 = run_scalar_i16(p, x, s.M);
+  for (size_t k = 0; k < y_scalar_i16.size(); ++k) {
+    const double wabs_dx16 = o.wabs_dx[k] * (127.0 / 32767.0);
+    INFO(f.name() << " scalar int16 M=" << s.M << " N=" << s.N << " K=" << s.K << " at " << k);
+    REQUIRE(std::fabs(double(y_scalar_i16[k]) - o.y[k]) <= (wabs_dx16 + gamma * (o.abs_sum[k] + wabs_dx16)) * 1.0001 + 1e-30);
+  }
   for (const auto& isa_name : isas_under_test()) {
     set_isa(isa_name);
     for (ops::Precision prec : {ops::Precision::Int, ops::Precision::Float}) {
@@ -82,12 +104,14 @@ void check_case(const quant::Format& f, const Shape& s, uint64_t seed, bool adve
       }
       if (is_int) {
         // NoInt8: the bf16 tiles where they take the GEMM (the Int result here), else
-        // exactly the float path.
+        // the int16 path where the ISA has it (exactly the scalar int16 reference),
+        // else exactly the float path.
         const auto y_no8 = run(p, x, s.M, ops::Precision::NoInt8, 2);
         const auto y_float = run(p, x, s.M, ops::Precision::Float, 1);
-        const auto& want = tiles ? y1 : y_float;
+        const bool i16 = !tiles && kernels::active().gemm_i16[pk.family][pk.bf16] != nullptr;
+        const auto& want = tiles ? y1 : i16 ? y_scalar_i16 : y_float;
         INFO(f.name() << " isa " << isa_name << " NoInt8 M=" << s.M << " N=" << s.N << " K=" << s.K
-                      << (tiles ? " (tiles)" : " (float path)"));
+                      << (tiles ? " (tiles)" : i16 ? " (int16 path)" : " (float path)"));
         REQUIRE(std::memcmp(y_no8.data(), want.data(), want.size() * sizeof(float)) == 0);
       }
     }

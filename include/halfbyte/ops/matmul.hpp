@@ -23,8 +23,10 @@ enum class Precision : uint8_t {
             // dequantized weights' product to ~1e-6 relative
   NoInt8,   // no int8 activations: the bf16 tile GEMM where the CPU has AMX-BF16 and
             // M is large enough (bf16 activations, rounded per element: outlier
-            // channels keep their precision), else Float. For layers whose inputs
-            // have outlier channels that int8 per 32-block loses.
+            // channels keep their precision); else int16 activations per 32-block
+            // (each moves by at most amax/65534) where the ISA has that kernel
+            // (avx512, amx); else Float. For layers whose inputs have outlier
+            // channels that int8 per 32-block loses.
 };
 
 struct MatmulOptions {

@@ -1,0 +1,82 @@
+// Helpers shared by the AVX-512 kernel files (kernels/avx512/*.cpp only: every
+// function has internal linkage, so that a copy compiled with AVX-512 flags is never
+// the one the linker keeps for code built for baseline x86-64).
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstring>
+#include <type_traits>
+
+#include "kernel_table.hpp"
+
+namespace halfbyte::kernels::avx512 {
+namespace {
+
+inline const uint8_t* group_ptr(const Packed& w, int64_t g) { return w.data + size_t(g) * w.row_group_bytes; }
+
+// 16 scales (fp16 or bf16 bits) -> 16 floats.
+template <bool BF16>
+inline __m512 load_scales(const uint8_t* p) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  if constexpr (BF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  return _mm512_cvtph_ps(h);
+}
+
+// 4 bytes (4 int8 or 2 int16) broadcast to every 32-bit lane.
+inline __m512i bcast4(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+inline void store_rows(float* y, __m512 v, int nvalid) {
+  if (nvalid >= 16)
+    _mm512_storeu_ps(y, v);
+  else
+    _mm512_mask_storeu_ps(y, __mmask16((1u << nvalid) - 1u), v);
+}
+
+// Weights of one 32-k sub-block as 8 u8 operands: chunk c holds k = 4c .. 4c + 3.
+template <Family F>
+inline void load_sub_block(const uint8_t* sub, __m512i (&wc)[8]) {
+  if constexpr (F == kQ8) {
+    const __m512i bias = _mm512_set1_epi8(char(0x80));  // int8 -> u8 = q + 128
+    for (int c = 0; c < 8; ++c)
+      wc[c] = _mm512_xor_si512(_mm512_loadu_si512(sub + 64 * c), bias);
+  } else {
+    const __m512i lo = _mm512_set1_epi8(0x0F);
+    for (int j = 0; j < 4; ++j) {
+      const __m512i v = _mm512_loadu_si512(sub + 64 * j);
+      wc[j] = _mm512_and_si512(v, lo);
+      wc[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo);
+    }
+  }
+}
+
+constexpr int64_t kGroupChunk = 8;  // row groups kept hot in L2 while x passes
+
+template <int R, class Tile>
+inline void tail_rows(int64_t rest, Tile& tile, int64_t g, int64_t m) {
+  if constexpr (R >= 1) {
+    if (rest == R) tile(std::integral_constant<int, R>{}, g, m);
+    else tail_rows<R - 1>(rest, tile, g, m);
+  }
+}
+
+// The task's row groups in chunks of kGroupChunk; within a chunk, MR rows of x at a
+// time against each group (tile(mr, g, m)), then the last rows (fewer than MR).
+template <int MR, class Tile>
+inline void sweep_rows(const GemmTask& t, Tile&& tile) {
+  for (int64_t g0 = t.g0; g0 < t.g1; g0 += kGroupChunk) {
+    const int64_t g1 = g0 + kGroupChunk < t.g1 ? g0 + kGroupChunk : t.g1;
+    int64_t m = t.m0;
+    for (; m + MR <= t.m1; m += MR)
+      for (int64_t g = g0; g < g1; ++g) tile(std::integral_constant<int, MR>{}, g, m);
+    const int64_t rest = t.m1 - m;
+    for (int64_t g = g0; g < g1 && rest > 0; ++g) tail_rows<MR - 1>(rest, tile, g, m);
+  }
+}
+
+}  // namespace
+}  // namespace halfbyte::kernels::avx512
