@@ -106,11 +106,13 @@ void arrange_group(const Packed& w, int64_t g, int16_t* out) {
     }
 }
 
-// MR rows of x (starting at m) against row group g, arranged in wa. Per 4 k: two
+// MR rows of x (starting at m) against row group g: its weights arranged in wa
+// (Arranged) or widened and arranged here from the packed group (for few rows,
+// where arranging first would cost more than it saves). Per 4 k: two
 // weight loads and ONE 64-bit broadcast per row of its 4 activations (stored x0 x2
 // x1 x3) feed two vpdpwssd per row (16 rows x 4 k): loads, the scarce resource on
 // some AVX-512 CPUs (one per cycle), are 2 + MR per 2 MR products.
-template <Family F, bool BF16, int MR>
+template <Family F, bool BF16, int MR, bool Arranged>
 inline void tile_i16(const Packed& w, const int16_t* wa, const ActQ16& x, int64_t g, int64_t m, float* y,
                      int64_t ldy, int nvalid, __m512i even_idx, __m512i odd_idx) {
   const int64_t nb = x.K / 32;
@@ -126,12 +128,22 @@ inline void tile_i16(const Packed& w, const int16_t* wa, const ActQ16& x, int64_
     for (int b = 0; b < w.bps; ++b) {
       const int64_t kb = s * w.bps + b;
       const int16_t* wb = wa + kb * 512;
+      const uint8_t* sub = sg + w.header_bytes + size_t(b) * w.sub_block_bytes;
       __m512i lo[MR], hi[MR];
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) lo[r] = hi[r] = _mm512_setzero_si512();
 #pragma GCC unroll 8
       for (int c = 0; c < 8; ++c) {
-        const __m512i wl = _mm512_load_si512(wb + 64 * c), wh = _mm512_load_si512(wb + 64 * c + 32);
+        __m512i wl, wh;
+        if constexpr (Arranged) {
+          wl = _mm512_load_si512(wb + 64 * c);
+          wh = _mm512_load_si512(wb + 64 * c + 32);
+        } else {
+          const __m512i v = chunk<F>(sub, c);
+          const __m512i e = _mm512_srai_epi16(_mm512_slli_epi16(v, 8), 8), o = _mm512_srai_epi16(v, 8);
+          wl = _mm512_unpacklo_epi32(e, o);
+          wh = _mm512_unpackhi_epi32(e, o);
+        }
 #pragma GCC unroll 8
         for (int r = 0; r < MR; ++r) {
           int64_t q4;
@@ -166,23 +178,36 @@ inline void rows_tail(int64_t rest, Tile& tile, int64_t m) {
   }
 }
 
-// Per row group: arrange its weights once (L1-sized: 16 rows x K int16), then every
-// row of x against it.
-template <Family F, bool BF16>
-void gemm_i16(const Packed& w, const ActQ16& x, const GemmTask& t) {
+// Rows from which a group's weights are arranged once for all rows (the widening
+// in the tile costs about as much as arranging from ~13 rows on).
+constexpr int64_t kArrangeMinRows = 16;
+
+template <Family F, bool BF16, bool Arranged>
+void sweep_i16(const Packed& w, const ActQ16& x, const GemmTask& t) {
   const __m512i even_idx = pair_index(0), odd_idx = pair_index(1);
   thread_local std::vector<int16_t, AlignedAlloc<int16_t>> wa;
-  if (wa.size() < size_t(x.K) * 16) wa.resize(size_t(x.K) * 16);
+  if (Arranged && wa.size() < size_t(x.K) * 16) wa.resize(size_t(x.K) * 16);
   for (int64_t g = t.g0; g < t.g1; ++g) {
-    arrange_group<F>(w, g, wa.data());
+    if constexpr (Arranged) arrange_group<F>(w, g, wa.data());
     const int nvalid = int(w.rows - g * 16 < 16 ? w.rows - g * 16 : 16);
     auto tile = [&](auto mr, int64_t m) {
-      tile_i16<F, BF16, decltype(mr)::value>(w, wa.data(), x, g, m, t.y, t.ldy, nvalid, even_idx, odd_idx);
+      tile_i16<F, BF16, decltype(mr)::value, Arranged>(w, wa.data(), x, g, m, t.y, t.ldy, nvalid, even_idx,
+                                                        odd_idx);
     };
     int64_t m = t.m0;
     for (; m + kMR16 <= t.m1; m += kMR16) tile(std::integral_constant<int, kMR16>{}, m);
     rows_tail<kMR16 - 1>(t.m1 - m, tile, m);
   }
+}
+
+// Per row group: its weights arranged once (16 rows x K int16, L1-sized) when
+// there are enough rows, then every row of x against it.
+template <Family F, bool BF16>
+void gemm_i16(const Packed& w, const ActQ16& x, const GemmTask& t) {
+  if (t.m1 - t.m0 >= kArrangeMinRows)
+    sweep_i16<F, BF16, true>(w, x, t);
+  else
+    sweep_i16<F, BF16, false>(w, x, t);
 }
 
 }  // namespace

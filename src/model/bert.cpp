@@ -211,13 +211,17 @@ void Bert::attention(const PackedBatch& b, const float* qkv, float* ctx) const {
 // batch). Elsewhere it changes nothing.
 constexpr int64_t kAnyRows = 1;
 
+// Rows (tokens) from which the elementwise passes run on all threads.
+constexpr int64_t kMinParallelRows = 64;
+
 void Bert::forward(const PackedBatch& b, float* out) const {
   const int64_t D = c_.n_embd, F = c_.n_ff, T = b.n_tokens();
   if (T == 0) return;
   float* x = out;  // the residual stream lives in the output
   std::vector<float> qkv(size_t(T * 3 * D)), ctx(size_t(T * D)), tmp(size_t(T * D)), h(size_t(T * F));
   embed(b, x);
-  const bool par = n_threads_ > 1 && T > 1;
+  // Elementwise passes over fewer rows cost less than waking the other threads.
+  const bool par = n_threads_ > 1 && T >= kMinParallelRows;
   const kernels::KernelTable& kt = kernels::active();
   const auto bias_of = [](const Linear& l) { return l.bias.empty() ? nullptr : l.bias.data(); };
   for (const BertLayer& w : layers_) {
