@@ -127,7 +127,7 @@ inline void tile_i16(const Packed& w, const int16_t* wa, const ActQ16& x, int64_
     if constexpr (F == kAffine4) mw = load_scales<BF16>(sg + 32);
     for (int b = 0; b < w.bps; ++b) {
       const int64_t kb = s * w.bps + b;
-      const int16_t* wb = wa + kb * 512;
+      const int16_t* wb = Arranged ? wa + kb * 512 : nullptr;  // (wa is null otherwise)
       const uint8_t* sub = sg + w.header_bytes + size_t(b) * w.sub_block_bytes;
       __m512i lo[MR], hi[MR];
 #pragma GCC unroll 8
