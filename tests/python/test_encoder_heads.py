@@ -257,8 +257,15 @@ def test_cross_encoder_scores(models):
     assert enc.classify([(QUERY, PASSAGES[0])])[0][0]["score"] == pytest.approx(float(s[0]), abs=1e-6)
     # Token types matter: the pair is not the concatenated text.
     assert abs(enc.logits([QUERY + " " + PASSAGES[0]])[0, 0] - s[0]) > 1e-3
+    # q8_0: scores within 0.01 of torch (measured 0.0055 on this random model), and
+    # every pair of passages whose reference scores differ by more than twice that
+    # keeps its order (nearer pairs may swap: two of the top 5 here are 0.0096 apart).
     q8 = halfbyte.Encoder(d, dtype="q8_0").score(QUERY, PASSAGES)
-    assert list(np.argsort(-q8)[:5]) == list(np.argsort(-ref)[:5])
+    assert np.abs(q8 - ref).max() <= 0.01
+    sure = (ref[:, None] - ref[None, :]) > 0.02
+    assert sure.sum() > len(PASSAGES)  # the check below is not vacuous
+    assert np.all((q8[:, None] - q8[None, :])[sure] > 0)
+    assert np.argmax(q8) == np.argmax(ref)
     assert enc.score(QUERY, []).shape == (0,)
     with pytest.raises(TypeError, match="list of str"):
         enc.score(QUERY, "one passage")
