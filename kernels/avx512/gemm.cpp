@@ -15,16 +15,9 @@ namespace {
 // ---- activation quantization --------------------------------------------------------
 
 void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
-  const __m512 sign = _mm512_set1_ps(-0.0f);
   for (int64_t b = 0; b < K / 32; ++b) {
-    const __m512 x0 = _mm512_loadu_ps(x + b * 32), x1 = _mm512_loadu_ps(x + b * 32 + 16);
-    const __m512 a = _mm512_max_ps(_mm512_andnot_ps(sign, x0), _mm512_andnot_ps(sign, x1));
-    const float amax = _mm512_reduce_max_ps(a);
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 127.0f / amax : 0.0f;
-    const __m512 vid = _mm512_set1_ps(id);
-    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));  // round to nearest even
-    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
+    __m512i q0, q1;
+    const float d = quantize_block(x + b * 32, 127.0f, q0, q1);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32), _mm512_cvtepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32 + 16), _mm512_cvtepi32_epi8(q1));
     const int32_t s = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));

@@ -40,18 +40,11 @@ struct AlignedAlloc {
 };
 
 void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta) {
-  const __m512 sign = _mm512_set1_ps(-0.0f);
   // Lane order within each 4-group: k0, k2, k1, k3 (act16_index).
   const __m512i order = _mm512_setr_epi32(0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15);
   for (int64_t b = 0; b < K / 32; ++b) {
-    const __m512 x0 = _mm512_loadu_ps(x + b * 32), x1 = _mm512_loadu_ps(x + b * 32 + 16);
-    const __m512 a = _mm512_max_ps(_mm512_andnot_ps(sign, x0), _mm512_andnot_ps(sign, x1));
-    const float amax = _mm512_reduce_max_ps(a);
-    const float d = amax / 32767.0f;
-    const float id = d != 0.0f ? 32767.0f / amax : 0.0f;
-    const __m512 vid = _mm512_set1_ps(id);
-    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));  // round to nearest even
-    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
+    __m512i q0, q1;
+    const float d = quantize_block(x + b * 32, 32767.0f, q0, q1);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + b * 32),
                         _mm512_cvtepi32_epi16(_mm512_permutexvar_epi32(order, q0)));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + b * 32 + 16),

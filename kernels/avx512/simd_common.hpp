@@ -30,6 +30,19 @@ inline __m512i bcast4(const void* p) {
   return _mm512_set1_epi32(v);
 }
 
+// One 32-block of activations rounded (to nearest even) to integers of magnitude
+// at most qmax: k 0-15 in q0, 16-31 in q1; returns the block's scale amax / qmax.
+inline float quantize_block(const float* x, float qmax, __m512i& q0, __m512i& q1) {
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, x0), _mm512_andnot_ps(sign, x1)));
+  const float d = amax / qmax;
+  const __m512 vid = _mm512_set1_ps(d != 0.0f ? qmax / amax : 0.0f);
+  q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));
+  q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
+  return d;
+}
+
 inline void store_rows(float* y, __m512 v, int nvalid) {
   if (nvalid >= 16)
     _mm512_storeu_ps(y, v);

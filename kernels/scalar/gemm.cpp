@@ -26,8 +26,13 @@ void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
   }
 }
 
-template <Family F>
-void gemm_int(const Packed& w, const ActQ8& x, const GemmTask& t) {
+// Activation code k of a block: int8 in k order, int16 in the int16 path's order.
+inline int32_t act_code(const int8_t* q, int k) { return q[k]; }
+inline int32_t act_code(const int16_t* q, int k) { return q[act16_index(k)]; }
+
+// The integer paths (ActQ8: int8 activations, ActQ16: int16), one arithmetic.
+template <Family F, class Act>
+void gemm_int(const Packed& w, const Act& x, const GemmTask& t) {
   const bool is4 = F != kQ8;
   for (int64_t g = t.g0; g < t.g1; ++g) {
     const uint8_t* grp = w.group(g);
@@ -35,7 +40,7 @@ void gemm_int(const Packed& w, const ActQ8& x, const GemmTask& t) {
       const int64_t n = g * 16 + r;
       if (n >= w.rows) break;
       for (int64_t m = t.m0; m < t.m1; ++m) {
-        const int8_t* xq = x.qs + m * x.K;
+        const auto* xq = x.qs + m * x.K;
         const ActBlock* xm = x.meta + m * (x.K / 32);
         float acc = 0.0f;
         for (int64_t s = 0; s < w.scale_groups; ++s) {
@@ -45,9 +50,8 @@ void gemm_int(const Packed& w, const ActQ8& x, const GemmTask& t) {
           for (int b = 0; b < w.bps; ++b) {
             const uint8_t* sub = sg + w.header_bytes + size_t(b) * w.sub_block_bytes;
             const int64_t kb = s * w.bps + b;
-            const int8_t* q = xq + kb * 32;
             int32_t isum = 0;
-            for (int k = 0; k < 32; ++k) isum += code_at(sub, is4, r, k) * int32_t(q[k]);
+            for (int k = 0; k < 32; ++k) isum += code_at(sub, is4, r, k) * act_code(xq + kb * 32, k);
             if (F == kSym4) isum -= 8 * xm[kb].s;
             acc = std::fma(float(isum), dw * xm[kb].d, acc);
             if (F == kAffine4) acc = std::fma(mw, xm[kb].ds, acc);
@@ -92,40 +96,6 @@ void gemm_float(const Packed& w, const ActF32& x, const GemmTask& t) {
   }
 }
 
-// The int16 path: gemm_int's arithmetic on int16 activation codes.
-template <Family F>
-void gemm_i16_impl(const Packed& w, const ActQ16& x, const GemmTask& t) {
-  const bool is4 = F != kQ8;
-  for (int64_t g = t.g0; g < t.g1; ++g) {
-    const uint8_t* grp = w.group(g);
-    for (int r = 0; r < 16; ++r) {
-      const int64_t n = g * 16 + r;
-      if (n >= w.rows) break;
-      for (int64_t m = t.m0; m < t.m1; ++m) {
-        const int16_t* xq = x.qs + m * x.K;
-        const ActBlock* xm = x.meta + m * (x.K / 32);
-        float acc = 0.0f;
-        for (int64_t s = 0; s < w.scale_groups; ++s) {
-          const uint8_t* sg = grp + size_t(s) * w.scale_group_bytes;
-          const float dw = load_scale(sg, r, w.bf16);
-          const float mw = F == kAffine4 ? load_scale(sg + 32, r, w.bf16) : 0.0f;
-          for (int b = 0; b < w.bps; ++b) {
-            const uint8_t* sub = sg + w.header_bytes + size_t(b) * w.sub_block_bytes;
-            const int64_t kb = s * w.bps + b;
-            const int16_t* q = xq + kb * 32;
-            int32_t isum = 0;
-            for (int k = 0; k < 32; ++k) isum += code_at(sub, is4, r, k) * int32_t(q[act16_index(k)]);
-            if (F == kSym4) isum -= 8 * xm[kb].s;
-            acc = std::fma(float(isum), dw * xm[kb].d, acc);
-            if (F == kAffine4) acc = std::fma(mw, xm[kb].ds, acc);
-          }
-        }
-        t.y[m * t.ldy + n] = acc;
-      }
-    }
-  }
-}
-
 void dequantize_row(const quant::Format& f, const void* src, int64_t n, float* y) {
   quant::dequantize_row(f, src, n, y);
 }
@@ -151,9 +121,9 @@ void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta) {
 
 GemmI16Fn gemm_i16(Family f) {
   switch (f) {
-    case kSym4: return gemm_i16_impl<kSym4>;
-    case kAffine4: return gemm_i16_impl<kAffine4>;
-    default: return gemm_i16_impl<kQ8>;
+    case kSym4: return gemm_int<kSym4, ActQ16>;
+    case kAffine4: return gemm_int<kAffine4, ActQ16>;
+    default: return gemm_int<kQ8, ActQ16>;
   }
 }
 
@@ -161,9 +131,9 @@ void fill(KernelTable& t) {
   t.isa = "scalar";
   t.quantize_act = quantize_act;
   for (int bf = 0; bf < 2; ++bf) {
-    t.gemm_int[kSym4][bf] = gemm_int<kSym4>;
-    t.gemm_int[kAffine4][bf] = gemm_int<kAffine4>;
-    t.gemm_int[kQ8][bf] = gemm_int<kQ8>;
+    t.gemm_int[kSym4][bf] = gemm_int<kSym4, ActQ8>;
+    t.gemm_int[kAffine4][bf] = gemm_int<kAffine4, ActQ8>;
+    t.gemm_int[kQ8][bf] = gemm_int<kQ8, ActQ8>;
     t.gemm_float[kSym4][bf] = gemm_float<kSym4>;
     t.gemm_float[kAffine4][bf] = gemm_float<kAffine4>;
     t.gemm_float[kQ8][bf] = gemm_float<kQ8>;
