@@ -67,13 +67,8 @@ inline void gemv_int(const Packed& w, const ActQ8& x, int64_t g, int64_t m, floa
 // operand: q8 codes + 128, or 4-bit codes 0..15.
 template <Family F>
 inline __m512i chunk_u8(const uint8_t* sub, int c) {
-  if constexpr (F == kQ8) {
-    return _mm512_xor_si512(_mm512_loadu_si512(sub + 64 * c), _mm512_set1_epi8(char(0x80)));
-  } else {
-    const __m512i v = _mm512_loadu_si512(sub + 64 * (c & 3));
-    const __m512i lo = _mm512_set1_epi8(0x0F);
-    return c < 4 ? _mm512_and_si512(v, lo) : _mm512_and_si512(_mm512_srli_epi16(v, 4), lo);
-  }
+  if constexpr (F == kQ8) return _mm512_xor_si512(chunk<F>(sub, c), _mm512_set1_epi8(char(0x80)));
+  return chunk<F>(sub, c);
 }
 
 // MR rows of x (starting at m) against NG row groups from g: per 4 k, NG weight

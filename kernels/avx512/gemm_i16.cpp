@@ -54,19 +54,6 @@ void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta) {
   }
 }
 
-// Chunk c (k = 4c..4c+3 of every row) of a sub-block as bytes: int8 codes (q8) or
-// 4-bit codes 0..15.
-template <Family F>
-inline __m512i chunk(const uint8_t* sub, int c) {
-  if constexpr (F == kQ8) {
-    return _mm512_loadu_si512(sub + 64 * c);
-  } else {
-    const __m512i v = _mm512_loadu_si512(sub + 64 * (c & 3));
-    const __m512i lo = _mm512_set1_epi8(0x0F);
-    return c < 4 ? _mm512_and_si512(v, lo) : _mm512_and_si512(_mm512_srli_epi16(v, 4), lo);
-  }
-}
-
 // Row n of a group as the sum of a lane pair of (lo, hi): the lane pairs of lo hold
 // rows 4L, 4L+1 of each 128-bit lane L, those of hi rows 4L+2, 4L+3 (unpacklo/hi).
 inline __m512i pair_index(int which) {
@@ -163,14 +150,6 @@ inline void tile_i16(const Packed& w, const int16_t* wa, const ActQ16& x, int64_
 
 constexpr int kMR16 = 8;  // rows of x per tile: 16 vpdpwssd chains
 
-template <int R, class Tile>
-inline void rows_tail(int64_t rest, Tile& tile, int64_t m) {
-  if constexpr (R >= 1) {
-    if (rest == R) tile(std::integral_constant<int, R>{}, m);
-    else rows_tail<R - 1>(rest, tile, m);
-  }
-}
-
 // Rows from which a group's weights are arranged once for all rows (the widening
 // in the tile costs about as much as arranging from ~13 rows on).
 constexpr int64_t kArrangeMinRows = 16;
@@ -183,13 +162,13 @@ void sweep_i16(const Packed& w, const ActQ16& x, const GemmTask& t) {
   for (int64_t g = t.g0; g < t.g1; ++g) {
     if constexpr (Arranged) arrange_group<F>(w, g, wa.data());
     const int nvalid = int(w.rows - g * 16 < 16 ? w.rows - g * 16 : 16);
-    auto tile = [&](auto mr, int64_t m) {
-      tile_i16<F, BF16, decltype(mr)::value, Arranged>(w, wa.data(), x, g, m, t.y, t.ldy, nvalid, even_idx,
+    auto tile = [&](auto mr, int64_t gg, int64_t m) {
+      tile_i16<F, BF16, decltype(mr)::value, Arranged>(w, wa.data(), x, gg, m, t.y, t.ldy, nvalid, even_idx,
                                                         odd_idx);
     };
     int64_t m = t.m0;
-    for (; m + kMR16 <= t.m1; m += kMR16) tile(std::integral_constant<int, kMR16>{}, m);
-    rows_tail<kMR16 - 1>(t.m1 - m, tile, m);
+    for (; m + kMR16 <= t.m1; m += kMR16) tile(std::integral_constant<int, kMR16>{}, g, m);
+    tail_rows<kMR16 - 1>(t.m1 - m, tile, g, m);
   }
 }
 

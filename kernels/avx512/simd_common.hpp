@@ -50,6 +50,19 @@ inline void store_rows(float* y, __m512 v, int nvalid) {
     _mm512_mask_storeu_ps(y, __mmask16((1u << nvalid) - 1u), v);
 }
 
+// Chunk c (k = 4c..4c+3 of every row) of a sub-block as bytes: int8 codes (q8) or
+// 4-bit codes 0..15.
+template <Family F>
+inline __m512i chunk(const uint8_t* sub, int c) {
+  if constexpr (F == kQ8) {
+    return _mm512_loadu_si512(sub + 64 * c);
+  } else {
+    const __m512i v = _mm512_loadu_si512(sub + 64 * (c & 3));
+    const __m512i lo = _mm512_set1_epi8(0x0F);
+    return c < 4 ? _mm512_and_si512(v, lo) : _mm512_and_si512(_mm512_srli_epi16(v, 4), lo);
+  }
+}
+
 // Weights of one 32-k sub-block as 8 u8 operands: chunk c holds k = 4c .. 4c + 3.
 template <Family F>
 inline void load_sub_block(const uint8_t* sub, __m512i (&wc)[8]) {

@@ -155,7 +155,7 @@ void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> 
       });
     }
   };
-  if (opts.precision == Precision::NoInt8)  // the int16 path (kernel_table.hpp); checked above
+  if (int16)
     run_quantized(grow(s.qs16, size_t(M * K)), kt.quantize_act16, kt.gemm_i16[p.family][bf]);
   else
     run_quantized(grow(s.qs, size_t(M * K)), kt.quantize_act, kt.gemm_int[p.family][bf]);
