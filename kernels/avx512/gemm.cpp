@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <vector>
 
 #include "avx512/simd_common.hpp"
 #include "kernel_table.hpp"
@@ -131,15 +132,144 @@ inline void tile_int(const Packed& w, const ActQ8& x, int64_t g, int64_t m, floa
 
 constexpr int kMR = 4;  // rows of x per tile, against 2 row groups
 
+// ---- integer path on arranged weights (many rows) ----------------------------------------
+//
+// For enough rows of x, NG row groups are first arranged (arrange_int) into a
+// thread-local buffer that stays in L1/L2 while every row passes: per 32-k block,
+// chunk c of group j at (c * NG + j) * 64 as vpdpbusd's unsigned operand (q8 codes +
+// 128, or 4-bit codes unpacked), then NG x 16 fp32 scales (and, affine, NG x 16 fp32
+// mins). The tile then needs no xor, unpacking or scale conversion, and 4 rows x 3
+// groups keep 12 products in flight per 7 loads. The code offset (-128 or -8 times the
+// block's activation sum) seeds the integer sums, so results stay bit for bit those
+// of the scalar reference.
+
+template <Family F>
+constexpr size_t arranged_block_bytes(int ng) {
+  return size_t(ng) * (512 + (F == kAffine4 ? 128 : 64));
+}
+
+template <Family F, bool BF16, int NG>
+void arrange_int(const Packed& w, int64_t g, uint8_t* out) {
+  const int64_t nb = w.cols / 32;
+  for (int64_t kb = 0; kb < nb; ++kb) {
+    const int64_t s = kb / w.bps, b = kb % w.bps;
+    uint8_t* dst = out + size_t(kb) * arranged_block_bytes<F>(NG);
+    for (int j = 0; j < NG; ++j) {
+      const uint8_t* sg = group_ptr(w, g + j) + size_t(s) * w.scale_group_bytes;
+      const uint8_t* sub = sg + w.header_bytes + size_t(b) * w.sub_block_bytes;
+      for (int c = 0; c < 8; ++c) _mm512_store_si512(dst + (c * NG + j) * 64, chunk_u8<F>(sub, c));
+      _mm512_store_ps(reinterpret_cast<float*>(dst + NG * 512 + j * 64), load_scales<BF16>(sg));
+      if constexpr (F == kAffine4)
+        _mm512_store_ps(reinterpret_cast<float*>(dst + NG * 576 + j * 64), load_scales<BF16>(sg + 32));
+    }
+  }
+}
+
+// MR rows of x from m against the NG arranged groups wa (first group g); seed holds
+// per row (from m) and block the integer sums' starting value.
+template <Family F, int MR, int NG>
+inline void tile_arranged(const uint8_t* wa, const ActQ8& x, const int32_t* seed, int64_t g, int64_t m,
+                          int64_t rows, float* y, int64_t ldy) {
+  const int64_t nb = x.K / 32;
+  const int8_t* xr[MR];
+  for (int r = 0; r < MR; ++r) xr[r] = x.qs + (m + r) * x.K;
+  __m512 acc[MR][NG];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NG; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (int64_t kb = 0; kb < nb; ++kb) {
+    const uint8_t* blk = wa + size_t(kb) * arranged_block_bytes<F>(NG);
+    __m512i is[MR][NG];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const __m512i s0 = F == kAffine4 ? _mm512_setzero_si512() : _mm512_set1_epi32(seed[r * nb + kb]);
+      for (int j = 0; j < NG; ++j) is[r][j] = s0;
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c) {
+      __m512i wc[NG];
+      for (int j = 0; j < NG; ++j) wc[j] = _mm512_load_si512(blk + (c * NG + j) * 64);
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        const __m512i xb = bcast4(xr[r] + kb * 32 + 4 * c);
+        for (int j = 0; j < NG; ++j) is[r][j] = _mm512_dpbusd_epi32(is[r][j], wc[j], xb);
+      }
+    }
+    const float* dw = reinterpret_cast<const float*>(blk + NG * 512);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const ActBlock& a = x.meta[(m + r) * nb + kb];
+      const __m512 da = _mm512_set1_ps(a.d);
+      for (int j = 0; j < NG; ++j) {
+        acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[r][j]), _mm512_mul_ps(_mm512_load_ps(dw + 16 * j), da),
+                                    acc[r][j]);
+        if constexpr (F == kAffine4)
+          acc[r][j] = _mm512_fmadd_ps(_mm512_load_ps(dw + 16 * (NG + j)), _mm512_set1_ps(a.ds), acc[r][j]);
+      }
+    }
+  }
+  for (int j = 0; j < NG; ++j) {
+    const int64_t left = rows - (g + j) * 16;
+    const int nvalid = int(left < 16 ? left : 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) store_rows(y + (m + r) * ldy + (g + j) * 16, acc[r][j], nvalid);
+  }
+}
+
+constexpr int kMRA = 4;  // rows of x per arranged tile, against 3 row groups
+// Rows from which arranging pays (bench_matmul, K = N = 4096: q8_0 gains from M = 8 on,
+// 4-bit formats, whose arranged codes are twice their packed bytes, lose at M = 8).
+template <Family F>
+constexpr int64_t arrange_int_min_rows() {
+  return F == kQ8 ? 8 : 16;
+}
+
+// Groups [g0, g1) NG at a time: arrange, then all rows of the task against them.
+template <Family F, bool BF16, int NG>
+void sweep_arranged(const Packed& w, const ActQ8& x, const GemmTask& t, const int32_t* seed, int64_t g0,
+                    int64_t g1) {
+  thread_local std::vector<uint8_t, AlignedAlloc<uint8_t>> wa;
+  const size_t need = size_t(x.K / 32) * arranged_block_bytes<F>(NG);
+  if (wa.size() < need) wa.resize(need);
+  const int64_t nb = x.K / 32;
+  for (int64_t g = g0; g + NG <= g1; g += NG) {
+    arrange_int<F, BF16, NG>(w, g, wa.data());
+    auto tile = [&](auto mr, int64_t gg, int64_t m) {
+      tile_arranged<F, decltype(mr)::value, NG>(wa.data(), x, seed + (m - t.m0) * nb, gg, m, w.rows, t.y, t.ldy);
+    };
+    int64_t m = t.m0;
+    for (; m + kMRA <= t.m1; m += kMRA) tile(std::integral_constant<int, kMRA>{}, g, m);
+    tail_rows<kMRA - 1>(t.m1 - m, tile, g, m);
+  }
+}
+
+template <Family F, bool BF16>
+void gemm_arranged(const Packed& w, const ActQ8& x, const GemmTask& t) {
+  const int64_t nb = x.K / 32;
+  thread_local std::vector<int32_t> seed;
+  if (F != kAffine4) {
+    const int32_t offset = F == kQ8 ? 128 : 8;
+    seed.resize(size_t((t.m1 - t.m0) * nb));
+    for (int64_t m = t.m0; m < t.m1; ++m)
+      for (int64_t kb = 0; kb < nb; ++kb) seed[(m - t.m0) * nb + kb] = -offset * x.meta[m * nb + kb].s;
+  }
+  const int64_t n3 = (t.g1 - t.g0) / 3 * 3;
+  sweep_arranged<F, BF16, 3>(w, x, t, seed.data(), t.g0, t.g0 + n3);
+  if (t.g1 - t.g0 - n3 == 2) sweep_arranged<F, BF16, 2>(w, x, t, seed.data(), t.g0 + n3, t.g1);
+  if (t.g1 - t.g0 - n3 == 1) sweep_arranged<F, BF16, 1>(w, x, t, seed.data(), t.g0 + n3, t.g1);
+}
+
 template <Family F, bool BF16>
 void gemm_int(const Packed& w, const ActQ8& x, const GemmTask& t) {
-  // Pairs of row groups (an odd last group alone); GEMV (one row) one group at a
-  // time, as before: a second group gains nothing when nothing is reused.
+  // GEMV (one row): one group at a time; a second group gains nothing when nothing
+  // is reused. Few rows: pairs of groups straight from the packed layout. Many rows:
+  // groups arranged first (gemm_arranged).
   if (t.m1 - t.m0 == 1) {
     for (int64_t g = t.g0; g < t.g1; ++g)
       gemv_int<F, BF16>(w, x, g, t.m0, t.y, t.ldy, int(w.rows - g * 16 < 16 ? w.rows - g * 16 : 16));
     return;
   }
+  if (t.m1 - t.m0 >= arrange_int_min_rows<F>()) return gemm_arranged<F, BF16>(w, x, t);
   const int64_t pairs_end = t.g0 + (t.g1 - t.g0) / 2 * 2;
   sweep_rows<kMR>(GemmTask{t.g0, pairs_end, t.m0, t.m1, t.y, t.ldy}, [&](auto mr, int64_t g, int64_t m) {
     if ((g - t.g0) % 2 == 0) tile_int<F, BF16, decltype(mr)::value, 2>(w, x, g, m, t.y, t.ldy);

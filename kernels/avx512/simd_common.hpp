@@ -5,13 +5,34 @@
 
 #include <immintrin.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <type_traits>
 
 #include "kernel_table.hpp"
 
 namespace halfbyte::kernels::avx512 {
 namespace {
+
+// 64-byte aligned storage for the arranged weights (aligned vector loads).
+template <class T>
+struct AlignedAlloc {
+  using value_type = T;
+  AlignedAlloc() = default;
+  template <class U>
+  AlignedAlloc(const AlignedAlloc<U>&) {}
+  T* allocate(size_t n) {
+    void* p = std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) { std::free(p); }
+  template <class U>
+  bool operator==(const AlignedAlloc<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const AlignedAlloc<U>&) const { return false; }
+};
 
 inline const uint8_t* group_ptr(const Packed& w, int64_t g) { return w.data + size_t(g) * w.row_group_bytes; }
 
