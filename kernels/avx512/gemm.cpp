@@ -247,9 +247,9 @@ template <Family F, bool BF16>
 void gemm_arranged(const Packed& w, const ActQ8& x, const GemmTask& t) {
   const int64_t nb = x.K / 32;
   thread_local std::vector<int32_t> seed;
+  seed.resize(size_t((t.m1 - t.m0) * nb));  // (affine: unused, but never a null base pointer)
   if (F != kAffine4) {
     const int32_t offset = F == kQ8 ? 128 : 8;
-    seed.resize(size_t((t.m1 - t.m0) * nb));
     for (int64_t m = t.m0; m < t.m1; ++m)
       for (int64_t kb = 0; kb < nb; ++kb) seed[(m - t.m0) * nb + kb] = -offset * x.meta[m * nb + kb].s;
   }
