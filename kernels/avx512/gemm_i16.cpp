@@ -178,25 +178,9 @@ inline void tile_i16_arranged(const uint8_t* wa, const ActQ16& x, int64_t g, int
         for (int j = 0; j < NG; ++j) is[r][j] = _mm512_dpwssd_epi32(is[r][j], wc[j], xb);
       }
     }
-    const float* dw = reinterpret_cast<const float*>(blk + NG * 1024);
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) {
-      const ActBlock& a = x.meta[(m + r) * nb + kb];
-      const __m512 da = _mm512_set1_ps(a.d);
-      for (int j = 0; j < NG; ++j) {
-        acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[r][j]), _mm512_mul_ps(_mm512_load_ps(dw + 16 * j), da),
-                                    acc[r][j]);
-        if constexpr (F == kAffine4)
-          acc[r][j] = _mm512_fmadd_ps(_mm512_load_ps(dw + 16 * (NG + j)), _mm512_set1_ps(a.ds), acc[r][j]);
-      }
-    }
+    scale_block<F == kAffine4>(acc, is, reinterpret_cast<const float*>(blk + NG * 1024), x.meta + m * nb + kb, nb);
   }
-  for (int j = 0; j < NG; ++j) {
-    const int64_t left = rows - (g + j) * 16;
-    const int nvalid = int(left < 16 ? left : 16);
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) store_rows(y + (m + r) * ldy + (g + j) * 16, acc[r][j], nvalid);
-  }
+  store_tile(acc, y, ldy, m, g, rows);
 }
 
 constexpr int kMR16A = 4;  // rows of x per arranged tile, against 3 row groups

@@ -71,6 +71,35 @@ inline void store_rows(float* y, __m512 v, int nvalid) {
     _mm512_mask_storeu_ps(y, __mmask16((1u << nvalid) - 1u), v);
 }
 
+// Arranged tiles' per-block step: acc[r][j] += float(is[r][j]) * dw_j * d_r (affine:
+// + mw_j * ds_r), dw (then mw) as NG x 16 fp32, meta at row m's block (row stride nb).
+template <bool Affine, int MR, int NG>
+inline void scale_block(__m512 (&acc)[MR][NG], const __m512i (&is)[MR][NG], const float* dw, const ActBlock* meta,
+                        int64_t nb) {
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) {
+    const ActBlock& a = meta[r * nb];
+    const __m512 da = _mm512_set1_ps(a.d);
+    for (int j = 0; j < NG; ++j) {
+      acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[r][j]), _mm512_mul_ps(_mm512_load_ps(dw + 16 * j), da),
+                                  acc[r][j]);
+      if constexpr (Affine)
+        acc[r][j] = _mm512_fmadd_ps(_mm512_load_ps(dw + 16 * (NG + j)), _mm512_set1_ps(a.ds), acc[r][j]);
+    }
+  }
+}
+
+// MR rows from m of NG groups from g into y (the matrix's last group may be partial).
+template <int MR, int NG>
+inline void store_tile(const __m512 (&acc)[MR][NG], float* y, int64_t ldy, int64_t m, int64_t g, int64_t rows) {
+  for (int j = 0; j < NG; ++j) {
+    const int64_t left = rows - (g + j) * 16;
+    const int nvalid = int(left < 16 ? left : 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) store_rows(y + (m + r) * ldy + (g + j) * 16, acc[r][j], nvalid);
+  }
+}
+
 // Chunk c (k = 4c..4c+3 of every row) of a sub-block as bytes: int8 codes (q8) or
 // 4-bit codes 0..15.
 template <Family F>
