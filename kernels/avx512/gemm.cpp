@@ -230,7 +230,7 @@ void sweep_arranged(const Packed& w, const ActQ8& x, const GemmTask& t, const in
 template <Family F, bool BF16>
 void gemm_arranged(const Packed& w, const ActQ8& x, const GemmTask& t) {
   const int64_t nb = x.K / 32;
-  thread_local std::vector<int32_t> seed;
+  thread_local std::vector<int32_t, AlignedAlloc<int32_t>> seed;
   seed.resize(size_t((t.m1 - t.m0) * nb));  // (affine: unused, but never a null base pointer)
   if (F != kAffine4) {
     const int32_t offset = F == kQ8 ? 128 : 8;
