@@ -130,7 +130,11 @@ void fill_chain(int i, KernelTable& t) {
 }
 
 void init() {
-  for (size_t i = 0; i < std::size(kEntries); ++i) fill_chain(int(i), g_tables[i]);
+  // Only the tables of ISAs this CPU runs: a fill() is compiled with its ISA's flags,
+  // and the compiler may use them for its own stores (AVX-512 fill() on an AVX2 CPU
+  // raised SIGILL). select() refuses the others before their table is used.
+  for (size_t i = 0; i < std::size(kEntries); ++i)
+    if (kEntries[i].supported()) fill_chain(int(i), g_tables[i]);
   const char* env = std::getenv("HALFBYTE_ISA");
   if (env && *env) {
     try {
