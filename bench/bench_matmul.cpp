@@ -10,7 +10,8 @@
 // Shapes: K=N=4096, K=4096 N=11008 (Llama-7B MLP), K=576 N=1536 (SmolLM2 MLP),
 // and K=16384 N=16384+ weights over 256 MB (the DRAM-bound case); q8_0 at
 // M=1024 in MiniLM's shapes (an encoder batch: qkv, FFN up, FFN down, attention
-// out) with int and noint8 (the int16 path on avx512) precision.
+// out) with int and noint8 (the int16 path on avx2 and avx512) precision, and on avx2
+// float (the path noint8 took there before the int16 kernel).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -130,12 +131,15 @@ void register_all() {
         }
       }
     }
-    if (isa_name == "avx512" || isa_name == "amx")
-      for (ops::Precision prec : {ops::Precision::Int, ops::Precision::NoInt8})
+    if (isa_name == "avx2" || isa_name == "avx512" || isa_name == "amx")
+      for (ops::Precision prec : {ops::Precision::Int, ops::Precision::NoInt8, ops::Precision::Float})
         for (int threads : {1, 2})
           for (int64_t M : {256, 1024})
           for (const Shape& s : {Shape{1152, 384}, Shape{1536, 384}, Shape{384, 1536}, Shape{384, 384}}) {
-            const std::string name = "q8_0/" + isa_name + (prec == ops::Precision::Int ? "/int" : "/noint8") +
+            // Float: the path NoInt8 took on avx2 before it had the int16 kernel.
+            if (prec == ops::Precision::Float && isa_name != "avx2") continue;
+            const char* pname = prec == ops::Precision::Int ? "/int" : prec == ops::Precision::NoInt8 ? "/noint8" : "/float";
+            const std::string name = "q8_0/" + isa_name + pname +
                                      "/M" + std::to_string(M) + "/N" + std::to_string(s.N) + "/K" + std::to_string(s.K) + "/t" +
                                      std::to_string(threads);
             benchmark::RegisterBenchmark(name.c_str(), BM_matmul, "q8_0", isa_name, prec, M, s.N, s.K, threads)

@@ -135,7 +135,8 @@ struct KernelTable {
   QuantizeActFn quantize_act = nullptr;
   GemmIntFn gemm_int[kFamilies][2] = {};      // [family][bf16 scales]
   GemmFloatFn gemm_float[kFamilies][2] = {};
-  // The int16 path: set only by ISAs with a fast kernel for it (avx512: vpdpwssd);
+  // The int16 path: set only by ISAs with a fast kernel for it (avx2: vpmaddwd,
+  // avx512: vpdpwssd);
   // where null, NoInt8 takes the float path. The scalar reference is
   // scalar::gemm_i16, outside the table so that no ISA inherits it.
   QuantizeAct16Fn quantize_act16 = nullptr;
@@ -169,7 +170,7 @@ void fill_elementwise(KernelTable& t);
 void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta);
 GemmI16Fn gemm_i16(Family f);
 }  // namespace scalar
-namespace avx2 { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
+namespace avx2 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); }
 namespace avx512 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); void fill_elementwise(KernelTable& t); }
 namespace neon { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
 namespace neon_i8mm { void fill(KernelTable& t); }

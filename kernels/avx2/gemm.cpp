@@ -367,6 +367,7 @@ void fill(KernelTable& t) {
   set<kSym4>(t);
   set<kAffine4>(t);
   set<kQ8>(t);
+  fill_i16(t);
   fill_attention(t);
 }
 

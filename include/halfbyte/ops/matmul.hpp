@@ -25,7 +25,7 @@ enum class Precision : uint8_t {
             // M is large enough (bf16 activations, rounded per element: outlier
             // channels keep their precision); else int16 activations per 32-block
             // (each moves by at most amax/65534) where the ISA has that kernel
-            // (avx512, amx); else Float. For layers whose inputs have outlier
+            // (avx2, avx512, amx); else Float. For layers whose inputs have outlier
             // channels that int8 per 32-block loses.
 };
 

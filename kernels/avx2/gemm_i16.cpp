@@ -1,0 +1,221 @@
+// AVX2 kernels of the int16 path (kernel_table.hpp): activations quantized per
+// 32-block to int16, weights widened from the packed layout to int16 pairs in
+// registers, vpmaddwd (2 products per 32-bit lane). Bit for bit the scalar reference
+// (scalar::gemm_i16).
+//
+// Why it pays on AVX2: without VNNI the int8 path spends sign + maddubs + madd + add
+// on 4 k x 8 rows; int16 spends 2 madd + 2 add on the same, so it runs at about the
+// int8 rate while keeping outlier channels (kernel_table.hpp). Without it, NoInt8
+// layers (the encoder's LayerNorm-fed projections) took the fp32 FMA path.
+//
+// A 64-byte chunk of the packed matrix holds, per 32-bit lane (weight row), the
+// codes of 4 consecutive k; it is taken as two ymm halves of 8 rows. Widening works
+// on 16-bit words: q8: (w << 8) >> 8 is the int16 pair (k0, k2), w >> 8 the pair
+// (k1, k3); 4-bit: the low nibbles give k0..k3 and the high nibbles k16..k19 the
+// same way with masks. The activations are stored per 4-group as (x0, x2, x1, x3),
+// so each pair is one 32-bit broadcast and no horizontal sum is needed.
+#include <immintrin.h>
+
+#include <cstring>
+#include <type_traits>
+
+#include "kernel_table.hpp"
+
+namespace halfbyte::kernels::avx2 {
+namespace {
+
+// Internal linkage throughout (tests/install/check_isa_symbols.cmake).
+inline const uint8_t* group_ptr16(const Packed& w, int64_t g) { return w.data + size_t(g) * w.row_group_bytes; }
+
+template <bool BF>
+inline __m256 scales8(const uint8_t* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if constexpr (BF) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  else return _mm256_cvtph_ps(h);
+}
+
+inline __m256i bcast_pair(const int16_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+inline void pin16(__m256i& v) { __asm__("" : "+x"(v)); }
+
+inline __m256i ld(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+inline float hmax8(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+inline int hsum8(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+// Bit-identical to scalar::quantize_act16: d = amax/32767, q = nearbyint(x * id).
+void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta) {
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const __m256 zero = _mm256_setzero_ps();
+  // packs_epi32 interleaves the 128-bit lanes: (a0..3 b0..3 | a4..7 b4..7); with
+  // a = k 0..7 and b = k 8..15 this is k0-3, k8-11, k4-7, k12-15; the qword permute
+  // restores k order, then a byte shuffle puts each 4-group as k0, k2, k1, k3.
+  const __m256i order = _mm256_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15,  //
+                                         0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15);
+  for (int64_t b = 0; b < K / 32; ++b) {
+    const float* xb = x + b * 32;
+    __m256 v[4];
+    for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(xb + 8 * i);
+    // max(a, b) returns b when either is NaN: NaN inputs are ignored as std::fmax does.
+    const __m256 a01 = _mm256_max_ps(_mm256_and_ps(v[1], absmask), _mm256_max_ps(_mm256_and_ps(v[0], absmask), zero));
+    const __m256 a23 = _mm256_max_ps(_mm256_and_ps(v[3], absmask), _mm256_max_ps(_mm256_and_ps(v[2], absmask), zero));
+    const float amax = hmax8(_mm256_max_ps(a01, a23));
+    const float d = amax / 32767.0f;
+    const float id = d != 0.0f ? 32767.0f / amax : 0.0f;
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i q[4];
+    // cvtps rounds to nearest even (default MXCSR), as nearbyint does. int16_t(q)
+    // keeps the low 16 bits, which is what the scalar cast gives, also for the
+    // overflowed conversions (0x80000000 -> 0): mask, then unsigned saturation.
+    const __m256i lo16 = _mm256_set1_epi32(0xFFFF);
+    for (int i = 0; i < 4; ++i) q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], vid));
+    for (int h = 0; h < 2; ++h) {
+      const __m256i p = _mm256_packus_epi32(_mm256_and_si256(q[2 * h], lo16), _mm256_and_si256(q[2 * h + 1], lo16));
+      const __m256i r = _mm256_shuffle_epi8(_mm256_permute4x64_epi64(p, _MM_SHUFFLE(3, 1, 2, 0)), order);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + b * 32 + 16 * h), r);
+    }
+    const int32_t s = hsum8(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+    meta[b] = ActBlock{d, s, d * float(s)};
+  }
+}
+
+inline void store_rows8(float* yrow, int64_t n0, int64_t rows, __m256 v) {
+  if (n0 + 8 <= rows) {
+    _mm256_storeu_ps(yrow + n0, v);
+  } else if (n0 < rows) {
+    alignas(32) float tmp[8];
+    _mm256_store_ps(tmp, v);
+    for (int64_t r = 0; n0 + r < rows; ++r) yrow[n0 + r] = tmp[r];
+  }
+}
+
+// One row group (two 8-row halves) x MR activation rows starting at m, over all K.
+template <Family F, bool BF, int MR>
+void tile16(const Packed& w, const ActQ16& x, const GemmTask& t, int64_t g, int64_t m) {
+  constexpr bool kAffine = F == kAffine4;
+  const uint8_t* grp = group_ptr16(w, g);
+  const int64_t nb = x.K / 32;
+  const int16_t* xq[MR];
+  const ActBlock* xm[MR];
+  for (int i = 0; i < MR; ++i) {
+    xq[i] = x.qs + (m + i) * x.K;
+    xm[i] = x.meta + (m + i) * nb;
+  }
+  __m256 acc[MR][2];
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int64_t s = 0; s < w.scale_groups; ++s) {
+    const uint8_t* sg = grp + size_t(s) * w.scale_group_bytes;
+    for (int b = 0; b < w.bps; ++b) {
+      const uint8_t* sub = sg + w.header_bytes + size_t(b) * w.sub_block_bytes;
+      const int64_t kb = s * w.bps + b;
+      __m256i is[MR][2];
+      for (int i = 0; i < MR; ++i) is[i][0] = is[i][1] = _mm256_setzero_si256();
+      // Adds one (k0,k2)/(k1,k3) weight pair set to every row: a02/a13 are the
+      // positions of the activation pairs within the block.
+      auto step = [&](const __m256i (&e)[2], const __m256i (&o)[2], int a02) {
+#pragma GCC unroll 4
+        for (int i = 0; i < MR; ++i) {
+          const __m256i x02 = bcast_pair(xq[i] + kb * 32 + a02), x13 = bcast_pair(xq[i] + kb * 32 + a02 + 2);
+          for (int h = 0; h < 2; ++h) {
+            is[i][h] = _mm256_add_epi32(is[i][h], _mm256_madd_epi16(e[h], x02));
+            is[i][h] = _mm256_add_epi32(is[i][h], _mm256_madd_epi16(o[h], x13));
+            pin16(is[i][h]);
+          }
+        }
+      };
+      if constexpr (F == kQ8) {
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; ++c) {
+          __m256i e[2], o[2];
+          for (int h = 0; h < 2; ++h) {
+            const __m256i v = ld(sub + 64 * c + 32 * h);
+            e[h] = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);
+            o[h] = _mm256_srai_epi16(v, 8);
+          }
+          step(e, o, 4 * c);
+        }
+      } else {
+        const __m256i m4 = _mm256_set1_epi16(0x000F);
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; ++c) {
+          __m256i v[2], e[2], o[2];
+          for (int h = 0; h < 2; ++h) {
+            v[h] = ld(sub + 64 * c + 32 * h);
+            e[h] = _mm256_and_si256(v[h], m4);
+            o[h] = _mm256_and_si256(_mm256_srli_epi16(v[h], 8), m4);
+          }
+          step(e, o, 4 * c);
+          for (int h = 0; h < 2; ++h) {
+            e[h] = _mm256_and_si256(_mm256_srli_epi16(v[h], 4), m4);
+            o[h] = _mm256_srli_epi16(v[h], 12);
+          }
+          step(e, o, 16 + 4 * c);
+        }
+      }
+      const __m256 dw0 = scales8<BF>(sg), dw1 = scales8<BF>(sg + 16);
+#pragma GCC unroll 4
+      for (int i = 0; i < MR; ++i) {
+        const ActBlock& ab = xm[i][kb];
+        const __m256 d = _mm256_set1_ps(ab.d);
+        for (int h = 0; h < 2; ++h) {
+          __m256i isum = is[i][h];
+          if constexpr (F == kSym4) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * ab.s));
+          acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(h ? dw1 : dw0, d), acc[i][h]);
+          if constexpr (kAffine)
+            acc[i][h] = _mm256_fmadd_ps(scales8<BF>(sg + 32 + 16 * h), _mm256_set1_ps(ab.ds), acc[i][h]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int h = 0; h < 2; ++h) store_rows8(t.y + (m + i) * t.ldy, g * 16 + 8 * h, w.rows, acc[i][h]);
+}
+
+constexpr int64_t kPanelBytes16 = 192 * 1024;  // weight panel kept in L2 while rows of x pass
+
+template <Family F, bool BF>
+void gemm_i16(const Packed& w, const ActQ16& x, const GemmTask& t) {
+  constexpr int MR = 4;
+  const int64_t rgb = int64_t(w.row_group_bytes);
+  const int64_t gb = rgb > 0 && rgb < kPanelBytes16 ? kPanelBytes16 / rgb : 1;
+  for (int64_t p0 = t.g0; p0 < t.g1; p0 += gb) {
+    const int64_t p1 = p0 + gb < t.g1 ? p0 + gb : t.g1;
+    int64_t m = t.m0;
+    for (; m + MR <= t.m1; m += MR)
+      for (int64_t g = p0; g < p1; ++g) tile16<F, BF, MR>(w, x, t, g, m);
+    for (; m < t.m1; ++m)
+      for (int64_t g = p0; g < p1; ++g) tile16<F, BF, 1>(w, x, t, g, m);
+  }
+}
+
+template <Family F>
+void set16(KernelTable& t) {
+  t.gemm_i16[F][0] = gemm_i16<F, false>;
+  t.gemm_i16[F][1] = gemm_i16<F, true>;
+}
+
+}  // namespace
+
+void fill_i16(KernelTable& t) {
+  t.quantize_act16 = quantize_act16;
+  set16<kSym4>(t);
+  set16<kAffine4>(t);
+  set16<kQ8>(t);
+}
+
+}  // namespace halfbyte::kernels::avx2
