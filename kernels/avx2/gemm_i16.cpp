@@ -16,7 +16,9 @@
 // so each pair is one 32-bit broadcast and no horizontal sum is needed.
 #include <immintrin.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <type_traits>
 
 #include "kernel_table.hpp"
@@ -188,8 +190,9 @@ void tile16(const Packed& w, const ActQ16& x, const GemmTask& t, int64_t g, int6
 
 constexpr int64_t kPanelBytes16 = 192 * 1024;  // weight panel kept in L2 while rows of x pass
 
+// Few rows: the weights widened in the tile, a panel of groups at a time.
 template <Family F, bool BF>
-void gemm_i16(const Packed& w, const ActQ16& x, const GemmTask& t) {
+void gemm_i16_few(const Packed& w, const ActQ16& x, const GemmTask& t) {
   constexpr int MR = 4;
   const int64_t rgb = int64_t(w.row_group_bytes);
   const int64_t gb = rgb > 0 && rgb < kPanelBytes16 ? kPanelBytes16 / rgb : 1;
@@ -200,6 +203,143 @@ void gemm_i16(const Packed& w, const ActQ16& x, const GemmTask& t) {
       for (int64_t g = p0; g < p1; ++g) tile16<F, BF, MR>(w, x, t, g, m);
     for (; m < t.m1; ++m)
       for (int64_t g = p0; g < p1; ++g) tile16<F, BF, 1>(w, x, t, g, m);
+  }
+}
+
+// ---- many rows: row groups widened once (arrange16), then every row against them ----
+//
+// Arranged group, per 32-k block: 16 steps h = 2c + (0: (k0, k2), 1: (k1, k3)) of 4 k,
+// each 64 bytes: the int16 weight pairs of rows 0-7 then 8-15, in the order the
+// activations are stored, so a step is one 32-bit broadcast per row and two vpmaddwd;
+// q4_0 codes are stored minus 8 (the same integer sum as subtracting 8 s). Then 16 fp32
+// scales (and, affine, 16 fp32 mins).
+template <Family F>
+constexpr size_t arranged16_bytes() {
+  return 1024 + (F == kAffine4 ? 128 : 64);
+}
+
+template <Family F, bool BF>
+void arrange16(const Packed& w, int64_t g, uint8_t* out) {
+  const uint8_t* grp = group_ptr16(w, g);
+  const int64_t nb = w.cols / 32;
+  const __m256i m4 = _mm256_set1_epi16(0x000F), eight = _mm256_set1_epi16(8);
+  for (int64_t kb = 0; kb < nb; ++kb) {
+    const int64_t s = kb / w.bps, b = kb % w.bps;
+    const uint8_t* sg = grp + size_t(s) * w.scale_group_bytes;
+    const uint8_t* sub = sg + w.header_bytes + size_t(b) * w.sub_block_bytes;
+    uint8_t* dst = out + size_t(kb) * arranged16_bytes<F>();
+    auto put = [&](int step, int h, __m256i v) {
+      if constexpr (F == kSym4) v = _mm256_sub_epi16(v, eight);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 64 * step + 32 * h), v);
+    };
+    for (int h = 0; h < 2; ++h) {
+      if constexpr (F == kQ8) {
+        for (int c = 0; c < 8; ++c) {
+          const __m256i v = ld(sub + 64 * c + 32 * h);
+          put(2 * c, h, _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8));
+          put(2 * c + 1, h, _mm256_srai_epi16(v, 8));
+        }
+      } else {
+        for (int c = 0; c < 4; ++c) {
+          const __m256i v = ld(sub + 64 * c + 32 * h);
+          put(2 * c, h, _mm256_and_si256(v, m4));
+          put(2 * c + 1, h, _mm256_and_si256(_mm256_srli_epi16(v, 8), m4));
+          put(8 + 2 * c, h, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+          put(8 + 2 * c + 1, h, _mm256_srli_epi16(v, 12));
+        }
+      }
+      float* sc = reinterpret_cast<float*>(dst + 1024);
+      _mm256_storeu_ps(sc + 8 * h, scales8<BF>(sg + 16 * h));
+      if constexpr (F == kAffine4) _mm256_storeu_ps(sc + 16 + 8 * h, scales8<BF>(sg + 32 + 16 * h));
+    }
+  }
+}
+
+// MR rows of x against one arranged group: 2 * MR integer sums per block, 2 * MR fp32
+// accumulators (MR = 3 fills the 16 ymm registers with the weight pair and a broadcast).
+template <Family F, int MR>
+void tile16_arranged(const uint8_t* wa, const ActQ16& x, int64_t g, int64_t m, int64_t rows, float* y,
+                     int64_t ldy) {
+  const int64_t nb = x.K / 32;
+  const int16_t* xr[MR];
+  for (int i = 0; i < MR; ++i) xr[i] = x.qs + (m + i) * x.K;
+  const ActBlock* xm = x.meta + m * nb;
+  // The fp32 sums live in L1 (one load and store per block): in registers, with the
+  // 2 * MR integer sums, they would not leave room for MR = 4.
+  alignas(32) float acc[MR][2][8] = {};
+  for (int64_t kb = 0; kb < nb; ++kb) {
+    const uint8_t* blk = wa + size_t(kb) * arranged16_bytes<F>();
+    __m256i is[MR][2];
+    for (int i = 0; i < MR; ++i) is[i][0] = is[i][1] = _mm256_setzero_si256();
+#pragma GCC unroll 16
+    for (int st = 0; st < 16; ++st) {
+      const __m256i w0 = ld(blk + 64 * st), w1 = ld(blk + 64 * st + 32);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const __m256i xb = bcast_pair(xr[i] + kb * 32 + 2 * st);
+        is[i][0] = _mm256_add_epi32(is[i][0], _mm256_madd_epi16(w0, xb));
+        is[i][1] = _mm256_add_epi32(is[i][1], _mm256_madd_epi16(w1, xb));
+        pin16(is[i][0]);
+        pin16(is[i][1]);
+      }
+    }
+    const float* sc = reinterpret_cast<const float*>(blk + 1024);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const ActBlock& ab = xm[i * nb + kb];
+      const __m256 d = _mm256_set1_ps(ab.d);
+      for (int h = 0; h < 2; ++h) {
+        __m256 a = _mm256_load_ps(acc[i][h]);
+        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(_mm256_loadu_ps(sc + 8 * h), d), a);
+        if constexpr (F == kAffine4) a = _mm256_fmadd_ps(_mm256_loadu_ps(sc + 16 + 8 * h), _mm256_set1_ps(ab.ds), a);
+        _mm256_store_ps(acc[i][h], a);
+      }
+    }
+    __asm__ volatile("" ::: "memory");  // keeps acc in memory
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int h = 0; h < 2; ++h) store_rows8(y + (m + i) * ldy, g * 16 + 8 * h, rows, _mm256_load_ps(acc[i][h]));
+}
+
+// A thread's buffer of arranged groups (64-byte aligned, kept across calls).
+struct ArrangedBuf {
+  uint8_t* p = nullptr;
+  size_t n = 0;
+  uint8_t* get(size_t need) {
+    if (need > n) {
+      std::free(p);
+      p = static_cast<uint8_t*>(std::aligned_alloc(64, (need + 63) / 64 * 64));
+      if (!p) {
+        n = 0;
+        throw std::bad_alloc();
+      }
+      n = need;
+    }
+    return p;
+  }
+  ~ArrangedBuf() { std::free(p); }
+};
+
+constexpr int kMRA16 = 4;                // rows of x per arranged tile
+constexpr int64_t kArrangeMinRows16 = 8;  // from here widening once beats widening per tile
+constexpr size_t kArrangedPanel = 96 * 1024;  // arranged groups per panel (L2)
+
+template <Family F, bool BF>
+void gemm_i16(const Packed& w, const ActQ16& x, const GemmTask& t) {
+  if (t.m1 - t.m0 < kArrangeMinRows16) return gemm_i16_few<F, BF>(w, x, t);
+  const size_t gbytes = size_t(x.K / 32) * arranged16_bytes<F>();
+  const int64_t pg = gbytes < kArrangedPanel ? int64_t(kArrangedPanel / gbytes) : 1;
+  thread_local ArrangedBuf buf;
+  uint8_t* wa = buf.get(size_t(pg) * gbytes);
+  for (int64_t p0 = t.g0; p0 < t.g1; p0 += pg) {
+    const int64_t p1 = p0 + pg < t.g1 ? p0 + pg : t.g1;
+    for (int64_t g = p0; g < p1; ++g) arrange16<F, BF>(w, g, wa + size_t(g - p0) * gbytes);
+    int64_t m = t.m0;
+    for (; m + kMRA16 <= t.m1; m += kMRA16)
+      for (int64_t g = p0; g < p1; ++g)
+        tile16_arranged<F, kMRA16>(wa + size_t(g - p0) * gbytes, x, g, m, w.rows, t.y, t.ldy);
+    for (; m < t.m1; ++m)
+      for (int64_t g = p0; g < p1; ++g) tile16_arranged<F, 1>(wa + size_t(g - p0) * gbytes, x, g, m, w.rows, t.y, t.ldy);
   }
 }
 
