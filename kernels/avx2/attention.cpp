@@ -85,7 +85,7 @@ float softmax_row(float* s, int64_t n) {
   for (int64_t j = 0; j < full; j += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(s + j));
   float m = hmax(mx);
   for (int64_t j = full; j < n; ++j) m = std::max(m, s[j]);
-  for (int64_t j = n; j < full + 8; ++j) s[j] = -INFINITY;  // the tail vector's padding
+  for (int64_t j = n; j < (n + 7) / 8 * 8; ++j) s[j] = -INFINITY;  // the tail vector's padding (none when 8 | n)
   const __m256 mv = _mm256_set1_ps(m);
   __m256 sum = _mm256_setzero_ps();
   for (int64_t j = 0; j < n; j += 8) {
