@@ -170,7 +170,7 @@ void fill_elementwise(KernelTable& t);
 void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta);
 GemmI16Fn gemm_i16(Family f);
 }  // namespace scalar
-namespace avx2 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); }
+namespace avx2 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); void fill_elementwise(KernelTable& t); }
 namespace avx512 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); void fill_elementwise(KernelTable& t); }
 namespace neon { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
 namespace neon_i8mm { void fill(KernelTable& t); }

@@ -368,6 +368,7 @@ void fill(KernelTable& t) {
   set<kAffine4>(t);
   set<kQ8>(t);
   fill_i16(t);
+  fill_elementwise(t);
   fill_attention(t);
 }
 
