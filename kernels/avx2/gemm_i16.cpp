@@ -266,7 +266,13 @@ void tile16_arranged(const uint8_t* wa, const ActQ16& x, int64_t g, int64_t m, i
   const ActBlock* xm = x.meta + m * nb;
   // The fp32 sums live in L1 (one load and store per block): in registers, with the
   // 2 * MR integer sums, they would not leave room for MR = 4.
-  alignas(32) float acc[MR][2][8] = {};
+  alignas(32) float acc[MR][2][8];
+  {
+    __m256 z = _mm256_setzero_ps();
+    __asm__("" : "+x"(z));  // vector stores, not a memset call (rep stos: ~8% of the tile)
+    for (int i = 0; i < MR; ++i)
+      for (int h = 0; h < 2; ++h) _mm256_store_ps(acc[i][h], z);
+  }
   for (int64_t kb = 0; kb < nb; ++kb) {
     const uint8_t* blk = wa + size_t(kb) * arranged16_bytes<F>();
     __m256i is[MR][2];
@@ -322,7 +328,7 @@ struct ArrangedBuf {
 
 constexpr int kMRA16 = 4;                // rows of x per arranged tile
 constexpr int64_t kArrangeMinRows16 = 8;  // from here widening once beats widening per tile
-constexpr size_t kArrangedPanel = 96 * 1024;  // arranged groups per panel (L2)
+constexpr size_t kArrangedPanel = 256 * 1024;  // arranged groups per panel (L2; 96 KB measured slower)
 
 template <Family F, bool BF>
 void gemm_i16(const Packed& w, const ActQ16& x, const GemmTask& t) {
