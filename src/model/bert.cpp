@@ -60,7 +60,7 @@ Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& pre
     : file_(f), c_(c), n_threads_(n_threads) {
   other_precision_ = precision == MatmulPrecision::Float ? ops::Precision::Float : ops::Precision::Auto;
   // Auto: no int8 activations for the LayerNorm-fed layers: bf16 tiles on AMX, else
-  // the float path.
+  // int16 activations (avx2, avx512), else the float path.
   ln_precision_ = precision == MatmulPrecision::Int     ? ops::Precision::Int
                   : precision == MatmulPrecision::Float ? ops::Precision::Float
                                                         : ops::Precision::NoInt8;

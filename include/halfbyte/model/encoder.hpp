@@ -71,7 +71,8 @@ struct EncoderConfig {
 enum class MatmulPrecision {
   Auto,   // int8 activations, except for the two layers fed by LayerNorm outputs
           // (query/key/value and the FFN's first layer): their outlier channels lose
-          // too much in int8, so those run on the float path
+          // too much in int8, so those run with ops::Precision::NoInt8 (int16
+          // activations on avx2/avx512, bf16 tiles on AMX)
   Int,    // int8 activations everywhere (fastest)
   Float,  // fp32 activations against dequantized weights everywhere
 };
