@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "avx2/simd_common.hpp"
 #include "kernel_table.hpp"
 
 namespace halfbyte::kernels::avx2 {
@@ -39,19 +40,6 @@ inline __m256 load8(const uint16_t* p) {
 }
 inline float load1(const float* p) { return *p; }
 inline float load1(const uint16_t* p) { return _cvtsh_ss(*p); }
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-inline float hmax(__m256 v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_max_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 template <class T, int MR>
 void scores(const AttnArgs& a, int m0) {

@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "avx2/simd_common.hpp"
 #include "kernel_table.hpp"
 
 namespace halfbyte::kernels::avx2 {
@@ -45,13 +46,6 @@ inline void store_n(float* p, int64_t left, __m256i k, __m256 v) {
   else _mm256_maskstore_ps(p, k, v);
 }
 
-inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 void gelu(float* x, const float* bias, int64_t n) {
   const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), rsqrt2 = _mm256_set1_ps(0.70710678118654752f);
   for (int64_t i = 0; i < n; i += 8) {
@@ -76,7 +70,7 @@ void add_layer_norm(float* x, const float* a, const float* bias, int64_t n, cons
     store_n(x + i, left, k, v);
     sum = _mm256_add_ps(sum, v);
   }
-  const float mean = hsum8(sum) / float(n);
+  const float mean = hsum(sum) / float(n);
   const __m256 vm = _mm256_set1_ps(mean);
   __m256 sq = _mm256_setzero_ps();
   for (int64_t i = 0; i < n; i += 8) {
@@ -85,7 +79,7 @@ void add_layer_norm(float* x, const float* a, const float* bias, int64_t n, cons
     const __m256 d = _mm256_and_ps(_mm256_sub_ps(load_n(x + i, left, k), vm), _mm256_castsi256_ps(k));
     sq = _mm256_fmadd_ps(d, d, sq);
   }
-  const float inv = 1.0f / std::sqrt(hsum8(sq) / float(n) + eps);
+  const float inv = 1.0f / std::sqrt(hsum(sq) / float(n) + eps);
   const __m256 vi = _mm256_set1_ps(inv);
   for (int64_t i = 0; i < n; i += 8) {
     const int64_t left = n - i;

@@ -29,51 +29,13 @@
 #include <cstring>
 #include <type_traits>
 
+#include "avx2/simd_common.hpp"
 #include "kernel_table.hpp"
 
 namespace halfbyte::kernels::avx2 {
 namespace {
 
-// Everything here has internal linkage and no inline function of a shared header is
-// called: a copy compiled with AVX2 flags could be the one the linker keeps for the
-// whole program (tests/install/check_isa_symbols.cmake checks the object).
-inline const uint8_t* group_ptr(const Packed& w, int64_t g) { return w.data + size_t(g) * w.row_group_bytes; }
-
 constexpr int64_t kPanelBytes = 192 * 1024;  // weight panel kept in L2 while x passes (tried 36-768 KB)
-
-// 8 consecutive 16-bit scales (fp16 or bf16) -> fp32, exactly.
-template <bool BF>
-inline __m256 load_scales8(const uint8_t* p) {
-  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  if constexpr (BF) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  else return _mm256_cvtph_ps(h);
-}
-
-inline __m256i bcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
-
-// An opaque use: stops the compiler from reassociating a sum of many products into
-// a tree that keeps them all live (it spills them to the stack otherwise).
-inline void pin(__m256i& v) { __asm__("" : "+x"(v)); }
-
-inline __m256i load256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-
-inline int hsum_epi32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm_cvtsi128_si32(s);
-}
-
-inline float hmax_ps(__m256 v) {  // v has no NaN
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_movehdup_ps(m));
-  return _mm_cvtss_f32(m);
-}
 
 // ---- activation quantization (bit-identical to scalar::quantize_act) --------------
 
@@ -89,7 +51,7 @@ void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
     // ignores NaN inputs as std::fmax does.
     const __m256 a01 = _mm256_max_ps(_mm256_and_ps(v1, absmask), _mm256_max_ps(_mm256_and_ps(v0, absmask), zero));
     const __m256 a23 = _mm256_max_ps(_mm256_and_ps(v3, absmask), _mm256_max_ps(_mm256_and_ps(v2, absmask), zero));
-    const float amax = hmax_ps(_mm256_max_ps(a01, a23));
+    const float amax = hmax(_mm256_max_ps(a01, a23));
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 127.0f / amax : 0.0f;
     const __m256 vid = _mm256_set1_ps(id);
@@ -113,17 +75,6 @@ void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
 
 // ---- integer path ------------------------------------------------------------------
 
-// Writes 8 lanes (rows n0 .. n0 + 7) of one output row, only the valid ones.
-inline void store8(float* yrow, int64_t n0, int64_t rows, __m256 v) {
-  if (n0 + 8 <= rows) {
-    _mm256_storeu_ps(yrow + n0, v);
-  } else if (n0 < rows) {
-    alignas(32) float tmp[8];
-    _mm256_store_ps(tmp, v);
-    for (int64_t r = 0; n0 + r < rows; ++r) yrow[n0 + r] = tmp[r];
-  }
-}
-
 // One row group (two 8-row halves, NH) x MR activation rows starting at m, over
 // all of K. (Running the halves one after the other, to free registers for MR,
 // measured slower.)
@@ -140,9 +91,10 @@ void int_tile(const Packed& w, const ActQ8& x, const GemmTask& t, int64_t g, int
     xm[i] = x.meta + (m + i) * nb;
   }
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[MR][NH];
-  for (int i = 0; i < MR; ++i)
-    for (int h = 0; h < NH; ++h) acc[i][h] = _mm256_setzero_ps();
+  // The fp32 sums live in L1 (one load and store per block): in registers, beside
+  // the 2 * MR integer sums and the weights, they spilled anyway.
+  alignas(32) float acc[MR][NH][8];
+  zero_sums(acc);
 
   const size_t sgb = w.scale_group_bytes, hb = w.header_bytes, sbb = w.sub_block_bytes;
   const int bps = w.bps;
@@ -206,14 +158,16 @@ void int_tile(const Packed& w, const ActQ8& x, const GemmTask& t, int64_t g, int
         const __m256 d = _mm256_set1_ps(ab.d);
         for (int h = 0; h < NH; ++h) {
           if constexpr (F == kSym4) isum[i][h] = _mm256_sub_epi32(isum[i][h], _mm256_set1_epi32(8 * ab.s));
-          acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][h]), _mm256_mul_ps(dw[h], d), acc[i][h]);
-          if constexpr (kAffine) acc[i][h] = _mm256_fmadd_ps(mw[h], _mm256_set1_ps(ab.ds), acc[i][h]);
+          __m256 a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][h]), _mm256_mul_ps(dw[h], d), _mm256_load_ps(acc[i][h]));
+          if constexpr (kAffine) a = _mm256_fmadd_ps(mw[h], _mm256_set1_ps(ab.ds), a);
+          _mm256_store_ps(acc[i][h], a);
         }
       }
+      __asm__ volatile("" ::: "memory");  // keeps acc in memory
     }
   }
   for (int i = 0; i < MR; ++i)
-    for (int h = 0; h < NH; ++h) store8(t.y + (m + i) * t.ldy, g * 16 + 8 * h, w.rows, acc[i][h]);
+    for (int h = 0; h < NH; ++h) store8(t.y + (m + i) * t.ldy, g * 16 + 8 * h, w.rows, _mm256_load_ps(acc[i][h]));
 }
 
 // Row groups in panels of ~kPanelBytes; within a panel, MR rows of x at a time

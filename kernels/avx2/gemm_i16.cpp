@@ -21,44 +21,11 @@
 #include <new>
 #include <type_traits>
 
+#include "avx2/simd_common.hpp"
 #include "kernel_table.hpp"
 
 namespace halfbyte::kernels::avx2 {
 namespace {
-
-// Internal linkage throughout (tests/install/check_isa_symbols.cmake).
-inline const uint8_t* group_ptr16(const Packed& w, int64_t g) { return w.data + size_t(g) * w.row_group_bytes; }
-
-template <bool BF>
-inline __m256 scales8(const uint8_t* p) {
-  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  if constexpr (BF) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  else return _mm256_cvtph_ps(h);
-}
-
-inline __m256i bcast_pair(const int16_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
-
-inline void pin16(__m256i& v) { __asm__("" : "+x"(v)); }
-
-inline __m256i ld(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-
-inline float hmax8(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_movehdup_ps(m));
-  return _mm_cvtss_f32(m);
-}
-
-inline int hsum8(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm_cvtsi128_si32(s);
-}
 
 // Bit-identical to scalar::quantize_act16: d = amax/32767, q = nearbyint(x * id).
 void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta) {
@@ -76,7 +43,7 @@ void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta) {
     // max(a, b) returns b when either is NaN: NaN inputs are ignored as std::fmax does.
     const __m256 a01 = _mm256_max_ps(_mm256_and_ps(v[1], absmask), _mm256_max_ps(_mm256_and_ps(v[0], absmask), zero));
     const __m256 a23 = _mm256_max_ps(_mm256_and_ps(v[3], absmask), _mm256_max_ps(_mm256_and_ps(v[2], absmask), zero));
-    const float amax = hmax8(_mm256_max_ps(a01, a23));
+    const float amax = hmax(_mm256_max_ps(a01, a23));
     const float d = amax / 32767.0f;
     const float id = d != 0.0f ? 32767.0f / amax : 0.0f;
     const __m256 vid = _mm256_set1_ps(id);
@@ -91,18 +58,8 @@ void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta) {
       const __m256i r = _mm256_shuffle_epi8(_mm256_permute4x64_epi64(p, _MM_SHUFFLE(3, 1, 2, 0)), order);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + b * 32 + 16 * h), r);
     }
-    const int32_t s = hsum8(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+    const int32_t s = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
     meta[b] = ActBlock{d, s, d * float(s)};
-  }
-}
-
-inline void store_rows8(float* yrow, int64_t n0, int64_t rows, __m256 v) {
-  if (n0 + 8 <= rows) {
-    _mm256_storeu_ps(yrow + n0, v);
-  } else if (n0 < rows) {
-    alignas(32) float tmp[8];
-    _mm256_store_ps(tmp, v);
-    for (int64_t r = 0; n0 + r < rows; ++r) yrow[n0 + r] = tmp[r];
   }
 }
 
@@ -110,7 +67,7 @@ inline void store_rows8(float* yrow, int64_t n0, int64_t rows, __m256 v) {
 template <Family F, bool BF, int MR>
 void tile16(const Packed& w, const ActQ16& x, const GemmTask& t, int64_t g, int64_t m) {
   constexpr bool kAffine = F == kAffine4;
-  const uint8_t* grp = group_ptr16(w, g);
+  const uint8_t* grp = group_ptr(w, g);
   const int64_t nb = x.K / 32;
   const int16_t* xq[MR];
   const ActBlock* xm[MR];
@@ -132,11 +89,11 @@ void tile16(const Packed& w, const ActQ16& x, const GemmTask& t, int64_t g, int6
       auto step = [&](const __m256i (&e)[2], const __m256i (&o)[2], int a02) {
 #pragma GCC unroll 4
         for (int i = 0; i < MR; ++i) {
-          const __m256i x02 = bcast_pair(xq[i] + kb * 32 + a02), x13 = bcast_pair(xq[i] + kb * 32 + a02 + 2);
+          const __m256i x02 = bcast4(xq[i] + kb * 32 + a02), x13 = bcast4(xq[i] + kb * 32 + a02 + 2);
           for (int h = 0; h < 2; ++h) {
             is[i][h] = _mm256_add_epi32(is[i][h], _mm256_madd_epi16(e[h], x02));
             is[i][h] = _mm256_add_epi32(is[i][h], _mm256_madd_epi16(o[h], x13));
-            pin16(is[i][h]);
+            pin(is[i][h]);
           }
         }
       };
@@ -145,7 +102,7 @@ void tile16(const Packed& w, const ActQ16& x, const GemmTask& t, int64_t g, int6
         for (int c = 0; c < 8; ++c) {
           __m256i e[2], o[2];
           for (int h = 0; h < 2; ++h) {
-            const __m256i v = ld(sub + 64 * c + 32 * h);
+            const __m256i v = load256(sub + 64 * c + 32 * h);
             e[h] = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);
             o[h] = _mm256_srai_epi16(v, 8);
           }
@@ -157,7 +114,7 @@ void tile16(const Packed& w, const ActQ16& x, const GemmTask& t, int64_t g, int6
         for (int c = 0; c < 4; ++c) {
           __m256i v[2], e[2], o[2];
           for (int h = 0; h < 2; ++h) {
-            v[h] = ld(sub + 64 * c + 32 * h);
+            v[h] = load256(sub + 64 * c + 32 * h);
             e[h] = _mm256_and_si256(v[h], m4);
             o[h] = _mm256_and_si256(_mm256_srli_epi16(v[h], 8), m4);
           }
@@ -169,7 +126,7 @@ void tile16(const Packed& w, const ActQ16& x, const GemmTask& t, int64_t g, int6
           step(e, o, 16 + 4 * c);
         }
       }
-      const __m256 dw0 = scales8<BF>(sg), dw1 = scales8<BF>(sg + 16);
+      const __m256 dw0 = load_scales8<BF>(sg), dw1 = load_scales8<BF>(sg + 16);
 #pragma GCC unroll 4
       for (int i = 0; i < MR; ++i) {
         const ActBlock& ab = xm[i][kb];
@@ -179,13 +136,13 @@ void tile16(const Packed& w, const ActQ16& x, const GemmTask& t, int64_t g, int6
           if constexpr (F == kSym4) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * ab.s));
           acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(h ? dw1 : dw0, d), acc[i][h]);
           if constexpr (kAffine)
-            acc[i][h] = _mm256_fmadd_ps(scales8<BF>(sg + 32 + 16 * h), _mm256_set1_ps(ab.ds), acc[i][h]);
+            acc[i][h] = _mm256_fmadd_ps(load_scales8<BF>(sg + 32 + 16 * h), _mm256_set1_ps(ab.ds), acc[i][h]);
         }
       }
     }
   }
   for (int i = 0; i < MR; ++i)
-    for (int h = 0; h < 2; ++h) store_rows8(t.y + (m + i) * t.ldy, g * 16 + 8 * h, w.rows, acc[i][h]);
+    for (int h = 0; h < 2; ++h) store8(t.y + (m + i) * t.ldy, g * 16 + 8 * h, w.rows, acc[i][h]);
 }
 
 constexpr int64_t kPanelBytes16 = 192 * 1024;  // weight panel kept in L2 while rows of x pass
@@ -220,7 +177,7 @@ constexpr size_t arranged16_bytes() {
 
 template <Family F, bool BF>
 void arrange16(const Packed& w, int64_t g, uint8_t* out) {
-  const uint8_t* grp = group_ptr16(w, g);
+  const uint8_t* grp = group_ptr(w, g);
   const int64_t nb = w.cols / 32;
   const __m256i m4 = _mm256_set1_epi16(0x000F), eight = _mm256_set1_epi16(8);
   for (int64_t kb = 0; kb < nb; ++kb) {
@@ -235,13 +192,13 @@ void arrange16(const Packed& w, int64_t g, uint8_t* out) {
     for (int h = 0; h < 2; ++h) {
       if constexpr (F == kQ8) {
         for (int c = 0; c < 8; ++c) {
-          const __m256i v = ld(sub + 64 * c + 32 * h);
+          const __m256i v = load256(sub + 64 * c + 32 * h);
           put(2 * c, h, _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8));
           put(2 * c + 1, h, _mm256_srai_epi16(v, 8));
         }
       } else {
         for (int c = 0; c < 4; ++c) {
-          const __m256i v = ld(sub + 64 * c + 32 * h);
+          const __m256i v = load256(sub + 64 * c + 32 * h);
           put(2 * c, h, _mm256_and_si256(v, m4));
           put(2 * c + 1, h, _mm256_and_si256(_mm256_srli_epi16(v, 8), m4));
           put(8 + 2 * c, h, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
@@ -249,8 +206,8 @@ void arrange16(const Packed& w, int64_t g, uint8_t* out) {
         }
       }
       float* sc = reinterpret_cast<float*>(dst + 1024);
-      _mm256_storeu_ps(sc + 8 * h, scales8<BF>(sg + 16 * h));
-      if constexpr (F == kAffine4) _mm256_storeu_ps(sc + 16 + 8 * h, scales8<BF>(sg + 32 + 16 * h));
+      _mm256_storeu_ps(sc + 8 * h, load_scales8<BF>(sg + 16 * h));
+      if constexpr (F == kAffine4) _mm256_storeu_ps(sc + 16 + 8 * h, load_scales8<BF>(sg + 32 + 16 * h));
     }
   }
 }
@@ -267,26 +224,21 @@ void tile16_arranged(const uint8_t* wa, const ActQ16& x, int64_t g, int64_t m, i
   // The fp32 sums live in L1 (one load and store per block): in registers, with the
   // 2 * MR integer sums, they would not leave room for MR = 4.
   alignas(32) float acc[MR][2][8];
-  {
-    __m256 z = _mm256_setzero_ps();
-    __asm__("" : "+x"(z));  // vector stores, not a memset call (rep stos: ~8% of the tile)
-    for (int i = 0; i < MR; ++i)
-      for (int h = 0; h < 2; ++h) _mm256_store_ps(acc[i][h], z);
-  }
+  zero_sums(acc);
   for (int64_t kb = 0; kb < nb; ++kb) {
     const uint8_t* blk = wa + size_t(kb) * arranged16_bytes<F>();
     __m256i is[MR][2];
     for (int i = 0; i < MR; ++i) is[i][0] = is[i][1] = _mm256_setzero_si256();
 #pragma GCC unroll 16
     for (int st = 0; st < 16; ++st) {
-      const __m256i w0 = ld(blk + 64 * st), w1 = ld(blk + 64 * st + 32);
+      const __m256i w0 = load256(blk + 64 * st), w1 = load256(blk + 64 * st + 32);
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
-        const __m256i xb = bcast_pair(xr[i] + kb * 32 + 2 * st);
+        const __m256i xb = bcast4(xr[i] + kb * 32 + 2 * st);
         is[i][0] = _mm256_add_epi32(is[i][0], _mm256_madd_epi16(w0, xb));
         is[i][1] = _mm256_add_epi32(is[i][1], _mm256_madd_epi16(w1, xb));
-        pin16(is[i][0]);
-        pin16(is[i][1]);
+        pin(is[i][0]);
+        pin(is[i][1]);
       }
     }
     const float* sc = reinterpret_cast<const float*>(blk + 1024);
@@ -304,7 +256,7 @@ void tile16_arranged(const uint8_t* wa, const ActQ16& x, int64_t g, int64_t m, i
     __asm__ volatile("" ::: "memory");  // keeps acc in memory
   }
   for (int i = 0; i < MR; ++i)
-    for (int h = 0; h < 2; ++h) store_rows8(y + (m + i) * ldy, g * 16 + 8 * h, rows, _mm256_load_ps(acc[i][h]));
+    for (int h = 0; h < 2; ++h) store8(y + (m + i) * ldy, g * 16 + 8 * h, rows, _mm256_load_ps(acc[i][h]));
 }
 
 // A thread's buffer of arranged groups (64-byte aligned, kept across calls).
