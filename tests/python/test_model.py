@@ -22,7 +22,7 @@ import pytest
 
 import halfbyte
 from gguf_models import VOCABS, write_dequantized_copy, write_random_llama
-from llama_cpp_ref import llama_cpp_logits
+from llama_cpp_ref import assert_greedy_agrees, llama_cpp_logits
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
 
@@ -94,9 +94,9 @@ def test_random_models_int_path_matches_llama_cpp(random_model):
 SMOLLM2 = os.environ.get("HALFBYTE_SMOLLM2", os.path.join(os.path.dirname(__file__), "..", "..", "models",
                                                             "SmolLM2-135M-Instruct.Q4_1.gguf"))
 needs_smollm2 = pytest.mark.skipif(not os.path.exists(SMOLLM2), reason="SmolLM2 not fetched (examples/fetch_smollm2.sh)")
-# Greedy text is compared on prompts that halfbyte and llama.cpp continue alike for
-# 32 tokens. Where two candidates are within the int8-activation noise, each may pick
-# a different one: "The capital of France is" reaches "approximately 3" after 17
+# Greedy tokens are compared teacher-forced on llama.cpp's continuation, near-ties
+# allowed (llama_cpp_ref.assert_greedy_agrees). Where two candidates are within the
+# int8-activation noise, each program may pick a different one: "The capital of France is" reaches "approximately 3" after 17
 # tokens with '1' and '2' 0.06 apart in llama.cpp's own logits (0.03-0.05 in
 # halfbyte's, depending on the KV cache type), and the text splits there. Against
 # the exact-arithmetic model (the f32 copy) halfbyte's int path agreed as long as or
@@ -119,7 +119,9 @@ def test_smollm2_greedy_text_matches_llama_cpp():
             ours = m.generate(prompt, max_tokens=32)
             ref = llm(prompt, max_tokens=32, temperature=0.0, top_k=1)["choices"][0]["text"]
             print(f"{prompt!r}\n  halfbyte : {ours!r}\n  llama.cpp: {ref!r}")
-            assert ours == ref
+            # The free-running texts may split at a near-tie (llama_cpp_ref.py): the
+            # check is teacher-forced on llama.cpp's tokens.
+            assert_greedy_agrees(m, llm, prompt)
             llm.reset()
             llm.eval(ids)
             ref_logits = np.array(llm.scores[len(ids) - 1], dtype=np.float64)[None, :]

@@ -15,6 +15,7 @@ import pytest
 
 import halfbyte
 from gguf_models import VOCABS, write_dequantized_copy, write_random_llama
+from llama_cpp_ref import assert_greedy_agrees
 
 gguf = pytest.importorskip("gguf")
 T = gguf.GGMLQuantizationType
@@ -232,18 +233,19 @@ def test_smollm2_q4_0_written_by_halfbyte_greedy_matches_llama_cpp(tmp_path):
         halfbyte.quantize_model(SMOLLM2, out, type="q4_0")
     llm = llama_cpp.Llama(model_path=out, n_ctx=256, n_threads=2, verbose=False)
     with halfbyte.Model(out, n_ctx=256) as m:
-        # Prompts both continue alike for 32 tokens. As with the original file
-        # (test_model.py), other prompts split after 15-25 tokens where two
-        # candidates are within the int8-activation noise of each other: 4 of 8
-        # tried split so ("Water boils at": "so" vs "which" after 9 tokens).
+        # As with the original file (test_model.py), free-running texts split where
+        # two candidates are within the int8-activation noise of each other ("Water
+        # boils at": "so" vs "which" after 9 tokens on a Xeon, "To make a cup of tea,
+        # first" after 6 on a Zen 3), so the check is teacher-forced.
         for prompt in ("Q: What is 2 + 2?\nA:", "To make a cup of tea, first", "The three primary colors are",
                        "def fibonacci(n):"):
             text = m.generate(prompt, max_tokens=32)
             ref = llm(prompt, max_tokens=32, temperature=0.0, top_k=1)["choices"][0]["text"]
             print(f"{prompt!r}\n  halfbyte : {text!r}\n  llama.cpp: {ref!r}")
-            assert len(llm.tokenize(ref.encode(), add_bos=False)) >= 30
-            assert text == ref
             llm.reset()
+            # Free-running texts may split at a near-tie, where depends on the CPU
+            # (llama_cpp_ref.py): teacher-forced on llama.cpp's greedy tokens.
+            assert_greedy_agrees(m, llm, prompt)
     llm.close()
 
 
