@@ -35,8 +35,6 @@
 namespace halfbyte::kernels::avx2 {
 namespace {
 
-constexpr int64_t kPanelBytes = 192 * 1024;  // weight panel kept in L2 while x passes (tried 36-768 KB)
-
 // ---- activation quantization (bit-identical to scalar::quantize_act) --------------
 
 void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
@@ -168,33 +166,6 @@ void int_tile(const Packed& w, const ActQ8& x, const GemmTask& t, int64_t g, int
   }
   for (int i = 0; i < MR; ++i)
     for (int h = 0; h < NH; ++h) store8(t.y + (m + i) * t.ldy, g * 16 + 8 * h, w.rows, _mm256_load_ps(acc[i][h]));
-}
-
-// Row groups in panels of ~kPanelBytes; within a panel, MR rows of x at a time
-// pass over every group (the rows' activations stay in L1, the panel in L2).
-template <class Tile1, class Tile2, class Tile3, class Tile4>
-void drive(const Packed& w, const GemmTask& t, Tile1 tile1, Tile2 tile2, Tile3 tile3, Tile4 tile4) {
-  const int64_t rgb = int64_t(w.row_group_bytes);
-  const int64_t gb = rgb > 0 && rgb < kPanelBytes ? kPanelBytes / rgb : 1;
-  for (int64_t p0 = t.g0; p0 < t.g1; p0 += gb) {
-    const int64_t p1 = p0 + gb < t.g1 ? p0 + gb : t.g1;
-    int64_t m = t.m0;
-    for (; m + 4 <= t.m1; m += 4)
-      for (int64_t g = p0; g < p1; ++g) tile4(g, m);
-    switch (t.m1 - m) {
-      case 3:
-        for (int64_t g = p0; g < p1; ++g) tile3(g, m);
-        break;
-      case 2:
-        for (int64_t g = p0; g < p1; ++g) tile2(g, m);
-        break;
-      case 1:
-        for (int64_t g = p0; g < p1; ++g) tile1(g, m);
-        break;
-      default:
-        break;
-    }
-  }
 }
 
 template <Family F, bool BF>

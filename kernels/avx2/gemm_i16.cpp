@@ -145,22 +145,14 @@ void tile16(const Packed& w, const ActQ16& x, const GemmTask& t, int64_t g, int6
     for (int h = 0; h < 2; ++h) store8(t.y + (m + i) * t.ldy, g * 16 + 8 * h, w.rows, acc[i][h]);
 }
 
-constexpr int64_t kPanelBytes16 = 192 * 1024;  // weight panel kept in L2 while rows of x pass
-
 // Few rows: the weights widened in the tile, a panel of groups at a time.
 template <Family F, bool BF>
 void gemm_i16_few(const Packed& w, const ActQ16& x, const GemmTask& t) {
-  constexpr int MR = 4;
-  const int64_t rgb = int64_t(w.row_group_bytes);
-  const int64_t gb = rgb > 0 && rgb < kPanelBytes16 ? kPanelBytes16 / rgb : 1;
-  for (int64_t p0 = t.g0; p0 < t.g1; p0 += gb) {
-    const int64_t p1 = p0 + gb < t.g1 ? p0 + gb : t.g1;
-    int64_t m = t.m0;
-    for (; m + MR <= t.m1; m += MR)
-      for (int64_t g = p0; g < p1; ++g) tile16<F, BF, MR>(w, x, t, g, m);
-    for (; m < t.m1; ++m)
-      for (int64_t g = p0; g < p1; ++g) tile16<F, BF, 1>(w, x, t, g, m);
-  }
+  drive(
+      w, t, [&](int64_t g, int64_t m) { tile16<F, BF, 1>(w, x, t, g, m); },
+      [&](int64_t g, int64_t m) { tile16<F, BF, 2>(w, x, t, g, m); },
+      [&](int64_t g, int64_t m) { tile16<F, BF, 3>(w, x, t, g, m); },
+      [&](int64_t g, int64_t m) { tile16<F, BF, 4>(w, x, t, g, m); });
 }
 
 // ---- many rows: row groups widened once (arrange16), then every row against them ----

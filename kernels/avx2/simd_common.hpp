@@ -77,5 +77,34 @@ inline void zero_sums(float (&acc)[MR][NH][8]) {
     for (int h = 0; h < NH; ++h) _mm256_store_ps(acc[i][h], z);
 }
 
+constexpr int64_t kPanelBytes = 192 * 1024;  // weight panel kept in L2 while x passes (tried 36-768 KB)
+
+// Row groups in panels of ~kPanelBytes; within a panel, MR rows of x at a time
+// pass over every group (the rows' activations stay in L1, the panel in L2).
+template <class Tile1, class Tile2, class Tile3, class Tile4>
+void drive(const Packed& w, const GemmTask& t, Tile1 tile1, Tile2 tile2, Tile3 tile3, Tile4 tile4) {
+  const int64_t rgb = int64_t(w.row_group_bytes);
+  const int64_t gb = rgb > 0 && rgb < kPanelBytes ? kPanelBytes / rgb : 1;
+  for (int64_t p0 = t.g0; p0 < t.g1; p0 += gb) {
+    const int64_t p1 = p0 + gb < t.g1 ? p0 + gb : t.g1;
+    int64_t m = t.m0;
+    for (; m + 4 <= t.m1; m += 4)
+      for (int64_t g = p0; g < p1; ++g) tile4(g, m);
+    switch (t.m1 - m) {
+      case 3:
+        for (int64_t g = p0; g < p1; ++g) tile3(g, m);
+        break;
+      case 2:
+        for (int64_t g = p0; g < p1; ++g) tile2(g, m);
+        break;
+      case 1:
+        for (int64_t g = p0; g < p1; ++g) tile1(g, m);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace halfbyte::kernels::avx2
