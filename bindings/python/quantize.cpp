@@ -20,7 +20,7 @@ namespace {
 // Returns (table, warnings): the caller turns warnings into Python warnings.
 py::tuple quantize_model(const std::string& in, const std::string& out, const std::string& type,
                          const std::string& imatrix, const std::string& tokenizer, int n_threads, bool pure,
-                         const py::object& progress) {
+                         bool gptq, const py::object& progress) {
   if (n_threads < 0) throw py::value_error("quantize_model: n_threads must be >= 0, got " + std::to_string(n_threads));
   halfbyte::quant::ModelQuantizeOptions o;
   o.type = type;
@@ -28,6 +28,7 @@ py::tuple quantize_model(const std::string& in, const std::string& out, const st
   o.tokenizer = tokenizer;
   o.n_threads = n_threads;
   o.pure = pure;
+  o.gptq = gptq;
   std::vector<std::string> warnings;
   o.warn = [&warnings](const std::string& m) { warnings.push_back(m); };
   PyProgress report(progress);
@@ -115,7 +116,7 @@ py::dict perplexity(const std::string& path, const std::string& text, int64_t ct
 void bind_quantize(py::module_& m) {
   m.def("quantize_model", &quantize_model, py::arg("path_in"), py::arg("path_out"), py::arg("type"),
         py::arg("imatrix") = "", py::arg("tokenizer") = "", py::arg("n_threads") = 0, py::arg("pure") = false,
-        py::arg("progress") = py::none(), "Quantize a model to a GGUF file; use halfbyte.quantize_model().");
+        py::arg("gptq") = true, py::arg("progress") = py::none(), "Quantize a model to a GGUF file; use halfbyte.quantize_model().");
   m.def("perplexity", &perplexity, py::arg("path"), py::arg("text"), py::arg("ctx") = 512,
         py::arg("base") = "", py::arg("chunks") = 0, py::arg("n_threads") = 0, py::arg("progress") = py::none(),
         "Perplexity (and KL vs a base model) by llama.cpp's method; use halfbyte.perplexity().");

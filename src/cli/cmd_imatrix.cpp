@@ -30,16 +30,20 @@ int cmd_imatrix(const Args& args) {
     else if (a == "-t" || a == "--threads") lo.n_threads = int(r.integer(a, 1, 1024));
     else if (a == "--tokenizer") lo.tokenizer = r.value(a);
     else if (a == "--quantize") lo.quantize = r.value(a);
+    else if (a == "--covariance") io.covariance = true;
     else if (a == "-h" || a == "--help") {
       std::printf(
           "usage: halfbyte imatrix -m MODEL -f TEXT -o FILE [--ctx N] [--chunks N] [-t THREADS]\n"
-          "                        [--quantize f32|q8_0|...] [--tokenizer FILE]\n"
+          "                        [--covariance] [--quantize f32|q8_0|...] [--tokenizer FILE]\n"
           "Runs MODEL over the calibration text TEXT in chunks of N tokens (default 512) and\n"
           "writes, per weight matrix, the sum of squared input activations per column and the\n"
           "token count (llama.cpp's imatrix GGUF layout) to FILE, for\n"
           "`halfbyte quantize IN OUT --type T --imatrix FILE`. Use the best-precision model\n"
           "you have (f16/f32 or q8_0) and text disjoint from any evaluation text; --quantize\n"
-          "f32 keeps a float model (llama2.c, safetensors) in fp32 (default: q8_0 at load).\n");
+          "f32 keeps a float model (llama2.c, safetensors) in fp32 (default: q8_0 at load).\n"
+          "--covariance also stores each matrix input's second moment (sum of x x^T, n_in^2\n"
+          "floats: a file of hundreds of MB) so that quantize uses GPTQ, which lowers the\n"
+          "output error further; llama.cpp reads such a file too (it ignores the extra).\n");
       return 0;
     } else {
       r.unknown(a);
@@ -64,8 +68,8 @@ int cmd_imatrix(const Args& args) {
   const quant::Imatrix im = model::collect_imatrix(*m, text.str(), io);
   std::fprintf(stderr, "\n");
   quant::save_imatrix(out_path, im);
-  std::printf("wrote %s: %zu weight matrices, %lld chunks of %lld tokens\n", out_path.c_str(), im.entries.size(),
-              (long long)im.chunk_count, (long long)im.chunk_size);
+  std::printf("wrote %s: %zu weight matrices%s, %lld chunks of %lld tokens\n", out_path.c_str(), im.entries.size(),
+              im.covariance ? " with covariances" : "", (long long)im.chunk_count, (long long)im.chunk_size);
   return 0;
 }
 

@@ -61,10 +61,11 @@ int cmd_quantize(const Args& args) {
     else if (a == "-t" || a == "--threads") o.n_threads = int(r.integer(a, 1, 1024));
     else if (a == "--quiet") quiet = true;
     else if (a == "--pure") o.pure = true;
+    else if (a == "--no-gptq") o.gptq = false;
     else if (a == "-h" || a == "--help") {
       std::printf(
           "usage: halfbyte quantize IN OUT --type T [--pure] [--imatrix FILE] [--tokenizer FILE]\n"
-          "                         [-t THREADS] [--quiet]\n"
+          "                         [--no-gptq] [-t THREADS] [--quiet]\n"
           "IN is a GGUF file, a llama2.c checkpoint or an HF safetensors folder; OUT a GGUF file\n"
           "(written under a temporary name, renamed when complete). A BERT folder is written in\n"
           "llama.cpp's bert layout (encoder only: classification heads are refused). T is one of\n"
@@ -77,7 +78,9 @@ int cmd_quantize(const Args& args) {
           "q4_K -> q5_0 -> f16, q6_K -> q8_0 -> f16, 32-blocks -> f16. Already-quantized\n"
           "input tensors are dequantized first (with a warning), unless already in the\n"
           "target type (then copied). --imatrix weights the error by the importance matrix\n"
-          "of `halfbyte imatrix`. Prints a table: tensor, type, bytes, relative RMS error.\n");
+          "of `halfbyte imatrix`; if that file has covariances (imatrix --covariance), the\n"
+          "matrices are quantized with GPTQ (errors compensated across columns; --no-gptq:\n"
+          "importance only). Prints a table: tensor, type, bytes, relative RMS error.\n");
       return 0;
     } else if (!a.empty() && a[0] != '-' && in.empty()) in = a;
     else if (!a.empty() && a[0] != '-' && out.empty()) out = a;

@@ -25,6 +25,7 @@ quant::Imatrix collect_imatrix(Model& m, const std::string& text, const ImatrixO
 
   quant::Imatrix im;
   im.chunk_size = n_ctx;
+  im.covariance = opts.covariance;
   if (!opts.dataset.empty()) im.datasets.push_back(opts.dataset);
   // Stop collecting however this ends (an exception from eval included).
   struct Detach {

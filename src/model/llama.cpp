@@ -177,12 +177,8 @@ void Llama::memory(MemoryReport& r) const {
 
 void Llama::record(const std::vector<std::string>& names, const float* x, int64_t n, int64_t ld, int64_t cols) {
   quant::ImatrixEntry& first = stats_->entries[names[0]];
-  if (first.sum2.empty()) first.sum2.assign(size_t(cols), 0.0);
-  if (int64_t(first.sum2.size()) != cols)
-    throw_invalid("imatrix: '", names[0], "' has ", first.sum2.size(), " columns in the statistics, the model ", cols);
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t j = 0; j < cols; ++j) first.sum2[size_t(j)] += double(x[t * ld + j]) * double(x[t * ld + j]);
-  first.count += double(n);
+  quant::accumulate(first, x, n, ld, cols, stats_->covariance);
+  // The matrices reading the same input share its statistics (cov: one copy).
   for (size_t i = 1; i < names.size(); ++i) stats_->entries[names[i]] = first;
 }
 

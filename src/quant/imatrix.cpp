@@ -1,8 +1,10 @@
 // Reading and writing importance matrices (layout: include/halfbyte/quant/imatrix.hpp).
 #include "halfbyte/quant/imatrix.hpp"
 
+#include <Eigen/Core>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <string_view>
 
 #include "halfbyte/core/error.hpp"
@@ -14,7 +16,8 @@ namespace halfbyte::quant {
 
 namespace {
 
-constexpr std::string_view kSum2 = ".in_sum2", kCounts = ".counts";
+constexpr std::string_view kSum2 = ".in_sum2", kCounts = ".counts", kCov = ".in_cov";
+constexpr const char* kCovShared = "halfbyte.imatrix.cov_shared";
 
 bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -36,6 +39,22 @@ std::vector<float> ImatrixEntry::importance() const {
   if (count > 0)
     for (size_t j = 0; j < sum2.size(); ++j) out[j] = float(sum2[j] / count);
   return out;
+}
+
+void accumulate(ImatrixEntry& e, const float* x, int64_t n, int64_t ld, int64_t cols, bool covariance) {
+  if (e.sum2.empty()) e.sum2.assign(size_t(cols), 0.0);
+  if (int64_t(e.sum2.size()) != cols)
+    throw_invalid("imatrix: an entry has ", e.sum2.size(), " columns in the statistics, the activations ", cols);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t j = 0; j < cols; ++j) e.sum2[size_t(j)] += double(x[t * ld + j]) * double(x[t * ld + j]);
+  e.count += double(n);
+  if (!covariance || n == 0) return;
+  if (!e.cov) e.cov = std::make_shared<std::vector<float>>(size_t(cols * cols), 0.0f);
+  // Symmetric rank-n update: X^T X, X the n x cols activations.
+  using RowMatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const Eigen::Map<const RowMatF, 0, Eigen::OuterStride<>> X(x, n, cols, Eigen::OuterStride<>(ld));
+  Eigen::Map<RowMatF> C(e.cov->data(), cols, cols);
+  C.noalias() += X.transpose() * X;
 }
 
 Imatrix load_imatrix(const std::string& path) {
@@ -71,6 +90,42 @@ Imatrix load_imatrix(const std::string& path) {
     m.entries[w] = std::move(e);
   }
   if (m.entries.empty()) throw_error(ErrorKind::Format, path, ": the imatrix file holds no '*.in_sum2' tensors");
+  // Second moments for GPTQ, if the file has them.
+  for (const auto& t : f.tensors()) {
+    if (!ends_with(t.name, kCov)) continue;
+    const std::string w = t.name.substr(0, t.name.size() - kCov.size());
+    const auto it = m.entries.find(w);
+    if (it == m.entries.end())
+      throw_error(ErrorKind::Format, path, ": imatrix tensor '", t.name, "' has no '", w, kSum2, "'");
+    const int64_t n = int64_t(it->second.sum2.size());
+    if (t.ne.size() != 2 || t.ne[0] != n || t.ne[1] != n)
+      throw_error(ErrorKind::Format, path, ": imatrix tensor '", t.name, "' should be ", n, " x ", n, " (the columns of '",
+                  w, kSum2, "')");
+    auto cov = std::make_shared<std::vector<float>>(f32_values(f, t));
+    for (int64_t j = 0; j < n; ++j) {
+      const float d = (*cov)[size_t(j * n + j)];
+      if (!(d >= 0.0f)) throw_error(ErrorKind::Format, path, ": imatrix tensor '", t.name, "' has a negative diagonal");
+    }
+    for (float v : *cov)
+      if (!std::isfinite(v)) throw_error(ErrorKind::Format, path, ": imatrix tensor '", t.name, "' has a non-finite value");
+    it->second.cov = std::move(cov);
+    m.covariance = true;
+  }
+  if (f.has(kCovShared)) {
+    std::vector<std::string> pairs;
+    for (const auto& v : f.get(kCovShared).as_array(kCovShared).items) pairs.push_back(v.as_string(kCovShared));
+    if (pairs.size() % 2 != 0) throw_error(ErrorKind::Format, path, ": ", kCovShared, " should hold pairs of names");
+    for (size_t i = 0; i < pairs.size(); i += 2) {
+      const auto to = m.entries.find(pairs[i]), from = m.entries.find(pairs[i + 1]);
+      if (to == m.entries.end() || from == m.entries.end() || !from->second.cov)
+        throw_error(ErrorKind::Format, path, ": ", kCovShared, " names '", pairs[i], "' and '", pairs[i + 1],
+                    "', which are not both in the file with a covariance for the second");
+      if (to->second.sum2.size() != from->second.sum2.size())
+        throw_error(ErrorKind::Format, path, ": ", kCovShared, ": '", pairs[i], "' and '", pairs[i + 1],
+                    "' have different column counts");
+      to->second.cov = from->second.cov;
+    }
+  }
   return m;
 }
 
@@ -80,6 +135,25 @@ void save_imatrix(const std::string& path, const Imatrix& m) {
   w.set("imatrix.chunk_count", io::meta::u32(uint64_t(m.chunk_count)));
   w.set("imatrix.chunk_size", io::meta::u32(uint64_t(m.chunk_size)));
   w.set("imatrix.datasets", io::meta::str_array(m.datasets));
+  // Second moments: each shared matrix once, under the first name that uses it.
+  std::map<const std::vector<float>*, std::string> stored;
+  std::vector<std::string> shared;
+  for (const auto& [name, e] : m.entries) {
+    if (!e.cov) continue;
+    const size_t n = e.sum2.size();
+    if (e.cov->size() != n * n)
+      throw_invalid("save_imatrix: entry '", name, "' has a covariance of ", e.cov->size(), " values for ", n,
+                    " columns");
+    const auto [it, fresh] = stored.emplace(e.cov.get(), name);
+    if (!fresh) {
+      shared.push_back(name);
+      shared.push_back(it->second);
+      continue;
+    }
+    w.add_tensor(name + std::string(kCov), {int64_t(n), int64_t(n)}, io::GgmlType::F32, e.cov->data(),
+                 e.cov->size() * sizeof(float));
+  }
+  if (!shared.empty()) w.set(kCovShared, io::meta::str_array(shared));
   // The writer keeps pointers: the float copies live until write() returns.
   std::vector<std::vector<float>> keep;
   keep.reserve(2 * m.entries.size());

@@ -27,6 +27,8 @@
 #include "io/metadata_build.hpp"
 #include "model/linear.hpp"  // tensor_row_to_float: any type the loader reads, as fp32
 #include "model/encoder_gguf.hpp"
+#include "quant/gptq.hpp"
+#include "quant/row_codec.hpp"
 
 namespace halfbyte::quant {
 namespace {
@@ -98,68 +100,6 @@ bool is_quantized(GgmlType t) {
 }
 bool is_integer(GgmlType t) {
   return t == GgmlType::I8 || t == GgmlType::I16 || t == GgmlType::I32 || t == GgmlType::I64;
-}
-
-// Encodes n floats (one row) as type t into dst; w: per-column importance or null.
-void encode_row(GgmlType t, const float* x, int64_t n, const float* w, uint8_t* dst) {
-  switch (t) {
-    case GgmlType::F32:
-      std::memcpy(dst, x, size_t(n) * 4);
-      return;
-    case GgmlType::F16:
-      for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = fp32_to_fp16(x[i]);
-        std::memcpy(dst + 2 * i, &h, 2);
-      }
-      return;
-    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q8_0: {
-      const Format f = t == GgmlType::Q4_0 ? Format::q4_0() : t == GgmlType::Q4_1 ? Format::q4_1() : Format::q8_0();
-      QuantizeOptions o;
-      o.importance = w;
-      quantize_row(f, x, n, dst, o);
-      return;
-    }
-    case GgmlType::Q5_0:
-      for (int64_t b = 0; b < n / 32; ++b) ggml::quantize_block_q5_0(x + 32 * b, w ? w + 32 * b : nullptr, dst + 22 * b);
-      return;
-    case GgmlType::Q4_K:
-      for (int64_t b = 0; b < n / 256; ++b)
-        ggml::quantize_block_q4_k(x + 256 * b, w ? w + 256 * b : nullptr, dst + ggml::kQ4KBytes * b);
-      return;
-    case GgmlType::Q6_K:
-      for (int64_t b = 0; b < n / 256; ++b)
-        ggml::quantize_block_q6_k(x + 256 * b, w ? w + 256 * b : nullptr, dst + ggml::kQ6KBytes * b);
-      return;
-    default:
-      throw_error(ErrorKind::Runtime, "quantize: no encoder for ", io::ggml_type_info(t).name);
-  }
-}
-
-void decode_row(GgmlType t, const uint8_t* src, int64_t n, float* y) {
-  switch (t) {
-    case GgmlType::F32: std::memcpy(y, src, size_t(n) * 4); return;
-    case GgmlType::F16:
-      for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * i, 2);
-        y[i] = fp16_to_fp32(h);
-      }
-      return;
-    case GgmlType::Q4_0: dequantize_row(Format::q4_0(), src, n, y); return;
-    case GgmlType::Q4_1: dequantize_row(Format::q4_1(), src, n, y); return;
-    case GgmlType::Q8_0: dequantize_row(Format::q8_0(), src, n, y); return;
-    case GgmlType::Q5_0:
-      for (int64_t b = 0; b < n / 32; ++b) ggml::dequantize_block_q5_0(src + 22 * b, y + 32 * b);
-      return;
-    case GgmlType::Q4_K:
-      for (int64_t b = 0; b < n / 256; ++b) ggml::dequantize_block_q4_k(src + ggml::kQ4KBytes * b, y + 256 * b);
-      return;
-    case GgmlType::Q6_K:
-      for (int64_t b = 0; b < n / 256; ++b) ggml::dequantize_block_q6_k(src + ggml::kQ6KBytes * b, y + 256 * b);
-      return;
-    default:
-      throw_error(ErrorKind::Runtime, "quantize: no decoder for ", io::ggml_type_info(t).name);
-  }
 }
 
 // Row r of the output comes from row src_row(r) of the input: the identity, except
@@ -304,7 +244,7 @@ std::vector<TensorQuantInfo> quantize_model(const std::string& in, const std::st
 
   std::vector<TensorQuantInfo> table;
   std::vector<std::vector<uint8_t>> data(jobs.size());
-  int imatrix_missing = 0;
+  int imatrix_missing = 0, gptq_count = 0;
   for (size_t k = 0; k < jobs.size(); ++k) {
     const Job& j = jobs[k];
     const io::GgufTensorInfo& t = *j.t;
@@ -329,30 +269,63 @@ std::vector<TensorQuantInfo> quantize_model(const std::string& in, const std::st
     const bool matrix = t.ne.size() == 2 && j.to != GgmlType::F32;
     const std::vector<float> w = matrix ? importance_for(im.get(), t.name, n, opts.imatrix, imatrix_missing)
                                         : std::vector<float>{};
+    // GPTQ where the imatrix has this matrix's input covariance; not for a token
+    // table that is also the output head (its rows are embeddings too).
+    std::unique_ptr<GptqFactor> gptq;
+    if (matrix && im && opts.gptq && has_element_grid(j.to) && !(tied && t.name == "token_embd.weight")) {
+      const auto it = im->entries.find(t.name);
+      if (it != im->entries.end() && it->second.cov) {
+        if (int64_t(it->second.sum2.size()) != n)
+          throw_error(ErrorKind::Format, opts.imatrix, ": imatrix entry '", t.name, "' has ", it->second.sum2.size(),
+                      " columns, the tensor ", n);
+        try {
+          gptq = std::make_unique<GptqFactor>(gptq_factor(it->second.cov->data(), n));
+        } catch (const Error& e) {
+          throw_error(ErrorKind::Format, opts.imatrix, ": '", t.name, "': ", e.what());
+        }
+        ++gptq_count;
+      }
+    }
     double err2 = 0.0, sum2 = 0.0;
-    // Rows in chunks so progress (and Ctrl-C through it) is reported on this thread.
-    const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(rows / 50 + 1, 4096 * 1024 / std::max<int64_t>(n, 1)));
+    // Rows in chunks so progress (and Ctrl-C through it) is reported on this thread;
+    // within a chunk, groups of rows per task (GPTQ runs a group as matrices).
+    const int64_t group = gptq ? 16 : 1;
+    const int64_t chunk = std::max<int64_t>(group, std::min<int64_t>(rows / 50 + 1, 4096 * 1024 / std::max<int64_t>(n, 1)));
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
       const int64_t r1 = std::min(rows, r0 + chunk);
+      const int64_t n_groups = (r1 - r0 + group - 1) / group;
       std::string failure;
 #pragma omp parallel num_threads(n_threads) reduction(+ : err2, sum2)
       {
-        std::vector<float> x(size_t(n), 0.0f), y(size_t(n), 0.0f);
-#pragma omp for schedule(dynamic, 4)
-        for (int64_t r = r0; r < r1; ++r) {
+        std::vector<float> x(size_t(group * n), 0.0f), x0, y(size_t(n), 0.0f);
+        if (gptq) x0.resize(x.size());
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t g = 0; g < n_groups; ++g) {
+          const int64_t ra = r0 + g * group, rb_end = std::min(r1, ra + group);
           try {
-            model::tensor_row_to_float(f, t, j.map(r), x.data());
-            uint8_t* dst = data[k].data() + size_t(r) * rb;
-            encode_row(j.to, x.data(), n, w.empty() ? nullptr : w.data(), dst);
-            decode_row(j.to, dst, n, y.data());
-            for (int64_t i = 0; i < n; ++i) {
-              const double e = double(x[size_t(i)]) - y[size_t(i)];
-              err2 += e * e;
-              sum2 += double(x[size_t(i)]) * x[size_t(i)];
+            for (int64_t r = ra; r < rb_end; ++r) model::tensor_row_to_float(f, t, j.map(r), x.data() + (r - ra) * n);
+            uint8_t* dst = data[k].data() + size_t(ra) * rb;
+            if (gptq) {
+              std::copy(x.begin(), x.end(), x0.begin());
+              gptq_rows(j.to, *gptq, x.data(), rb_end - ra, w.empty() ? nullptr : w.data(), dst, rb);
+            } else {
+              encode_row(j.to, x.data(), n, w.empty() ? nullptr : w.data(), dst);
+            }
+            const std::vector<float>& orig = gptq ? x0 : x;
+            for (int64_t r = ra; r < rb_end; ++r) {
+              decode_row(j.to, data[k].data() + size_t(r) * rb, n, y.data());
+              const float* xr = orig.data() + (r - ra) * n;
+              for (int64_t i = 0; i < n; ++i) {
+                const double e = double(xr[i]) - y[size_t(i)];
+                err2 += e * e;
+                sum2 += double(xr[i]) * xr[i];
+              }
             }
           } catch (const std::exception& e) {
 #pragma omp critical(halfbyte_model_quantize_error)
-            if (failure.empty()) failure = std::string(e.what()) + " (tensor '" + t.name + "', row " + std::to_string(r) + ")";
+            if (failure.empty())
+              failure = std::string(e.what()) + " (tensor '" + t.name + "', row " + std::to_string(ra) +
+                        (rb_end - ra > 1 ? " to " + std::to_string(rb_end - 1) : std::string()) + ")";
           }
         }
       }
@@ -368,6 +341,9 @@ std::vector<TensorQuantInfo> quantize_model(const std::string& in, const std::st
   if (im && imatrix_missing > 0 && opts.warn)
     opts.warn(opts.imatrix + ": no entry for " + std::to_string(imatrix_missing) +
               " quantized weight matrices; they are quantized unweighted");
+
+  if (im && opts.gptq && im->covariance && gptq_count == 0 && opts.warn)
+    opts.warn(opts.imatrix + ": it has covariances, but for none of the quantized matrices; GPTQ not used");
 
   io::GgufWriter wr;
   for (const auto& [key, v] : f.metadata()) {

@@ -25,6 +25,7 @@ def quantize_model(
     tokenizer: Optional[PathArg] = None,
     n_threads: Optional[int] = None,
     pure: bool = False,
+    gptq: bool = True,
 ) -> List[Dict[str, Any]]:
     """Quantize a model into a GGUF file that halfbyte and llama.cpp both load.
 
@@ -42,13 +43,18 @@ def quantize_model(
             fall back (q4_K -> q5_0 -> f16, q6_K -> q8_0 -> f16, others -> f16).
         imatrix: an importance matrix file (``halfbyte imatrix``, or llama.cpp's
             GGUF imatrix): the error of each column is weighted by its mean squared
-            activation.
+            activation. If the file also holds input covariances (``halfbyte
+            imatrix --covariance``), the matrices they cover are quantized with
+            GPTQ: each column's error is compensated by the columns after it,
+            minimising the layer's output error on the calibration activations.
         progress: None, True (a bar) or a callable f(fraction) -> bool; returning
             False cancels (RuntimeError). Ctrl-C raises KeyboardInterrupt.
         tokenizer: a tokenizer file for inputs without one (llama2.c tokenizer.bin,
             HF tokenizer.json).
         n_threads: threads (default halfbyte.num_threads()).
         pure: the output head in ``type`` too (llama.cpp's --pure).
+        gptq: False quantizes with the importances only, even if the imatrix file
+            has covariances.
 
     Returns:
         One dict per tensor, in file order: ``name``, ``source_type`` and ``type``
@@ -75,7 +81,7 @@ def quantize_model(
     im = "" if imatrix is None else os.fsdecode(os.fspath(imatrix))
     tok = "" if tokenizer is None else os.fsdecode(os.fspath(tokenizer))
     with progress_callback(progress, f"quantizing {os.path.basename(src)}") as cb:
-        table, notes = _core.quantize_model(src, dst, type, im, tok, n_threads or 0, bool(pure), cb)
+        table, notes = _core.quantize_model(src, dst, type, im, tok, n_threads or 0, bool(pure), bool(gptq), cb)
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
     return list(table)

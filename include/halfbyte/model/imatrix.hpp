@@ -23,6 +23,9 @@ struct ImatrixOptions {
   int64_t n_ctx = 512;
   int64_t max_chunks = 0;  // 0: every whole chunk of the text
   std::string dataset;     // recorded in the file (imatrix.datasets), e.g. the text's name
+  // Also the sum of x x^T per matrix input, for GPTQ (quant/gptq.hpp): n_in^2 floats
+  // per distinct input (SmolLM2-135M: 400 MB), a file as large.
+  bool covariance = false;
   // After each chunk with (chunks done, chunks in all); return false to stop early
   // (what was collected so far is returned).
   std::function<bool(int64_t done, int64_t total)> progress;

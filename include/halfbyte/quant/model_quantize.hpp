@@ -52,6 +52,12 @@ struct ModelQuantizeOptions {
   // quantizers minimise the squared error weighted per input column by the mean
   // squared activation seen there. Empty: unweighted.
   std::string imatrix;
+  // When the imatrix file also has input covariances (halfbyte imatrix
+  // --covariance), quantize the matrices they cover with GPTQ (quant/gptq.hpp):
+  // each column's error is compensated by the columns after it, minimising the
+  // layer's output error on the calibration activations. false: importance only.
+  // The tied token table / output head is never GPTQ'd (it is an embedding too).
+  bool gptq = true;
   // A tokenizer for inputs without one (see io::open_model_file).
   std::string tokenizer;
   // Every weight matrix in the type, the output head included (llama.cpp's --pure).
