@@ -69,7 +69,8 @@ int64_t layer_of(const std::string& name) {
 GgmlType ggml_type(const std::string& name) {
   static const std::map<std::string, GgmlType> m = {
       {"f32", GgmlType::F32},   {"f16", GgmlType::F16},   {"q8_0", GgmlType::Q8_0}, {"q4_0", GgmlType::Q4_0},
-      {"q4_1", GgmlType::Q4_1}, {"q5_0", GgmlType::Q5_0}, {"q4_k", GgmlType::Q4_K}, {"q6_k", GgmlType::Q6_K}};
+      {"q4_1", GgmlType::Q4_1}, {"q5_0", GgmlType::Q5_0}, {"q5_1", GgmlType::Q5_1}, {"q4_k", GgmlType::Q4_K},
+      {"q5_k", GgmlType::Q5_K}, {"q6_k", GgmlType::Q6_K}};
   return m.at(lower(name));
 }
 
@@ -78,14 +79,18 @@ GgmlType ggml_type(const std::string& name) {
 GgmlType fit_type(GgmlType t, int64_t n) {
   for (;;) {
     if (n % io::ggml_type_info(t).block == 0) return t;
-    t = t == GgmlType::Q4_K ? GgmlType::Q5_0 : t == GgmlType::Q6_K ? GgmlType::Q8_0 : GgmlType::F16;
+    t = t == GgmlType::Q4_K   ? GgmlType::Q5_0
+        : t == GgmlType::Q5_K ? GgmlType::Q5_1
+        : t == GgmlType::Q6_K ? GgmlType::Q8_0
+                              : GgmlType::F16;
   }
 }
 
 // general.file_type as llama.cpp numbers it (llama_ftype), informational only.
 uint32_t file_type(const std::string& type) {
   static const std::map<std::string, uint32_t> m = {{"f32", 0}, {"f16", 1},   {"q4_0", 2},    {"q4_1", 3}, {"q8_0", 7},
-                                                    {"q5_0", 8}, {"q4_k", 14}, {"q4_k_m", 15}, {"q6_k", 18}};
+                                                    {"q5_0", 8}, {"q4_k", 14}, {"q4_k_s", 14}, {"q4_k_m", 15},
+                                                    {"q6_k", 18}};
   return m.at(type);
 }
 
@@ -138,12 +143,20 @@ std::vector<float> importance_for(const Imatrix* im, const std::string& name, in
 }  // namespace
 
 const std::vector<std::string>& model_quantize_types() {
-  static const std::vector<std::string> t = {"f32", "f16", "q8_0", "q4_0", "q4_1", "q5_0", "q4_k", "q6_k", "q4_k_m"};
+  static const std::vector<std::string> t = {"f32", "f16",  "q8_0",   "q4_0",  "q4_1",
+                                             "q5_0", "q4_k", "q6_k", "q4_k_s", "q4_k_m"};
   return t;
 }
 
 std::string mix_type(const std::string& type, const std::string& name, int64_t n_layer, bool tied, bool pure) {
   const std::string t = check_type(type);
+  const int64_t l = layer_of(name);
+  if (t == "q4_k_s") {  // llama.cpp's Q4_K_S rules
+    if (name == "output.weight" || (tied && name == "token_embd.weight")) return "q6_K";
+    if (l >= 0 && ends_with(name, ".attn_v.weight") && l < 4) return "q5_K";
+    if (l >= 0 && ends_with(name, ".ffn_down.weight") && l < n_layer / 8) return "q5_K";
+    return "q4_K";
+  }
   if (t != "q4_k_m") {
     // The output head decides every next token: llama.cpp keeps it at q6_K under
     // the 4- and 5-bit types (4-bit heads wreck small models: SmolLM2-135M at pure
@@ -154,7 +167,6 @@ std::string mix_type(const std::string& type, const std::string& name, int64_t n
     return io::ggml_type_info(ggml_type(t)).name;
   }
   if (name == "token_embd.weight" || name == "output.weight") return "q6_K";
-  const int64_t l = layer_of(name);
   if (l >= 0 && (ends_with(name, ".attn_v.weight") || ends_with(name, ".ffn_down.weight")) && more_bits(l, n_layer))
     return "q6_K";
   return "q4_K";

@@ -49,9 +49,17 @@ void encode_row(GgmlType t, const float* x, int64_t n, const float* w, uint8_t* 
     case GgmlType::Q5_0:
       for (int64_t b = 0; b < n / 32; ++b) ggml::quantize_block_q5_0(x + 32 * b, w ? w + 32 * b : nullptr, dst + 22 * b);
       return;
+    case GgmlType::Q5_1:
+      for (int64_t b = 0; b < n / 32; ++b)
+        ggml::quantize_block_q5_1(x + 32 * b, w ? w + 32 * b : nullptr, dst + ggml::kQ5_1Bytes * b);
+      return;
     case GgmlType::Q4_K:
       for (int64_t b = 0; b < n / 256; ++b)
         ggml::quantize_block_q4_k(x + 256 * b, w ? w + 256 * b : nullptr, dst + ggml::kQ4KBytes * b);
+      return;
+    case GgmlType::Q5_K:
+      for (int64_t b = 0; b < n / 256; ++b)
+        ggml::quantize_block_q5_k(x + 256 * b, w ? w + 256 * b : nullptr, dst + ggml::kQ5KBytes * b);
       return;
     case GgmlType::Q6_K:
       for (int64_t b = 0; b < n / 256; ++b)
@@ -76,8 +84,14 @@ void decode_row(GgmlType t, const uint8_t* src, int64_t n, float* y) {
     case GgmlType::Q5_0:
       for (int64_t b = 0; b < n / 32; ++b) ggml::dequantize_block_q5_0(src + 22 * b, y + 32 * b);
       return;
+    case GgmlType::Q5_1:
+      for (int64_t b = 0; b < n / 32; ++b) ggml::dequantize_block_q5_1(src + ggml::kQ5_1Bytes * b, y + 32 * b);
+      return;
     case GgmlType::Q4_K:
       for (int64_t b = 0; b < n / 256; ++b) ggml::dequantize_block_q4_k(src + ggml::kQ4KBytes * b, y + 256 * b);
+      return;
+    case GgmlType::Q5_K:
+      for (int64_t b = 0; b < n / 256; ++b) ggml::dequantize_block_q5_k(src + ggml::kQ5KBytes * b, y + 256 * b);
       return;
     case GgmlType::Q6_K:
       for (int64_t b = 0; b < n / 256; ++b) ggml::dequantize_block_q6_k(src + ggml::kQ6KBytes * b, y + 256 * b);
@@ -94,8 +108,8 @@ int ElementGrid::nearest(float v) const noexcept {
 
 bool has_element_grid(GgmlType t) noexcept {
   switch (t) {
-    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q8_0:
-    case GgmlType::Q5_0: case GgmlType::Q4_K: case GgmlType::Q6_K:
+    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q8_0: case GgmlType::Q5_0:
+    case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
       return true;
     default:
       return false;
@@ -110,12 +124,13 @@ ElementGrid element_grid(GgmlType t, const uint8_t* blk, int j) {
     // Codes -127..127, as halfbyte's and ggml's q8_0 quantizers write them.
     case GgmlType::Q8_0: g.a = f16_at(blk); g.lo = -127; g.hi = 127; return g;
     case GgmlType::Q5_0: g.a = f16_at(blk); g.zero = 16; g.hi = 31; return g;
-    case GgmlType::Q4_K: {
+    case GgmlType::Q5_1: g.a = f16_at(blk); g.b = f16_at(blk + 2); g.hi = 31; return g;
+    case GgmlType::Q4_K: case GgmlType::Q5_K: {
       int sc, mn;
       ggml::unpack_scale_min_q4k(blk + 4, j / 32, &sc, &mn);
       g.a = f16_at(blk) * float(sc);
       g.b = -(f16_at(blk + 2) * float(mn));
-      g.hi = 15;
+      g.hi = t == GgmlType::Q4_K ? 15 : 31;
       return g;
     }
     case GgmlType::Q6_K:
@@ -141,7 +156,22 @@ void set_code(GgmlType t, uint8_t* blk, int j, int q) {
       std::memcpy(blk + 2, &qh, 4);
       return;
     }
+    case GgmlType::Q5_1: {
+      set_nibble(blk[8 + j % 16], j >= 16, q);
+      uint32_t qh;
+      std::memcpy(&qh, blk + 4, 4);
+      qh = (qh & ~(1u << j)) | uint32_t((q >> 4) & 1) << j;
+      std::memcpy(blk + 4, &qh, 4);
+      return;
+    }
     case GgmlType::Q4_K: set_nibble(blk[16 + 32 * (j / 64) + j % 32], (j / 32) % 2 == 1, q); return;
+    case GgmlType::Q5_K: {
+      set_nibble(blk[48 + 32 * (j / 64) + j % 32], (j / 32) % 2 == 1, q);
+      uint8_t& hi = blk[16 + j % 32];
+      const int bit = j / 32;  // the sub-block
+      hi = uint8_t((hi & ~(1 << bit)) | ((q >> 4) & 1) << bit);
+      return;
+    }
     case GgmlType::Q6_K: {
       const int h = j / 128, g = (j / 32) % 4, l = j % 32;
       uint8_t& lo = blk[64 * h + 32 * (g % 2) + l];

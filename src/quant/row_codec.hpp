@@ -25,7 +25,7 @@ struct ElementGrid {
   float value(int q) const noexcept { return a * float(q - zero) + b; }
   int nearest(float v) const noexcept;  // the code whose value is nearest v
 };
-// The quantized types with a grid: q4_0, q4_1, q8_0, q5_0, q4_K, q6_K.
+// The quantized types with a grid: q4_0, q4_1, q8_0, q5_0, q5_1, q4_K, q5_K, q6_K.
 bool has_element_grid(io::GgmlType t) noexcept;
 // j in [0, block size of t). Throws for a type without a grid.
 ElementGrid element_grid(io::GgmlType t, const uint8_t* block, int j);

@@ -66,6 +66,17 @@ def expected_mix(name):
     return T.Q4_K
 
 
+def expected_mix_s(name):
+    """llama.cpp's Q4_K_S rule (src/llama-quant.cpp), written out here."""
+    if name == "output.weight":
+        return T.Q6_K
+    if name.startswith("blk."):
+        i = int(name.split(".")[1])
+        if (name.endswith(".attn_v.weight") and i < 4) or (name.endswith(".ffn_down.weight") and i < N_LAYER // 8):
+            return T.Q5_K
+    return T.Q4_K
+
+
 # ---- every tensor decoded by the gguf package, error vs references ---------------------
 
 
@@ -113,15 +124,16 @@ def llama_cpp_quantize(src, dst, ftype, pure):
     return dst
 
 
-@pytest.mark.parametrize("qtype", ["q4_k", "q6_k", "q4_k_m"])
+@pytest.mark.parametrize("qtype", ["q4_k", "q6_k", "q4_k_m", "q4_k_s"])
 def test_k_quants_decode_in_gguf_and_beat_llama_cpp(src, tmp_path, qtype):
     import llama_cpp
 
     out = str(tmp_path / f"{qtype}.gguf")
-    table = halfbyte.quantize_model(src, out, type=qtype, pure=True)
+    mix = qtype in ("q4_k_m", "q4_k_s")
+    table = halfbyte.quantize_model(src, out, type=qtype, pure=not mix)
     ftype = {"q4_k": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_S, "q6_k": llama_cpp.LLAMA_FTYPE_MOSTLY_Q6_K,
-             "q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M}[qtype]
-    lc = llama_cpp_quantize(src, str(tmp_path / f"lc-{qtype}.gguf"), ftype, pure=qtype != "q4_k_m")
+             "q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M, "q4_k_s": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_S}[qtype]
+    lc = llama_cpp_quantize(src, str(tmp_path / f"lc-{qtype}.gguf"), ftype, pure=not mix)
     ref, got, theirs = tensors(src), tensors(out), tensors(lc)
     ours_total = theirs_total = 0.0
     for row in table:
@@ -131,11 +143,13 @@ def test_k_quants_decode_in_gguf_and_beat_llama_cpp(src, tmp_path, qtype):
         if x.ndim == 1:
             assert gtype == T.F32 and np.array_equal(x, y)
             continue
-        want = expected_mix(name) if qtype == "q4_k_m" else GGUF_TYPE[qtype]
+        want = {"q4_k_m": expected_mix, "q4_k_s": expected_mix_s}.get(qtype, lambda _: GGUF_TYPE[qtype])(name)
         assert gtype == want, name
         assert row["rel_rms_error"] == pytest.approx(rel_rms(x, y), rel=1e-4)
-        # Against llama.cpp's quantizer, tensor by tensor where it chose the same type.
+        # Against llama.cpp's quantizer, tensor by tensor where it chose the same type
+        # (q4_k_s is its Q4_K_S: every type the same).
         ltype, z = theirs[name]
+        assert ltype == gtype or qtype != "q4_k_s", name
         if ltype == gtype:
             e_ours, e_theirs = rel_rms(x, y), rel_rms(x, z)
             print(f"{name:28s} {gtype.name:5s} halfbyte {e_ours:.5f} llama.cpp {e_theirs:.5f}")
@@ -162,17 +176,25 @@ def test_the_output_head_stays_at_6_bits_unless_pure(src, src_odd, tmp_path):
 
 def test_rows_that_are_not_whole_super_blocks_fall_back(src_odd, tmp_path):
     got = {}
-    for qtype in ("q4_k", "q6_k", "q4_k_m"):
+    ref = tensors(src_odd)
+    for qtype in ("q4_k", "q6_k", "q4_k_m", "q4_k_s"):
         out = str(tmp_path / f"{qtype}.gguf")
         for row in halfbyte.quantize_model(src_odd, out, type=qtype, pure=True):
             got[qtype, row["name"]] = row["type"]
-        for name, (gtype, _) in tensors(out).items():
+        for name, (gtype, y) in tensors(out).items():
             if name.endswith("norm.weight"):
                 continue
             assert gtype == (T.Q5_0 if qtype == "q4_k" else T.Q8_0 if qtype == "q6_k" else gtype), name
-    # The mix: 6-bit choices fall back to q8_0, 4-bit ones to q5_0 (rows of 160 or 320).
+            if gtype == T.Q5_1:  # never worse than ggml's round-to-nearest, row by row
+                x = ref[name][1]
+                r = gguf.quants.dequantize(gguf.quants.quantize(x.astype(np.float32), gtype), gtype)
+                assert (((x - y) ** 2).sum(1) <= ((x - r) ** 2).sum(1) * (1 + 1e-6) + 1e-12).all(), name
+    # The mixes: 6-bit choices fall back to q8_0, 5-bit k-quants to q5_1, 4-bit ones to
+    # q5_0 (rows of 160 or 320).
     assert got["q4_k_m", "token_embd.weight"] == "q8_0"
     assert got["q4_k_m", "blk.0.attn_q.weight"] == "q5_0"
+    assert got["q4_k_s", "blk.1.attn_v.weight"] == "q5_1"
+    assert got["q4_k_s", "output.weight"] == "q8_0"
 
 
 # ---- llama.cpp runs the files ---------------------------------------------------------

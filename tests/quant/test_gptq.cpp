@@ -23,8 +23,8 @@ using namespace halfbyte::quant;
 
 namespace {
 
-const GgmlType kGridTypes[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0,
-                               GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K};
+const GgmlType kGridTypes[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q5_0,
+                               GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
 
 size_t row_bytes(GgmlType t, int64_t n) {
   const auto& ti = halfbyte::io::ggml_type_info(t);

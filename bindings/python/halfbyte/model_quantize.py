@@ -36,11 +36,14 @@ def quantize_model(
         type: one of QUANTIZE_TYPES: "f32", "f16", "q8_0", "q4_0", "q4_1", "q5_0",
             "q4_k", "q6_k" (every weight matrix in that type, except the output
             head, i.e. output.weight or a tied token_embd.weight, at q6_K under the
-            4/5-bit types as llama.cpp does) or "q4_k_m" (token embedding and
+            4/5-bit types as llama.cpp does), "q4_k_s" (llama.cpp's Q4_K_S: output
+            head q6_K, attn_v of layers 0-3 and ffn_down of the first eighth of
+            the layers q5_K, the rest q4_K) or "q4_k_m" (token embedding and
             output q6_K, attn_v / ffn_down q6_K in the first and last eighth of the
             layers and every third layer between, the rest q4_K).
             Norms and biases stay f32; rows that are not a whole number of blocks
-            fall back (q4_K -> q5_0 -> f16, q6_K -> q8_0 -> f16, others -> f16).
+            fall back (q4_K -> q5_0 -> f16, q5_K -> q5_1 -> f16, q6_K -> q8_0 -> f16,
+            others -> f16).
         imatrix: an importance matrix file (``halfbyte imatrix``, or llama.cpp's
             GGUF imatrix): the error of each column is weighted by its mean squared
             activation. If the file also holds input covariances (``halfbyte

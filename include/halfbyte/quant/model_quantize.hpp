@@ -12,6 +12,9 @@
 //                            (output.weight, or token_embd.weight if the model
 //                            ties them) at q6_K for the types below 6 bits, as
 //                            llama.cpp does; o.pure keeps it at the type too
+//   q4_k_s                   llama.cpp's Q4_K_S mix: output head q6_K, attn_v of layers
+//                            0-3 and ffn_down of the first eighth of the layers q5_K,
+//                            everything else q4_K
 //   q4_k_m                   a mix in the spirit of llama.cpp's Q4_K_M (mix_type()):
 //                            token_embd and output at q6_K, attn_v and ffn_down at
 //                            q6_K in the first and last eighth of the layers and every
@@ -19,7 +22,8 @@
 // Which tensors: "weight matrices" are the 2-D tensors named *.weight; every other
 // tensor (norms, biases: 1-D) is written as f32 (integer tensors unchanged). A row
 // length that is not a multiple of the block falls back: q4_K -> q5_0 -> f16,
-// q6_K -> q8_0 -> f16, 32-blocks -> f16 (as llama.cpp does; the table says so).
+// q5_K -> q5_1 -> f16, q6_K -> q8_0 -> f16, 32-blocks -> f16 (as llama.cpp does;
+// the table says so).
 // A tensor already stored in its target type is copied byte for byte. Other
 // quantized input tensors are dequantized first (one warning lists them).
 //
@@ -61,7 +65,7 @@ struct ModelQuantizeOptions {
   // A tokenizer for inputs without one (see io::open_model_file).
   std::string tokenizer;
   // Every weight matrix in the type, the output head included (llama.cpp's --pure).
-  // No effect on q4_k_m.
+  // No effect on the mixes (q4_k_s, q4_k_m).
   bool pure = false;
   int n_threads = 0;  // 0: halfbyte::num_threads()
   // Called on the calling thread as tensors are processed: tensor `index` of

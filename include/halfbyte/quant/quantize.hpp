@@ -237,8 +237,9 @@ inline void search_sym(const float* x, const float* w, int n, ScaleType st, int 
   }
 }
 
+// Codes 0..qmax (15 for the 4-bit formats, 31 for ggml's q5_1).
 inline void search_affine(const float* x, const float* w, int n, ScaleType st, Codes& best,
-                          double& best_err) noexcept {
+                          double& best_err, int qmax = 15) noexcept {
   float mn = x[0], mx = x[0];
   for (int j = 1; j < n; ++j) {
     mn = std::fmin(mn, x[j]);
@@ -259,10 +260,10 @@ inline void search_affine(const float* x, const float* w, int n, ScaleType st, C
   for (int a = 0; a <= 6; ++a) {
     for (int b = 0; b <= 6; ++b) {
       const float lo = mn + 0.025f * float(a) * r, hi = mx - 0.025f * float(b) * r;
-      const float inv = 15.0f / (hi - lo);
+      const float inv = float(qmax) / (hi - lo);
       double s1 = 0.0, s2 = 0.0, sxl = 0.0;
       for (int j = 0; j < n; ++j) {
-        const int c = clamp_code((x[j] - lo) * inv, 0, 15);
+        const int c = clamp_code((x[j] - lo) * inv, 0, qmax);
         const double wj = w ? w[j] : 1.0;
         cand.c[j] = c;
         s1 += wj * c;
@@ -281,7 +282,7 @@ inline void search_affine(const float* x, const float* w, int n, ScaleType st, C
   }
   if (!std::isfinite(win_err) || !fit_affine(x, w, n, st, win)) return;
   double e = block_error(x, w, n, win);
-  refine(x, w, n, st, 0, 15, true, win, e);
+  refine(x, w, n, st, 0, qmax, true, win, e);
   if (e < best_err) {
     best = win;
     best_err = e;
