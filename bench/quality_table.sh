@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The SmolLM2 table of docs/QUALITY.md: halfbyte's and llama.cpp's quantizers from one
 # F16 source, each with and without an importance matrix (collected on the calibration
-# text), each file scored with `halfbyte perplexity --kl-base SOURCE` on the disjoint
-# evaluation text.
+# text), halfbyte's also with GPTQ (the same imatrix file, with covariances), each file
+# scored with `halfbyte perplexity --kl-base SOURCE` on the disjoint evaluation text.
 #   [LLAMA_CPP_BIN=DIR] bash bench/quality_table.sh BUILD_DIR WORK_DIR [CHUNKS]
-# TYPES (env) limits the types (default: q8_0 q4_1 q4_0 q4_k q4_k_m).
+# TYPES (env) limits the types (default: q8_0 q4_1 q4_0 q4_k q4_k_s q4_k_m; q4_k has no
+#   llama.cpp counterpart: its Q4_K_S is q4_k_s).
 # LLAMA_CPP_BIN: folder with llama.cpp's llama-imatrix and llama-quantize; without it the
 #   llama.cpp files are made with llama_cpp.llama_model_quantize (no imatrix rows).
 # LCIMAT_TYPES (env, default none): also halfbyte's quantizer with llama.cpp's imatrix
@@ -21,17 +22,19 @@ src="$work/smollm2-f16.gguf"
 # The source: the only SmolLM2 weights we have are its Q4_1 GGUF (token_embd q8_0),
 # dequantized to F16 (exact: every q4_1/q8_0 value is representable... to fp16 rounding).
 [ -f "$src" ] || "$hb" quantize models/SmolLM2-135M-Instruct.Q4_1.gguf "$src" --type f16 --quiet > /dev/null
-types="${TYPES:-q8_0 q4_1 q4_0 q4_k q4_k_m}"
+types="${TYPES:-q8_0 q4_1 q4_0 q4_k q4_k_s q4_k_m}"
 lcimat_types="${LCIMAT_TYPES:-}"
-lctype() { case "$1" in q4_k) echo q4_k_s;; *) echo "$1";; esac; }
+has_lc() { [ "$1" != q4_k ]; }
 
-# halfbyte: importance matrix on the calibration text (ctx 512), then each type without
-# and with it.
+# halfbyte: importance matrix with covariances on the calibration text (ctx 512), then
+# each type without it, with its importances only (--no-gptq) and with GPTQ.
 [ -f "$work/hb-imatrix.gguf" ] || "$hb" imatrix -m "$src" -f "$work/kjv-calibration.txt" \
-  -o "$work/hb-imatrix.gguf" --ctx 512 >&2
+  -o "$work/hb-imatrix.gguf" --ctx 512 --covariance >&2
 for t in $types; do
   [ -f "$work/hb-$t.gguf" ] || "$hb" quantize "$src" "$work/hb-$t.gguf" --type "$t" --quiet > /dev/null
   [ -f "$work/hb-$t-imat.gguf" ] || "$hb" quantize "$src" "$work/hb-$t-imat.gguf" --type "$t" \
+    --imatrix "$work/hb-imatrix.gguf" --no-gptq --quiet > /dev/null
+  [ -f "$work/hb-$t-gptq.gguf" ] || "$hb" quantize "$src" "$work/hb-$t-gptq.gguf" --type "$t" \
     --imatrix "$work/hb-imatrix.gguf" --quiet > /dev/null
 done
 
@@ -43,7 +46,8 @@ if [ -n "$lcbin" ] && [ -x "$lcbin/llama-imatrix" ] && [ -x "$lcbin/llama-quanti
   [ -f "$work/lc-imatrix.gguf" ] || "$lcbin/llama-imatrix" -m "$src" -f "$work/kjv-calibration.txt" \
     -o "$work/lc-imatrix.gguf" -c 512 --no-ppl > "$work/lc-imatrix.log" 2>&1
   for t in $types; do
-    lt=$(lctype "$t"); LT=$(echo "$lt" | tr a-z A-Z)
+    has_lc "$t" || continue
+    lt="$t"; LT=$(echo "$lt" | tr a-z A-Z)
     [ -f "$work/lc-$lt.gguf" ] || "$lcbin/llama-quantize" "$src" "$work/lc-$lt.gguf" "$LT" > /dev/null 2>&1
     [ -f "$work/lc-$lt-imat.gguf" ] || "$lcbin/llama-quantize" --imatrix "$work/lc-imatrix.gguf" \
       "$src" "$work/lc-$lt-imat.gguf" "$LT" > /dev/null 2>&1
@@ -58,8 +62,8 @@ else
   python3 - "$src" "$work" $types <<'PY'
 import ctypes, os, sys, llama_cpp
 src, work = sys.argv[1], sys.argv[2]
-ftypes = {"q8_0": ("q8_0", 7), "q4_1": ("q4_1", 3), "q4_0": ("q4_0", 2), "q4_k": ("q4_k_s", 14), "q4_k_m": ("q4_k_m", 15)}
-for name, ftype in (ftypes[t] for t in sys.argv[3:]):
+ftypes = {"q8_0": ("q8_0", 7), "q4_1": ("q4_1", 3), "q4_0": ("q4_0", 2), "q4_k_s": ("q4_k_s", 14), "q4_k_m": ("q4_k_m", 15)}
+for name, ftype in (ftypes[t] for t in sys.argv[3:] if t in ftypes):
     out = os.path.join(work, f"lc-{name}.gguf")
     if os.path.exists(out):
         continue
@@ -75,9 +79,11 @@ r = gguf.GGUFReader(sys.argv[1]); print(sum(int(np.prod(t.shape)) for t in r.ten
 printf "| file | quantizer | imatrix | size (MB) | bits/weight | PPL | KL vs source | top-1 agreement |\n|---|---|---|---:|---:|---:|---:|---:|\n"
 files="$src"
 for t in $types; do
-  lt=$(lctype "$t")
-  files="$files $work/hb-$t.gguf $work/hb-$t-imat.gguf $work/lc-$lt.gguf"
-  [ "$lc_imat" = 1 ] && files="$files $work/lc-$lt-imat.gguf"
+  files="$files $work/hb-$t.gguf $work/hb-$t-imat.gguf $work/hb-$t-gptq.gguf"
+  if has_lc "$t"; then
+    files="$files $work/lc-$t.gguf"
+    [ "$lc_imat" = 1 ] && files="$files $work/lc-$t-imat.gguf"
+  fi
   if [ "$lc_imat" = 1 ] && [[ " $lcimat_types " == *" $t "* ]]; then files="$files $work/hb-$t-lcimat.gguf"; fi
 done
 for f in $files; do
@@ -88,7 +94,8 @@ for f in $files; do
   size=$(stat -c %s "$f")
   name=$(basename "$f" .gguf)
   who=halfbyte; case "$name" in lc-*) who=llama.cpp;; smollm2-f16*) who="source";; esac
-  imat="-"; case "$name" in *-lcimat) imat="llama.cpp's";; *-imat) [ "$who" = halfbyte ] && imat="halfbyte's" || imat="llama.cpp's";; esac
+  imat="-"; case "$name" in *-lcimat) imat="llama.cpp's";; *-gptq) imat="halfbyte's + GPTQ";;
+    *-imat) [ "$who" = halfbyte ] && imat="halfbyte's" || imat="llama.cpp's";; esac
   printf "| %s | %s | %s | %.1f | %.2f | %s | %s | %s |\n" "$name" "$who" "$imat" \
     "$(echo "$size / 1000000" | bc -l)" "$(echo "$size * 8 / $n_params" | bc -l)" "$ppl" "$kl" "$top"
 done

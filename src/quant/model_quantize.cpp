@@ -302,7 +302,8 @@ std::vector<TensorQuantInfo> quantize_model(const std::string& in, const std::st
     // Rows in chunks so progress (and Ctrl-C through it) is reported on this thread;
     // within a chunk, groups of rows per task (GPTQ runs a group as matrices).
     const int64_t group = gptq ? 16 : 1;
-    const int64_t chunk = std::max<int64_t>(group, std::min<int64_t>(rows / 50 + 1, 4096 * 1024 / std::max<int64_t>(n, 1)));
+    const int64_t chunk = std::max<int64_t>(group * (gptq ? 4 * n_threads : 1),
+                                            std::min<int64_t>(rows / 50 + 1, 4096 * 1024 / std::max<int64_t>(n, 1)));
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
       const int64_t r1 = std::min(rows, r0 + chunk);
       const int64_t n_groups = (r1 - r0 + group - 1) / group;

@@ -16,28 +16,18 @@
 #include "halfbyte/quant/ggml_quants.hpp"
 #include "halfbyte/quant/quantize.hpp"
 #include "io/ggml_dequant.hpp"
+#include "ggml_quant_util.hpp"
 #include "test_util.hpp"
 
 namespace hq = halfbyte::quant;
 namespace gq = halfbyte::quant::ggml;
 using halfbyte::io::GgmlType;
 
+using halfbyte::test::datasets;
+using halfbyte::test::f16r;
+using halfbyte::test::round_trip;
+
 namespace {
-
-float f16r(float v) { return halfbyte::fp16_to_fp32(halfbyte::fp32_to_fp16(v)); }
-
-// Quantizes n values with `qb` (block of `block` values, `bytes` bytes) and decodes
-// them with the loader's decoder; returns the decoded values.
-template <class Q>
-std::vector<float> round_trip(GgmlType t, int block, int bytes, const std::vector<float>& x, Q qb,
-                              const float* w = nullptr) {
-  const size_t nb = x.size() / size_t(block);
-  std::vector<uint8_t> buf(nb * size_t(bytes));
-  for (size_t i = 0; i < nb; ++i) qb(x.data() + i * size_t(block), w ? w + i * size_t(block) : nullptr, buf.data() + i * size_t(bytes));
-  std::vector<float> y(x.size());
-  REQUIRE(halfbyte::io::ggml_dequantize_row(t, buf.data(), int64_t(x.size()), y.data()));
-  return y;
-}
 
 double rmse(const std::vector<float>& a, const std::vector<float>& b, const float* w = nullptr) {
   return std::sqrt(halfbyte::test::sse(a.data(), b.data(), a.size(), w) / double(a.size()));
@@ -108,14 +98,6 @@ std::vector<float> q4_0_auto(const std::vector<float>& x) {
 const auto kQ4K = [](const float* x, const float* w, uint8_t* d) { gq::quantize_block_q4_k(x, w, d); };
 const auto kQ6K = [](const float* x, const float* w, uint8_t* d) { gq::quantize_block_q6_k(x, w, d); };
 const auto kQ50 = [](const float* x, const float* w, uint8_t* d) { gq::quantize_block_q5_0(x, w, d); };
-
-std::vector<std::pair<const char*, std::vector<float>>> datasets(size_t n) {
-  return {{"gaussian", halfbyte::test::gaussian(n, 1)},
-          {"uniform", halfbyte::test::uniform(n, 2, -1.0f, 3.0f)},
-          {"heavy-tailed", halfbyte::test::heavy_tailed(n, 3)},
-          {"positive", halfbyte::test::uniform(n, 4, 0.5f, 2.0f)},
-          {"tiny", halfbyte::test::gaussian(n, 5, 1e-4f)}};
-}
 
 }  // namespace
 
