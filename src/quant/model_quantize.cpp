@@ -290,12 +290,14 @@ std::vector<TensorQuantInfo> quantize_model(const std::string& in, const std::st
         if (int64_t(it->second.sum2.size()) != n)
           throw_error(ErrorKind::Format, opts.imatrix, ": imatrix entry '", t.name, "' has ", it->second.sum2.size(),
                       " columns, the tensor ", n);
+        // Statistics GPTQ cannot use (no activation reached the matrix, or H stays
+        // singular): importance only, said so.
         try {
           gptq = std::make_unique<GptqFactor>(gptq_factor(it->second.cov->data(), n));
+          ++gptq_count;
         } catch (const Error& e) {
-          throw_error(ErrorKind::Format, opts.imatrix, ": '", t.name, "': ", e.what());
+          if (opts.warn) opts.warn(opts.imatrix + ": '" + t.name + "' is quantized without GPTQ: " + e.what());
         }
-        ++gptq_count;
       }
     }
     double err2 = 0.0, sum2 = 0.0;

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -13,6 +14,8 @@
 #include "halfbyte/core/error.hpp"
 #include "halfbyte/io/gguf_writer.hpp"
 #include "halfbyte/quant/imatrix.hpp"
+#include "halfbyte/quant/model_quantize.hpp"
+#include "halfbyte/io/gguf.hpp"
 #include "quant/gptq.hpp"
 #include "quant/row_codec.hpp"
 #include "test_util.hpp"
@@ -215,4 +218,57 @@ TEST_CASE("imatrix files keep covariances, shared ones once", "[quant][gptq][ima
   neg[3 * n + 3] = -2.0f;
   REQUIRE_THROWS_WITH(load_imatrix(write_bad("a.weight.in_cov", {n, n}, neg)), Catch::Contains("negative diagonal"));
   REQUIRE_THROWS_WITH(load_imatrix(write_bad("b.weight.in_cov", {n, n}, eye)), Catch::Contains("has no 'b.weight.in_sum2'"));
+}
+
+TEST_CASE("quantize_model: GPTQ where the imatrix has covariances, importance only where they are unusable",
+          "[quant][gptq][model]") {
+  const fs::path dir = fs::temp_directory_path() / ("hb-gptq-model-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  struct Cleanup {
+    fs::path p;
+    ~Cleanup() { fs::remove_all(p); }
+  } cleanup{dir};
+  const int64_t n = 64, rows = 32;
+  halfbyte::io::GgufWriter src;
+  src.set("general.architecture", halfbyte::io::GgufValue{halfbyte::io::GgufType::STRING, std::string("llama")});
+  src.set("llama.block_count", halfbyte::io::GgufValue{halfbyte::io::GgufType::U32, uint64_t(1)});
+  const std::vector<float> wq = halfbyte::test::gaussian(size_t(rows * n), 1), wk = halfbyte::test::gaussian(size_t(rows * n), 2);
+  src.add_tensor("blk.0.attn_q.weight", {n, rows}, GgmlType::F32, wq.data(), wq.size() * 4);
+  src.add_tensor("blk.0.attn_k.weight", {n, rows}, GgmlType::F32, wk.data(), wk.size() * 4);
+  const std::string src_path = (dir / "src.gguf").string();
+  src.write(src_path);
+
+  Imatrix im;
+  im.covariance = true;
+  const std::vector<float> x = activations(200, n, 5);
+  accumulate(im.entries["blk.0.attn_q.weight"], x.data(), 200, n, n, true);
+  auto& k = im.entries["blk.0.attn_k.weight"];  // statistics that reached no column
+  k.sum2.assign(size_t(n), 0.0);
+  k.count = 200;
+  k.cov = std::make_shared<std::vector<float>>(size_t(n * n), 0.0f);
+  const std::string im_path = (dir / "im.gguf").string();
+  save_imatrix(im_path, im);
+
+  std::vector<std::string> warnings;
+  ModelQuantizeOptions o;
+  o.type = "q4_0";
+  o.imatrix = im_path;
+  o.warn = [&](const std::string& m) { warnings.push_back(m); };
+  const auto gq = quantize_model(src_path, (dir / "gptq.gguf").string(), o);
+  o.gptq = false;
+  const auto plain = quantize_model(src_path, (dir / "plain.gguf").string(), o);
+  bool warned = false;
+  for (const auto& m : warnings) warned |= m.find("'blk.0.attn_k.weight' is quantized without GPTQ") != std::string::npos;
+  REQUIRE(warned);
+  const auto a = halfbyte::io::GgufFile::open((dir / "gptq.gguf").string());
+  const auto b = halfbyte::io::GgufFile::open((dir / "plain.gguf").string());
+  const auto bytes = [](const halfbyte::io::GgufFile& f, const char* name) {
+    const auto& t = f.tensor(name);
+    return std::vector<uint8_t>(f.data(t), f.data(t) + t.nbytes);
+  };
+  REQUIRE(bytes(a, "blk.0.attn_k.weight") == bytes(b, "blk.0.attn_k.weight"));  // importance only in both
+  REQUIRE(bytes(a, "blk.0.attn_q.weight") != bytes(b, "blk.0.attn_q.weight"));  // GPTQ changed the codes
+  // The reported error of the GPTQ'd matrix is larger (GPTQ trades weight error for output error).
+  REQUIRE(gq[0].name == "blk.0.attn_q.weight");
+  REQUIRE(gq[0].rel_rms_error > plain[0].rel_rms_error);
 }
