@@ -35,12 +35,15 @@ GptqFactor gptq_factor(const float* cov, int64_t n, double damp) {
   for (int attempt = 0; attempt < 4; ++attempt, damp *= 10.0) {
     MatD hd = h;
     hd.diagonal().array() += damp * mean_diag;
-    Eigen::LLT<MatD> llt(hd);
+    // U with U^T U = hd^-1 means hd = V V^T with V = U^-1 upper triangular. With J
+    // the reversal permutation, J hd J = (J V J)(J V J)^T and J V J is lower: the
+    // Cholesky factor of the reversed matrix. So U = J L^-1 J: one factorisation and
+    // one triangular inverse, instead of inverting hd and factorising the inverse.
+    const MatD rev = hd.reverse();
+    Eigen::LLT<MatD> llt(rev);
     if (llt.info() != Eigen::Success) continue;
-    const MatD inv = llt.solve(MatD::Identity(n, n));
-    Eigen::LLT<MatD> llt_inv(0.5 * (inv + inv.transpose()));
-    if (llt_inv.info() != Eigen::Success) continue;
-    const MatD u = llt_inv.matrixU();
+    const MatD linv = llt.matrixL().solve(MatD::Identity(n, n));
+    const MatD u = linv.reverse();
     if (!u.allFinite() || !(u.diagonal().array() > 0.0).all()) continue;
     GptqFactor f;
     f.n = n;

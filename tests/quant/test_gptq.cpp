@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <memory>
@@ -115,6 +116,26 @@ TEST_CASE("gptq: lower output error than importance-weighted quantization on cor
     }
   const std::vector<float> w = halfbyte::test::gaussian(size_t(rows * n), 11, 0.05f);
   const GptqFactor f = gptq_factor(h.data(), n);
+  {
+    // U is upper triangular with U^T U = (H + 1% of its mean diagonal)^-1.
+    double mean = 0.0;
+    for (int64_t i = 0; i < n; ++i) mean += h[size_t(i * n + i)] / double(n);
+    std::vector<double> utu(size_t(n * n), 0.0);
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t i = k; i < n; ++i)
+        for (int64_t j = k; j < n; ++j) utu[size_t(i * n + j)] += double(f.u[size_t(k * n + i)]) * f.u[size_t(k * n + j)];
+    double worst = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t j = 0; j < i; ++j) REQUIRE(f.u[size_t(i * n + j)] == 0.0f);
+      for (int64_t j = 0; j < n; j += 7) {  // (U^T U)(H + damp I) = I, a column sample
+        double s = 0.0;
+        for (int64_t k = 0; k < n; ++k) s += utu[size_t(i * n + k)] * (h[size_t(k * n + j)] + (k == j ? 0.01 * mean : 0.0));
+        worst = std::max(worst, std::fabs(s - (i == j ? 1.0 : 0.0)));
+      }
+    }
+    CAPTURE(worst);
+    REQUIRE(worst < 1e-3);  // U is stored in fp32
+  }
   // Measured (seeds above): GPTQ's output error is 0.43-0.56x the importance-weighted one.
   for (GgmlType t : kGridTypes) {
     const auto& ti = halfbyte::io::ggml_type_info(t);
