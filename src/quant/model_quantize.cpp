@@ -257,6 +257,19 @@ std::vector<TensorQuantInfo> quantize_model(const std::string& in, const std::st
   std::vector<TensorQuantInfo> table;
   std::vector<std::vector<uint8_t>> data(jobs.size());
   int imatrix_missing = 0, gptq_count = 0;
+  // GPTQ where the imatrix has the matrix's input covariance; not for a token table
+  // that is also the output head (its rows are embeddings too).
+  const auto gptq_entry = [&](const Job& j) -> const ImatrixEntry* {
+    const io::GgufTensorInfo& t = *j.t;
+    if (j.copy || !im || !opts.gptq || t.ne.size() != 2 || !has_element_grid(j.to)) return nullptr;
+    if (tied && t.name == "token_embd.weight") return nullptr;
+    const auto it = im->entries.find(t.name);
+    return it != im->entries.end() && it->second.cov ? &it->second : nullptr;
+  };
+  std::map<const std::vector<float>*, std::shared_ptr<const GptqFactor>> factors;
+  std::map<const std::vector<float>*, int> factor_users;
+  for (const Job& j : jobs)
+    if (const ImatrixEntry* e = gptq_entry(j)) ++factor_users[e->cov.get()];
   for (size_t k = 0; k < jobs.size(); ++k) {
     const Job& j = jobs[k];
     const io::GgufTensorInfo& t = *j.t;
@@ -281,24 +294,23 @@ std::vector<TensorQuantInfo> quantize_model(const std::string& in, const std::st
     const bool matrix = t.ne.size() == 2 && j.to != GgmlType::F32;
     const std::vector<float> w = matrix ? importance_for(im.get(), t.name, n, opts.imatrix, imatrix_missing)
                                         : std::vector<float>{};
-    // GPTQ where the imatrix has this matrix's input covariance; not for a token
-    // table that is also the output head (its rows are embeddings too).
-    std::unique_ptr<GptqFactor> gptq;
-    if (matrix && im && opts.gptq && has_element_grid(j.to) && !(tied && t.name == "token_embd.weight")) {
-      const auto it = im->entries.find(t.name);
-      if (it != im->entries.end() && it->second.cov) {
-        if (int64_t(it->second.sum2.size()) != n)
-          throw_error(ErrorKind::Format, opts.imatrix, ": imatrix entry '", t.name, "' has ", it->second.sum2.size(),
-                      " columns, the tensor ", n);
-        // Statistics GPTQ cannot use (no activation reached the matrix, or H stays
-        // singular): importance only, said so.
-        try {
-          gptq = std::make_unique<GptqFactor>(gptq_factor(it->second.cov->data(), n));
-          ++gptq_count;
-        } catch (const Error& e) {
-          if (opts.warn) opts.warn(opts.imatrix + ": '" + t.name + "' is quantized without GPTQ: " + e.what());
-        }
+    std::shared_ptr<const GptqFactor> gptq;
+    if (const ImatrixEntry* e = gptq_entry(j)) {
+      if (int64_t(e->sum2.size()) != n)
+        throw_error(ErrorKind::Format, opts.imatrix, ": imatrix entry '", t.name, "' has ", e->sum2.size(),
+                    " columns, the tensor ", n);
+      // One factor per distinct input (Q, K and V share theirs), kept until its last user.
+      auto& cached = factors[e->cov.get()];
+      // Statistics GPTQ cannot use (no activation reached the matrix, or H stays
+      // singular): importance only, said so.
+      try {
+        if (!cached) cached = std::make_shared<const GptqFactor>(gptq_factor(e->cov->data(), n));
+        gptq = cached;
+        ++gptq_count;
+      } catch (const Error& err) {
+        if (opts.warn) opts.warn(opts.imatrix + ": '" + t.name + "' is quantized without GPTQ: " + err.what());
       }
+      if (--factor_users[e->cov.get()] == 0) factors.erase(e->cov.get());
     }
     double err2 = 0.0, sum2 = 0.0;
     // Rows in chunks so progress (and Ctrl-C through it) is reported on this thread;
