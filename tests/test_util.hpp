@@ -2,7 +2,11 @@
 #pragma once
 
 #include <cmath>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdint>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -61,5 +65,23 @@ inline std::vector<uint8_t> from_hex(const std::string& hex) {
   }
   return out;
 }
+
+// A fresh folder under the system's temporary directory, removed with its contents
+// when the object goes out of scope.
+struct TempDir {
+  std::filesystem::path p;
+  explicit TempDir(const std::string& prefix) {
+    static std::atomic<int> counter{0};
+    p = std::filesystem::temp_directory_path() /
+        (prefix + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::create_directories(p);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(p, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+};
 
 }  // namespace halfbyte::test

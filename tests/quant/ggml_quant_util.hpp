@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "halfbyte/core/half.hpp"
+#include "halfbyte/quant/ggml_quants.hpp"
 #include "halfbyte/io/gguf.hpp"
 #include "io/ggml_dequant.hpp"
 #include "test_util.hpp"
@@ -29,6 +30,11 @@ std::vector<float> round_trip(io::GgmlType t, int block, int bytes, const std::v
   REQUIRE(io::ggml_dequantize_row(t, buf.data(), int64_t(x.size()), y.data()));
   return y;
 }
+
+// q4_K's block quantizer as round_trip's `qb` (the tests compare other formats with it).
+inline constexpr auto kQ4K = [](const float* x, const float* w, uint8_t* d) {
+  quant::ggml::quantize_block_q4_k(x, w, d);
+};
 
 // The value distributions every quantizer is tried on.
 inline std::vector<std::pair<const char*, std::vector<float>>> datasets(size_t n) {

@@ -25,6 +25,7 @@ using halfbyte::io::GgmlType;
 
 using halfbyte::test::datasets;
 using halfbyte::test::f16r;
+using halfbyte::test::kQ4K;
 using halfbyte::test::round_trip;
 
 namespace {
@@ -95,7 +96,6 @@ std::vector<float> q4_0_auto(const std::vector<float>& x) {
   return y;
 }
 
-const auto kQ4K = [](const float* x, const float* w, uint8_t* d) { gq::quantize_block_q4_k(x, w, d); };
 const auto kQ6K = [](const float* x, const float* w, uint8_t* d) { gq::quantize_block_q6_k(x, w, d); };
 const auto kQ50 = [](const float* x, const float* w, uint8_t* d) { gq::quantize_block_q5_0(x, w, d); };
 

@@ -21,6 +21,7 @@ using halfbyte::io::GgmlType;
 
 using halfbyte::test::datasets;
 using halfbyte::test::f16r;
+using halfbyte::test::kQ4K;
 using halfbyte::test::round_trip;
 
 namespace {
@@ -46,7 +47,6 @@ std::vector<float> rtn_q5_1(const std::vector<float>& x) {
   return y;
 }
 
-const auto kQ4K = [](const float* x, const float* w, uint8_t* d) { gq::quantize_block_q4_k(x, w, d); };
 const auto kQ5K = [](const float* x, const float* w, uint8_t* d) { gq::quantize_block_q5_k(x, w, d); };
 const auto kQ51 = [](const float* x, const float* w, uint8_t* d) { gq::quantize_block_q5_1(x, w, d); };
 

@@ -2,8 +2,6 @@
 // uses (src/quant/row_codec.cpp); importance matrices with covariances.
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -182,12 +180,8 @@ TEST_CASE("gptq: bad statistics and shapes are refused", "[quant][gptq]") {
 }
 
 TEST_CASE("imatrix files keep covariances, shared ones once", "[quant][gptq][imatrix]") {
-  const fs::path dir = fs::temp_directory_path() / ("hb-gptq-" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  struct Cleanup {
-    fs::path p;
-    ~Cleanup() { fs::remove_all(p); }
-  } cleanup{dir};
+  const halfbyte::test::TempDir tmp("hb-gptq");
+  const fs::path& dir = tmp.p;
   const int64_t n = 8;
   const std::vector<float> x = halfbyte::test::gaussian(size_t(20 * n), 3);
   Imatrix im;
@@ -243,12 +237,8 @@ TEST_CASE("imatrix files keep covariances, shared ones once", "[quant][gptq][ima
 
 TEST_CASE("quantize_model: GPTQ where the imatrix has covariances, importance only where they are unusable",
           "[quant][gptq][model]") {
-  const fs::path dir = fs::temp_directory_path() / ("hb-gptq-model-" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  struct Cleanup {
-    fs::path p;
-    ~Cleanup() { fs::remove_all(p); }
-  } cleanup{dir};
+  const halfbyte::test::TempDir tmp("hb-gptq-model");
+  const fs::path& dir = tmp.p;
   const int64_t n = 64, rows = 32;
   halfbyte::io::GgufWriter src;
   src.set("general.architecture", halfbyte::io::GgufValue{halfbyte::io::GgufType::STRING, std::string("llama")});

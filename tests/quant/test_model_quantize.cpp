@@ -2,8 +2,6 @@
 // by the loader's decoders (src/io/ggml_dequant.cpp, quant::dequantize_row).
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
-
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -26,10 +24,8 @@ using halfbyte::io::GgufValue;
 
 namespace {
 
-struct Dir {
-  fs::path p = fs::temp_directory_path() / ("hb-mq-" + std::to_string(getpid()));
-  Dir() { fs::create_directories(p); }
-  ~Dir() { fs::remove_all(p); }
+struct Dir : halfbyte::test::TempDir {
+  Dir() : TempDir("hb-mq") {}
 };
 
 // A model-shaped GGUF: 2 layers of 256-wide matrices, a 1-D norm, an output head.
