@@ -177,7 +177,7 @@ void Llama::memory(MemoryReport& r) const {
 
 void Llama::record(const std::vector<std::string>& names, const float* x, int64_t n, int64_t ld, int64_t cols) {
   quant::ImatrixEntry& first = stats_->entries[names[0]];
-  quant::accumulate(first, x, n, ld, cols, stats_->covariance);
+  quant::accumulate(first, names[0], x, n, ld, cols, stats_->covariance);
   // The matrices reading the same input share its statistics (cov: one copy).
   for (size_t i = 1; i < names.size(); ++i) stats_->entries[names[i]] = first;
 }

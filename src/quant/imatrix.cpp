@@ -41,16 +41,18 @@ std::vector<float> ImatrixEntry::importance() const {
   return out;
 }
 
-void accumulate(ImatrixEntry& e, const float* x, int64_t n, int64_t ld, int64_t cols, bool covariance) {
+void accumulate(ImatrixEntry& e, const std::string& name, const float* x, int64_t n, int64_t ld, int64_t cols,
+                bool covariance) {
   if (e.sum2.empty()) e.sum2.assign(size_t(cols), 0.0);
   if (int64_t(e.sum2.size()) != cols)
-    throw_invalid("imatrix: an entry has ", e.sum2.size(), " columns in the statistics, the activations ", cols);
+    throw_invalid("imatrix: '", name, "' has ", e.sum2.size(), " columns in the statistics, the model ", cols);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t j = 0; j < cols; ++j) e.sum2[size_t(j)] += double(x[t * ld + j]) * double(x[t * ld + j]);
   e.count += double(n);
   if (!covariance || n == 0) return;
   if (!e.cov) e.cov = std::make_shared<std::vector<float>>(size_t(cols * cols), 0.0f);
-  // Symmetric rank-n update: X^T X, X the n x cols activations.
+  // X^T X, X the n x cols activations (a full product: simpler than a symmetric
+  // update plus mirroring, and small beside the forward pass).
   using RowMatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const Eigen::Map<const RowMatF, 0, Eigen::OuterStride<>> X(x, n, cols, Eigen::OuterStride<>(ld));
   Eigen::Map<RowMatF> C(e.cov->data(), cols, cols);
@@ -102,12 +104,11 @@ Imatrix load_imatrix(const std::string& path) {
       throw_error(ErrorKind::Format, path, ": imatrix tensor '", t.name, "' should be ", n, " x ", n, " (the columns of '",
                   w, kSum2, "')");
     auto cov = std::make_shared<std::vector<float>>(f32_values(f, t));
-    for (int64_t j = 0; j < n; ++j) {
-      const float d = (*cov)[size_t(j * n + j)];
-      if (!(d >= 0.0f)) throw_error(ErrorKind::Format, path, ": imatrix tensor '", t.name, "' has a negative diagonal");
-    }
     for (float v : *cov)
       if (!std::isfinite(v)) throw_error(ErrorKind::Format, path, ": imatrix tensor '", t.name, "' has a non-finite value");
+    for (int64_t j = 0; j < n; ++j)
+      if ((*cov)[size_t(j * n + j)] < 0.0f)
+        throw_error(ErrorKind::Format, path, ": imatrix tensor '", t.name, "' has a negative diagonal");
     it->second.cov = std::move(cov);
     m.covariance = true;
   }

@@ -186,10 +186,10 @@ TEST_CASE("imatrix files keep covariances, shared ones once", "[quant][gptq][ima
   const std::vector<float> x = halfbyte::test::gaussian(size_t(20 * n), 3);
   Imatrix im;
   im.covariance = true;
-  accumulate(im.entries["blk.0.attn_q.weight"], x.data(), 20, n, n, true);
+  accumulate(im.entries["blk.0.attn_q.weight"], "blk.0.attn_q.weight", x.data(), 20, n, n, true);
   im.entries["blk.0.attn_k.weight"] = im.entries["blk.0.attn_q.weight"];  // one input, two matrices
-  accumulate(im.entries["blk.0.ffn_down.weight"], x.data(), 10, n, n, true);
-  accumulate(im.entries["output.weight"], x.data(), 5, n, n, false);
+  accumulate(im.entries["blk.0.ffn_down.weight"], "blk.0.ffn_down.weight", x.data(), 10, n, n, true);
+  accumulate(im.entries["output.weight"], "output.weight", x.data(), 5, n, n, false);
   const auto& q = im.entries["blk.0.attn_q.weight"];
   REQUIRE(q.count == 20.0);
   double c01 = 0.0;
@@ -252,7 +252,7 @@ TEST_CASE("quantize_model: GPTQ where the imatrix has covariances, importance on
   Imatrix im;
   im.covariance = true;
   const std::vector<float> x = activations(200, n, 5);
-  accumulate(im.entries["blk.0.attn_q.weight"], x.data(), 200, n, n, true);
+  accumulate(im.entries["blk.0.attn_q.weight"], "blk.0.attn_q.weight", x.data(), 200, n, n, true);
   auto& k = im.entries["blk.0.attn_k.weight"];  // statistics that reached no column
   k.sum2.assign(size_t(n), 0.0);
   k.count = 200;

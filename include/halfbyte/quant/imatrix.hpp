@@ -44,8 +44,9 @@ struct Imatrix {
 
 // Adds n tokens' activations (row t at x + t * ld, `cols` columns) to e: sum2 and
 // count, and cov if `covariance` (allocated on first use). Throws
-// Error(InvalidArgument) if e already has another column count.
-void accumulate(ImatrixEntry& e, const float* x, int64_t n, int64_t ld, int64_t cols, bool covariance);
+// Error(InvalidArgument), naming the matrix `name`, if e already has another column count.
+void accumulate(ImatrixEntry& e, const std::string& name, const float* x, int64_t n, int64_t ld, int64_t cols,
+                bool covariance);
 
 // Throws Error(Io) for a missing file, Error(Format) for a GGUF file that is not an
 // imatrix (names the tensor or key at fault).
