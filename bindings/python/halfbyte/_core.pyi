@@ -204,6 +204,7 @@ def quantize_model(
     tokenizer: str = "",
     n_threads: int = 0,
     pure: bool = False,
+    gptq: bool = True,
     progress: _Progress = None,
 ) -> Tuple[List[Dict[str, Any]], List[str]]:
     """Quantize a model to a GGUF file; use halfbyte.quantize_model()."""
