@@ -212,8 +212,11 @@ void Bert::attention(const PackedBatch& b, const float* qkv, float* ctx) const {
 // batch). Elsewhere it changes nothing.
 constexpr int64_t kAnyRows = 1;
 
-// Rows (tokens) from which the elementwise passes run on all threads.
+// Rows (tokens) from which the LayerNorm passes run on all threads, and values
+// from which GELU does (it costs ~10x more per value: a single text's FFN
+// activations are worth splitting).
 constexpr int64_t kMinParallelRows = 64;
+constexpr int64_t kMinParallelGelu = 16384;
 
 void Bert::forward(const PackedBatch& b, float* out) const {
   const int64_t D = c_.n_embd, F = c_.n_ff, T = b.n_tokens();
@@ -223,6 +226,7 @@ void Bert::forward(const PackedBatch& b, float* out) const {
   embed(b, x);
   // Elementwise passes over fewer rows cost less than waking the other threads.
   const bool par = n_threads_ > 1 && T >= kMinParallelRows;
+  const bool par_gelu = n_threads_ > 1 && T > 1 && T * F >= kMinParallelGelu;
   const kernels::KernelTable& kt = kernels::active();
   const auto bias_of = [](const Linear& l) { return l.bias.empty() ? nullptr : l.bias.data(); };
   for (const BertLayer& w : layers_) {
@@ -240,7 +244,7 @@ void Bert::forward(const PackedBatch& b, float* out) const {
     w.up.forward(x, T, D, h.data(), F, n_threads_, ln_precision_, kAnyRows, false);
     const float* bu = bias_of(w.up);
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(n_threads_) if (par)
+#pragma omp parallel for num_threads(n_threads_) if (par_gelu)
 #endif
     for (int64_t t = 0; t < T; ++t) kt.gelu(h.data() + t * F, bu, F);
     w.down.forward(h.data(), T, F, tmp.data(), D, n_threads_, other_precision_, kAnyRows, false);

@@ -4,6 +4,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <atomic>
 #include <type_traits>
 #include <vector>
 
@@ -35,6 +36,9 @@ T* grow(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
   return v.data();
 }
+
+// Row-group chunks per thread on the integer paths with M > 1 (taken dynamically).
+constexpr int64_t kChunksPerThread = 4;
 
 int threads_for(const MatmulOptions& o) {
   if (o.n_threads < 0 || o.n_threads > kMaxThreads)
@@ -138,22 +142,33 @@ void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> 
     };
     using Act = std::conditional_t<sizeof(*qs) == 1, kernels::ActQ8, kernels::ActQ16>;
     const Act a{qs, meta, K};
-    if (M * K < (1 << 16) || nt == 1) {
+    if (nt == 1 || M < nt) {
       quantize_rows(0, M);
       parallel(nt, [&](int tid, int nthr) {
         const auto t = task_for(tid, nthr);
         if (t.g0 < t.g1 && t.m0 < t.m1) fn(p, a, t);
       });
-    } else {
-      parallel(nt, [&](int tid, int nthr) {
-        quantize_rows(M * tid / nthr, M * (tid + 1) / nthr);
+      return;
+    }
+    // Several rows: the threads quantize their share of rows, then take the row
+    // groups in chunks as they finish (a thread that runs slower, such as the
+    // caller's after serial work or one on a busy core, takes fewer). A group's
+    // outputs come from one kernel call over all of K, whoever runs it.
+    std::atomic<int64_t> next{0};
+    parallel(nt, [&](int tid, int nthr) {
+      quantize_rows(M * tid / nthr, M * (tid + 1) / nthr);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
+      if (G < nthr) {  // fewer groups than threads: the rows are split
         const auto t = task_for(tid, nthr);
-        if (t.g0 < t.g1 && t.m0 < t.m1) fn(p, a, t);
-      });
-    }
+        if (t.m0 < t.m1) fn(p, a, t);
+        return;
+      }
+      const int64_t chunk = std::max<int64_t>(1, G / (int64_t(nthr) * kChunksPerThread));
+      for (int64_t g0 = next.fetch_add(chunk); g0 < G; g0 = next.fetch_add(chunk))
+        fn(p, a, kernels::GemmTask{g0, std::min(G, g0 + chunk), 0, M, y.data(), y.stride(0)});
+    });
   };
   if (int16)
     run_quantized(grow(s.qs16, size_t(M * K)), kt.quantize_act16, kt.gemm_i16[p.family][bf]);

@@ -35,7 +35,9 @@ std::vector<Shape> shapes_for(const quant::Format& f, uint64_t seed) {
   std::vector<Shape> s = {{1, 17, g}, {3, 16, 2 * g}, {9, 1, 4096 + g - (4096 % g == 0 ? 0 : 4096 % g)},
                           {64, 33, 4096 + 128}, {1, 257, 4096 + 128},
                           // arranged integer tiles: 3 + 3 + 1 and 2 groups, partial last groups
-                          {17, 117, 6 * g}, {16, 40, 4 * g}, {37, 48, 2 * g}};
+                          {17, 117, 6 * g}, {16, 40, 4 * g}, {37, 48, 2 * g},
+                          // 2 threads take 19 groups in dynamic chunks of 2 (the last: 1, partial)
+                          {5, 300, 3 * g}};
   for (int i = 0; i < 10; ++i) {
     const int64_t K = g * int64_t(1 + rng() % (1024 / g * 2));
     s.push_back({Ms[rng() % std::size(Ms)], Ns[rng() % std::size(Ns)], K});
