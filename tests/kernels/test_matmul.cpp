@@ -37,7 +37,9 @@ std::vector<Shape> shapes_for(const quant::Format& f, uint64_t seed) {
                           // arranged integer tiles: 3 + 3 + 1 and 2 groups, partial last groups
                           {17, 117, 6 * g}, {16, 40, 4 * g}, {37, 48, 2 * g},
                           // 2 threads take 19 groups in dynamic chunks of 2 (the last: 1, partial)
-                          {5, 300, 3 * g}};
+                          {5, 300, 3 * g},
+                          // arranged tiles of 4 rows, then a last tile of 2 or 3
+                          {10, 40, 2 * g}, {35, 33, 3 * g}};
   for (int i = 0; i < 10; ++i) {
     const int64_t K = g * int64_t(1 + rng() % (1024 / g * 2));
     s.push_back({Ms[rng() % std::size(Ms)], Ns[rng() % std::size(Ns)], K});
