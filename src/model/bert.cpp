@@ -155,17 +155,17 @@ void Bert::embed(const PackedBatch& b, float* x) const {
     }
 }
 
-void Bert::attention(const PackedBatch& b, const float* qkv, float* ctx) const {
+void Bert::attention(const PackedBatch& b, const float* qkv, const float* bias, float* ctx) const {
   const int64_t D = c_.n_embd, H = c_.n_head, hd = D / H, W = 3 * D;
   const float scale = 1.0f / std::sqrt(float(hd));
   const auto attend = kernels::active().attend[0];  // fp32 keys and values
   int64_t max_len = 0;
   for (int64_t s = 0; s < b.n_seqs(); ++s) max_len = std::max(max_len, b.start[size_t(s) + 1] - b.start[size_t(s)]);
   // Per thread: K in the kernel's tiled layout ([tile of 32 keys][hd][32]),
-  // V [n][hd], scores [n][lds].
+  // V [n][hd], Q [n][hd] (each with its bias added on the way), scores [n][lds].
   constexpr int64_t kTile = kernels::kKeyTile;
   const int64_t lds_max = round_up(std::max<int64_t>(max_len, 1), kTile);
-  const size_t per_thread = size_t(hd * lds_max + max_len * hd + max_len * lds_max);
+  const size_t per_thread = size_t(hd * lds_max + 2 * max_len * hd + max_len * lds_max);
   const int64_t jobs = b.n_seqs() * H;
   const int threads = int(std::max<int64_t>(1, std::min<int64_t>(n_threads_, jobs)));
   std::vector<float> scratch(per_thread * size_t(threads));
@@ -181,17 +181,24 @@ void Bert::attention(const PackedBatch& b, const float* qkv, float* ctx) const {
     float* kt = scratch.data();
 #endif
     float* v = kt + hd * lds;
-    float* sc = v + n * hd;
+    float* q = v + n * hd;
+    float* sc = q + n * hd;
     std::fill(kt + hd * (lds - kTile), kt + hd * lds, 0.0f);  // the last tile's padding: read, ignored
+    const float* bq = bias + h * hd;
+    const float* bk = bias + D + h * hd;
+    const float* bv = bias + 2 * D + h * hd;
     for (int64_t j = 0; j < n; ++j) {
-      const float* k = qkv + (t0 + j) * W + D + h * hd;
+      const float* row = qkv + (t0 + j) * W + h * hd;
       float* tile = kt + (j / kTile) * hd * kTile + j % kTile;
-      for (int64_t d = 0; d < hd; ++d) tile[d * kTile] = k[d];
-      std::copy_n(qkv + (t0 + j) * W + 2 * D + h * hd, hd, v + j * hd);
+      for (int64_t d = 0; d < hd; ++d) {
+        q[j * hd + d] = row[d] + bq[d];
+        tile[d * kTile] = row[D + d] + bk[d];
+        v[j * hd + d] = row[2 * D + d] + bv[d];
+      }
     }
     kernels::AttnArgs a{};
-    a.q = qkv + t0 * W + h * hd;
-    a.ldq = W;
+    a.q = q;
+    a.ldq = hd;
     a.M = int(n);
     a.kt = kt;
     a.v = v;
@@ -230,10 +237,10 @@ void Bert::forward(const PackedBatch& b, float* out) const {
   const kernels::KernelTable& kt = kernels::active();
   const auto bias_of = [](const Linear& l) { return l.bias.empty() ? nullptr : l.bias.data(); };
   for (const BertLayer& w : layers_) {
-    w.qkv.forward(x, T, D, qkv.data(), 3 * D, n_threads_, ln_precision_, kAnyRows);
-    attention(b, qkv.data(), ctx.data());
-    // The biases of attn_out, up and down are added in the elementwise step after
-    // each (one pass over the rows instead of two).
+    // Every bias is added in the step after its GEMM (one pass over the rows
+    // instead of two): qkv's where attention copies each head's Q, K and V.
+    w.qkv.forward(x, T, D, qkv.data(), 3 * D, n_threads_, ln_precision_, kAnyRows, false);
+    attention(b, qkv.data(), w.qkv.bias.data(), ctx.data());  // biases: always read at load
     w.attn_out.forward(ctx.data(), T, D, tmp.data(), D, n_threads_, other_precision_, kAnyRows, false);
     const float* bo = bias_of(w.attn_out);
 #ifdef _OPENMP

@@ -64,7 +64,8 @@ class Bert {
 
  private:
   void embed(const PackedBatch& b, float* x) const;
-  void attention(const PackedBatch& b, const float* qkv, float* ctx) const;
+  // qkv: the un-biased projections [T, 3 D]; bias: their 3 D biases.
+  void attention(const PackedBatch& b, const float* qkv, const float* bias, float* ctx) const;
 
   const io::GgufFile& file_;
   EncoderConfig c_;
