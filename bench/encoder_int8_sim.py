@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""What int8 activations would cost MiniLM's accuracy, simulated in torch.
+
+halfbyte runs the encoder's LayerNorm-fed projections (query/key/value, FFN up)
+with int16 activations because per-32-block int8 loses their outlier channels.
+This script fake-quantizes all-MiniLM-L6-v2 the way halfbyte's kernels would
+(q8_0 weights: per-32-block symmetric int8 along K; activations per row and
+32-block, int8 or int16) and prints the worst and mean cosine of the mean-pooled,
+normalized embeddings to torch fp32 over the test texts (tests/python's
+EDGE_CASES + prose(160)), for these schemes of the LayerNorm-fed layers:
+
+  int16         what halfbyte does (int8 elsewhere)
+  int8          plain int8 everywhere
+  sorted        int8, the input channels reordered by their calibration |x| max
+                (outlier channels share blocks), W's columns alike
+  smooth:A      int8, each channel divided by s_j = cal_max_j^A / max|W_j|^(1-A)
+                (SmoothQuant; W's columns multiplied by it), then sorted
+  smooth-only:A the same without the reordering
+
+Calibration: the per-channel |x| max of each layer's input on --calib texts, run
+in fp32 (default: one English sentence).
+
+  python3 bench/encoder_int8_sim.py [--model models/all-MiniLM-L6-v2]
+      [--modes int16,int8,sorted,smooth:0.5] [--calib "text" ...]
+"""
+import argparse
+import os
+import sys
+
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))
+from encoder_texts import EDGE_CASES, prose  # noqa: E402
+
+LN_FED = ("query", "key", "value", "intermediate.dense")
+
+
+def fake_quant(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
+    """Per-32-block symmetric quantization along the last dimension, dequantized."""
+    shape = x.shape
+    xb = x.reshape(*shape[:-1], shape[-1] // 32, 32)
+    d = xb.abs().amax(-1, keepdim=True) / (2 ** (bits - 1) - 1)
+    q = torch.where(d > 0, torch.round(xb / d.clamp_min(1e-30)), torch.zeros_like(xb))
+    return (q * d).reshape(shape)
+
+
+def embed(model, tok, texts):
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(texts), 32):
+            b = tok(texts[i:i + 32], padding=True, truncation=True, max_length=256, return_tensors="pt")
+            h = model(**b).last_hidden_state
+            m = b["attention_mask"].unsqueeze(-1).float()
+            out.append(torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1))
+    return torch.cat(out)
+
+
+def calibrate(path, tok, texts):
+    """Per LayerNorm-fed layer (query stands for key and value): max |x| per input channel."""
+    model = AutoModel.from_pretrained(path).eval()
+    cal = {}
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.Linear) and name.endswith(("query", "intermediate.dense")):
+            def hook(mod, args, name=name):
+                a = args[0].detach().abs().reshape(-1, args[0].shape[-1]).amax(0)
+                cal[name] = torch.maximum(cal.get(name, a), a)
+            mod.register_forward_pre_hook(hook)
+    with torch.no_grad():
+        model(**tok(texts, padding=True, return_tensors="pt"))
+    return {n: cal[n.replace("key", "query").replace("value", "query")]
+            for n, _ in model.named_modules() if n.endswith(LN_FED)}
+
+
+def build(path, mode, cal):
+    model = AutoModel.from_pretrained(path).eval()
+    kind, _, alpha = mode.partition(":")
+    for name, mod in model.named_modules():
+        if not (isinstance(mod, torch.nn.Linear) and "encoder.layer" in name):
+            continue
+        ln_fed = name.endswith(LN_FED)
+        scale, order = None, None
+        if ln_fed and kind in ("smooth", "smooth-only"):
+            a = float(alpha)
+            wmax = mod.weight.detach().abs().amax(0).clamp_min(1e-8)
+            scale = cal[name].clamp_min(1e-5) ** a / wmax ** (1 - a)
+            scale = scale / scale.median()
+            with torch.no_grad():
+                mod.weight.mul_(scale)
+        if ln_fed and kind in ("sorted", "smooth"):
+            order = torch.argsort(-(cal[name] / (scale if scale is not None else 1.0)))
+        with torch.no_grad():  # q8_0 weights, in blocks of the order the kernel would see
+            if order is None:
+                mod.weight.copy_(fake_quant(mod.weight))
+            else:
+                mod.weight[:, order] = fake_quant(mod.weight[:, order])
+
+        def hook(mod, args, ln_fed=ln_fed, scale=scale, order=order):
+            x = args[0]
+            if not ln_fed or kind == "int8":
+                return (fake_quant(x, 8),)
+            if kind == "int16":
+                return (fake_quant(x, 16),)
+            if scale is not None:
+                x = x / scale
+            if order is None:
+                return (fake_quant(x, 8),)
+            out = torch.empty_like(x)
+            out[..., order] = fake_quant(x[..., order], 8)
+            return (out,)
+        mod.register_forward_pre_hook(hook)
+    return model
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=os.path.join(HERE, "..", "models", "all-MiniLM-L6-v2"))
+    ap.add_argument("--modes", default="int16,int8,sorted,smooth:0.5,smooth-only:0.5")
+    ap.add_argument("--calib", nargs="*", default=[
+        "The quick brown fox jumps over the lazy dog. A private note, kept on this machine, "
+        "about the weather and the market."])
+    a = ap.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    tok = AutoTokenizer.from_pretrained(a.model)
+    texts = EDGE_CASES + prose(160)
+    ref = embed(AutoModel.from_pretrained(a.model).eval(), tok, texts)
+    cal = calibrate(a.model, tok, a.calib)
+    print(f"{len(texts)} texts; calibration: {a.calib!r}")
+    for mode in a.modes.split(","):
+        cos = (embed(build(a.model, mode, cal), tok, texts) * ref).sum(-1)
+        print(f"{mode:16s} worst cosine {cos.min().item():.5f}  mean {cos.mean().item():.6f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
