@@ -78,50 +78,61 @@ std::vector<std::string> load_texts() {
 struct Loaded {
   std::unique_ptr<Encoder> enc;
   std::vector<std::string> texts;
-  int64_t tokens = 0;      // over all texts
-  double macs_per_token = 0;  // projections and feed-forward layers
+  std::vector<int64_t> tokens;  // per text, [CLS] and [SEP] included
+  double macs_per_token = 0;    // projections and feed-forward layers
 };
 
-void add_counters(benchmark::State& st, const Loaded& l, int64_t texts, int64_t tokens) {
-  const double iters = double(st.iterations());
-  st.counters["sentences/s"] = benchmark::Counter(double(texts) * iters, benchmark::Counter::kIsRate);
-  st.counters["tokens/s"] = benchmark::Counter(double(tokens) * iters, benchmark::Counter::kIsRate);
-  st.counters["GOP/s"] =
-      benchmark::Counter(2e-9 * l.macs_per_token * double(tokens) * iters, benchmark::Counter::kIsRate);
+// Rates of the totals over all iterations.
+void add_counters(benchmark::State& st, const Loaded& l, double texts, double tokens) {
+  st.counters["sentences/s"] = benchmark::Counter(texts, benchmark::Counter::kIsRate);
+  st.counters["tokens/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
+  st.counters["GOP/s"] = benchmark::Counter(2e-9 * l.macs_per_token * tokens, benchmark::Counter::kIsRate);
 }
 
-void register_all(const std::shared_ptr<Loaded>& shared_text) {
+void register_all(const std::vector<std::string>& texts) {
   for (const int t : g_opt.threads) {
     auto l = std::make_shared<Loaded>();
     halfbyte::model::EncoderOptions o;
     o.dtype = g_opt.dtype;
     o.n_threads = t;
     l->enc = Encoder::load(g_opt.model, o);
-    l->texts = shared_text->texts;
-    for (const std::string& s : l->texts) l->tokens += int64_t(l->enc->tokenize(s).ids.size());
+    l->texts = texts;
+    for (const std::string& s : texts) l->tokens.push_back(int64_t(l->enc->tokenize(s).ids.size()));
     const auto& c = l->enc->config();
     l->macs_per_token = double(c.n_layer) * double(4 * c.n_embd * c.n_embd + 2 * c.n_embd * c.n_ff);
     const std::string suffix = "/" + g_opt.dtype + "/t" + std::to_string(t);
     benchmark::RegisterBenchmark(("batch" + suffix).c_str(), [l](benchmark::State& st) {
       for (auto _ : st) benchmark::DoNotOptimize(l->enc->embed(l->texts, -1, g_opt.batch_size));
-      add_counters(st, *l, int64_t(l->texts.size()), l->tokens);
+      double tokens = 0;
+      for (const int64_t n : l->tokens) tokens += double(n);
+      const double iters = double(st.iterations());
+      add_counters(st, *l, double(l->texts.size()) * iters, tokens * iters);
     })->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark(("one" + suffix).c_str(), [l](benchmark::State& st) {
       size_t next = 0;
-      int64_t tokens = 0;
+      double tokens = 0;
       for (auto _ : st) {
-        const std::string& s = l->texts[next++ % l->texts.size()];
-        benchmark::DoNotOptimize(l->enc->embed({s}, -1, 1));
-        st.PauseTiming();
-        tokens += int64_t(l->enc->tokenize(s).ids.size());
-        st.ResumeTiming();
+        const size_t i = next++ % l->texts.size();
+        benchmark::DoNotOptimize(l->enc->embed({l->texts[i]}, -1, 1));
+        tokens += double(l->tokens[i]);
       }
-      const double iters = double(st.iterations());
-      st.counters["sentences/s"] = benchmark::Counter(iters, benchmark::Counter::kIsRate);
-      st.counters["tokens/s"] = benchmark::Counter(double(tokens), benchmark::Counter::kIsRate);
-      st.counters["GOP/s"] = benchmark::Counter(2e-9 * l->macs_per_token * double(tokens), benchmark::Counter::kIsRate);
+      add_counters(st, *l, double(st.iterations()), tokens);
     })->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
   }
+}
+
+// A positive integer flag value, or a clear error.
+int positive(const char* flag, const std::string& v) {
+  size_t used = 0;
+  int n = 0;
+  try {
+    n = std::stoi(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != v.size() || n < 1)
+    throw std::runtime_error(std::string(flag) + " wants a positive integer, got '" + v + "'");
+  return n;
 }
 
 bool take(const char* arg, const char* flag, std::string& value) {
@@ -145,12 +156,12 @@ int main(int argc, char** argv) {
       } else if (take(argv[i], "--dtype", v)) {
         g_opt.dtype = v;
       } else if (take(argv[i], "--batch_size", v)) {
-        g_opt.batch_size = std::stoi(v);
+        g_opt.batch_size = positive("--batch_size", v);
       } else if (take(argv[i], "--threads", v)) {
         g_opt.threads.clear();
         for (size_t at = 0; at <= v.size();) {
           const size_t comma = v.find(',', at);
-          g_opt.threads.push_back(std::stoi(v.substr(at, comma - at)));
+          g_opt.threads.push_back(positive("--threads", v.substr(at, comma - at)));
           if (comma == std::string::npos) break;
           at = comma + 1;
         }
@@ -162,9 +173,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "bench_encoder: --model=PATH (a Hugging Face folder or GGUF) is required\n");
       return 2;
     }
-    auto texts = std::make_shared<Loaded>();
-    texts->texts = load_texts();
-    register_all(texts);
+    register_all(load_texts());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_encoder: %s\n", e.what());
     return 1;

@@ -25,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "halfbyte/ops/packed.hpp"
 #include "halfbyte/quant/format.hpp"
@@ -158,6 +159,16 @@ Family family_of(const quant::Format& f);
 
 // The table in use (chosen on first call: HALFBYTE_ISA or the best available).
 const KernelTable& active();
+
+// For the SIMD tiles' last rows: tile(std::integral_constant<int, rest>{}, g, m)
+// for rest in 1..R (a tile of exactly the rows left, fewer than the full MR).
+template <int R, class Tile>
+inline void tail_rows(int64_t rest, Tile& tile, int64_t g, int64_t m) {
+  if constexpr (R >= 1) {
+    if (rest == R) tile(std::integral_constant<int, R>{}, g, m);
+    else tail_rows<R - 1>(rest, tile, g, m);
+  }
+}
 
 // Each ISA folder provides fill(); an ISA may leave entries null to inherit the
 // ones of the ISA below it (filled first).

@@ -284,21 +284,15 @@ void gemm_i16(const Packed& w, const ActQ16& x, const GemmTask& t) {
   for (int64_t p0 = t.g0; p0 < t.g1; p0 += pg) {
     const int64_t p1 = p0 + pg < t.g1 ? p0 + pg : t.g1;
     for (int64_t g = p0; g < p1; ++g) arrange16<F, BF>(w, g, wa + size_t(g - p0) * gbytes);
+    const auto tile = [&](auto mr, int64_t g, int64_t m) {
+      tile16_arranged<F, decltype(mr)::value>(wa + size_t(g - p0) * gbytes, x, g, m, w.rows, t.y, t.ldy);
+    };
     int64_t m = t.m0;
     for (; m + kMRA16 <= t.m1; m += kMRA16)
-      for (int64_t g = p0; g < p1; ++g)
-        tile16_arranged<F, kMRA16>(wa + size_t(g - p0) * gbytes, x, g, m, w.rows, t.y, t.ldy);
+      for (int64_t g = p0; g < p1; ++g) tile(std::integral_constant<int, kMRA16>{}, g, m);
     // The last 1-3 rows in one tile (a single text's 35 tokens leave 3).
     const int64_t rest = t.m1 - m;
-    for (int64_t g = p0; g < p1 && rest > 0; ++g) {
-      const uint8_t* wg = wa + size_t(g - p0) * gbytes;
-      if (rest == 3)
-        tile16_arranged<F, 3>(wg, x, g, m, w.rows, t.y, t.ldy);
-      else if (rest == 2)
-        tile16_arranged<F, 2>(wg, x, g, m, w.rows, t.y, t.ldy);
-      else
-        tile16_arranged<F, 1>(wg, x, g, m, w.rows, t.y, t.ldy);
-    }
+    for (int64_t g = p0; g < p1 && rest > 0; ++g) tail_rows<kMRA16 - 1>(rest, tile, g, m);
   }
 }
 

@@ -132,14 +132,6 @@ inline void load_sub_block(const uint8_t* sub, __m512i (&wc)[8]) {
 
 constexpr int64_t kGroupChunk = 8;  // row groups kept hot in L2 while x passes
 
-template <int R, class Tile>
-inline void tail_rows(int64_t rest, Tile& tile, int64_t g, int64_t m) {
-  if constexpr (R >= 1) {
-    if (rest == R) tile(std::integral_constant<int, R>{}, g, m);
-    else tail_rows<R - 1>(rest, tile, g, m);
-  }
-}
-
 // The task's row groups in chunks of kGroupChunk; within a chunk, MR rows of x at a
 // time against each group (tile(mr, g, m)), then the last rows (fewer than MR).
 template <int MR, class Tile>
