@@ -16,9 +16,16 @@ EDGE_CASES + prose(160)), for these schemes of the LayerNorm-fed layers:
   smooth:A      int8, each channel divided by s_j = cal_max_j^A / max|W_j|^(1-A)
                 (SmoothQuant; W's columns multiplied by it), then sorted
   smooth-only:A the same without the reordering
+  MODE+asym     the LayerNorm-fed layers' int8 asymmetric: per 32-block 256 levels
+                from the block's min to its max (halfbyte's Int8Asym)
+  MODE+asymall  every layer's int8 asymmetric (what halfbyte does on avx512)
 
 Calibration: the per-channel |x| max of each layer's input on --calib texts, run
-in fp32 (default: one English sentence).
+in fp32 (default: one English sentence); --calib @ln:K estimates it with no data
+from the LayerNorm feeding the layer as |beta| + K |gamma| (halfbyte: K = 8).
+--pool cls compares the first token's hidden state (classification heads,
+rerankers) instead of the mean-pooled embedding. query/key/value share one scale
+per channel (halfbyte fuses them).
 
   python3 bench/encoder_int8_sim.py [--model models/all-MiniLM-L6-v2]
       [--modes int16,int8,sorted,smooth:0.5] [--calib "text" ...]
@@ -46,6 +53,19 @@ def fake_quant(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
     return (q * d).reshape(shape)
 
 
+def fake_quant_asym(x: torch.Tensor) -> torch.Tensor:
+    """Per-32-block asymmetric 8-bit quantization (256 levels from the block's min to its max)."""
+    shape = x.shape
+    xb = x.reshape(*shape[:-1], shape[-1] // 32, 32)
+    lo, hi = xb.amin(-1, keepdim=True), xb.amax(-1, keepdim=True)
+    d = (hi - lo) / 255
+    q = torch.where(d > 0, torch.round((xb - lo) / d.clamp_min(1e-30)), torch.zeros_like(xb))
+    return (lo + q * d).reshape(shape)
+
+
+POOL = "mean"
+
+
 def embed(model, tok, texts):
     out = []
     with torch.no_grad():
@@ -53,13 +73,36 @@ def embed(model, tok, texts):
             b = tok(texts[i:i + 32], padding=True, truncation=True, max_length=256, return_tensors="pt")
             h = model(**b).last_hidden_state
             m = b["attention_mask"].unsqueeze(-1).float()
+            if POOL == "cls":  # the first token's hidden state (classification heads, rerankers)
+                m = torch.zeros_like(m)
+                m[:, 0] = 1
             out.append(torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1))
     return torch.cat(out)
+
+
+def ln_estimate(model, k):
+    """No calibration: max |x| per channel estimated from the feeding LayerNorm as |beta| + k |gamma|."""
+    mods = dict(model.named_modules())
+    cal = {}
+    for name in mods:
+        if name.endswith(".attention.self.query"):
+            i = int(name.split(".")[2])
+            ln = mods["embeddings.LayerNorm"] if i == 0 else mods[f"encoder.layer.{i - 1}.output.LayerNorm"]
+        elif name.endswith(".intermediate.dense"):
+            ln = mods[name.replace("intermediate.dense", "attention.output.LayerNorm")]
+        else:
+            continue
+        cal[name] = (ln.bias.detach().abs() + k * ln.weight.detach().abs())
+    return cal
 
 
 def calibrate(path, tok, texts):
     """Per LayerNorm-fed layer (query stands for key and value): max |x| per input channel."""
     model = AutoModel.from_pretrained(path).eval()
+    if len(texts) == 1 and texts[0].startswith("@ln:"):
+        cal = ln_estimate(model, float(texts[0][4:]))
+        return {n: cal[n.replace("key", "query").replace("value", "query")]
+                for n, _ in model.named_modules() if n.endswith(LN_FED)}
     cal = {}
     for name, mod in model.named_modules():
         if isinstance(mod, torch.nn.Linear) and name.endswith(("query", "intermediate.dense")):
@@ -75,7 +118,11 @@ def calibrate(path, tok, texts):
 
 def build(path, mode, cal):
     model = AutoModel.from_pretrained(path).eval()
+    mode, _, flag = mode.partition("+")  # +asym: LayerNorm-fed int8 asymmetric; +asymall: every int8
     kind, _, alpha = mode.partition(":")
+    mods = dict(model.named_modules())
+    q8_ln = fake_quant_asym if flag in ("asym", "asymall") else fake_quant
+    q8_other = fake_quant_asym if flag == "asymall" else fake_quant
     for name, mod in model.named_modules():
         if not (isinstance(mod, torch.nn.Linear) and "encoder.layer" in name):
             continue
@@ -84,6 +131,10 @@ def build(path, mode, cal):
         if ln_fed and kind in ("smooth", "smooth-only"):
             a = float(alpha)
             wmax = mod.weight.detach().abs().amax(0).clamp_min(1e-8)
+            if name.endswith(("query", "key", "value")):  # halfbyte fuses the three: one scale
+                att = name.rsplit(".", 1)[0]
+                wmax = torch.stack([mods[f"{att}.{p}"].weight.detach().abs().amax(0)
+                                    for p in ("query", "key", "value")]).amax(0).clamp_min(1e-8)
             scale = cal[name].clamp_min(1e-5) ** a / wmax ** (1 - a)
             scale = scale / scale.median()
             with torch.no_grad():
@@ -98,16 +149,18 @@ def build(path, mode, cal):
 
         def hook(mod, args, ln_fed=ln_fed, scale=scale, order=order):
             x = args[0]
-            if not ln_fed or kind == "int8":
-                return (fake_quant(x, 8),)
+            if not ln_fed:
+                return (q8_other(x),)
+            if kind == "int8":
+                return (q8_ln(x),)
             if kind == "int16":
                 return (fake_quant(x, 16),)
             if scale is not None:
                 x = x / scale
             if order is None:
-                return (fake_quant(x, 8),)
+                return (q8_ln(x),)
             out = torch.empty_like(x)
-            out[..., order] = fake_quant(x[..., order], 8)
+            out[..., order] = q8_ln(x[..., order])
             return (out,)
         mod.register_forward_pre_hook(hook)
     return model
@@ -120,7 +173,11 @@ def main() -> int:
     ap.add_argument("--calib", nargs="*", default=[
         "The quick brown fox jumps over the lazy dog. A private note, kept on this machine, "
         "about the weather and the market."])
+    ap.add_argument("--pool", choices=("mean", "cls"), default="mean",
+                    help="compare mean-pooled embeddings (default) or the first token's hidden state")
     a = ap.parse_args()
+    global POOL
+    POOL = a.pool
     torch.set_num_threads(os.cpu_count() or 1)
     tok = AutoTokenizer.from_pretrained(a.model)
     texts = EDGE_CASES + prose(160)

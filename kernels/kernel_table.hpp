@@ -37,6 +37,7 @@ struct ActBlock {
   float d;    // scale
   int32_t s;  // sum of the int8 codes
   float ds;   // d * s
+  float c = 0.0f;  // asymmetric activations (quantize_act_asym): x = d * q + c; else 0
 };
 
 // Quantized activations: rows m of K int8 codes and K/32 blocks.
@@ -92,6 +93,11 @@ using GemmIntFn = void (*)(const Packed& w, const ActQ8& x, const GemmTask& t);
 using GemmFloatFn = void (*)(const Packed& w, const ActF32& x, const GemmTask& t);
 using QuantizeAct16Fn = void (*)(const float* x, int64_t K, int16_t* qs, ActBlock* meta);
 using GemmI16Fn = void (*)(const Packed& w, const ActQ16& x, const GemmTask& t);
+// Asymmetric int8 activations: per 32-block, 256 levels from the block's min to its
+// max, v = d * q + c with q in [-128, 127] (c = min + 128 d), of v[k] = x[k] *
+// inv_scale[k] where inv_scale is given (per-channel smoothing: the caller has
+// multiplied W's columns by 1 / inv_scale). A block of equal values is exact (d = 0).
+using QuantizeActAsymFn = void (*)(const float* x, int64_t K, const float* inv_scale, int8_t* qs, ActBlock* meta);
 using DequantizeRowFn = void (*)(const quant::Format& f, const void* src, int64_t n, float* y);
 
 // Attention of M query rows that share one KV head and see the same n_keys keys
@@ -142,6 +148,13 @@ struct KernelTable {
   // scalar::gemm_i16, outside the table so that no ISA inherits it.
   QuantizeAct16Fn quantize_act16 = nullptr;
   GemmI16Fn gemm_i16[kFamilies][2] = {};
+  // The asymmetric int8 path (activations from quantize_act_asym): the integer path
+  // plus, per block, acc += c * (the block's dequantized weight sum), after the
+  // block's integer term; bit for bit the scalar reference scalar::gemm_int_asym.
+  // Set only by ISAs where int8 beats int16 (avx512: vpdpbusd does 4 products per
+  // lane, vpdpwssd 2); kSym4 and kQ8 only.
+  QuantizeActAsymFn quantize_act_asym = nullptr;
+  GemmIntFn gemm_int_asym[kFamilies][2] = {};
   DequantizeRowFn dequantize_row = nullptr;
   AttendFn attend[2] = {};  // [0]: fp32 cache, [1]: fp16 cache
   SiluMulFn silu_mul = nullptr;
@@ -180,6 +193,9 @@ void fill_elementwise(KernelTable& t);
 // The int16 path's reference (kernel_table.hpp's contract), for every family.
 void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta);
 GemmI16Fn gemm_i16(Family f);
+// The asymmetric int8 path's reference (kSym4 and kQ8; nullptr for kAffine4).
+void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t* qs, ActBlock* meta);
+GemmIntFn gemm_int_asym(Family f);
 }  // namespace scalar
 namespace avx2 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); void fill_elementwise(KernelTable& t); }
 namespace avx512 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); void fill_elementwise(KernelTable& t); }

@@ -26,6 +26,30 @@ void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
   }
 }
 
+void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t* qs, ActBlock* meta) {
+  const __m512i lo_code = _mm512_set1_epi32(-128), hi_code = _mm512_set1_epi32(127);
+  for (int64_t b = 0; b < K / 32; ++b) {
+    __m512 v0 = _mm512_loadu_ps(x + b * 32), v1 = _mm512_loadu_ps(x + b * 32 + 16);
+    if (inv_scale) {
+      v0 = _mm512_mul_ps(v0, _mm512_loadu_ps(inv_scale + b * 32));
+      v1 = _mm512_mul_ps(v1, _mm512_loadu_ps(inv_scale + b * 32 + 16));
+    }
+    const float lo = _mm512_reduce_min_ps(_mm512_min_ps(v0, v1));
+    const float hi = _mm512_reduce_max_ps(_mm512_max_ps(v0, v1));
+    const float d = (hi - lo) / 255.0f;
+    const __m512 vlo = _mm512_set1_ps(lo), vid = _mm512_set1_ps(d != 0.0f ? 255.0f / (hi - lo) : 0.0f);
+    const auto code = [&](__m512 v) {
+      const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v, vlo), vid)), lo_code);
+      return _mm512_max_epi32(_mm512_min_epi32(q, hi_code), lo_code);
+    };
+    const __m512i q0 = code(v0), q1 = code(v1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32 + 16), _mm512_cvtepi32_epi8(q1));
+    const int32_t s = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    meta[b] = ActBlock{d, s, d * float(s), lo + 128.0f * d};
+  }
+}
+
 // ---- integer path -----------------------------------------------------------------------
 
 // One row of x against row group g (GEMV: decoding): two product chains per block.
@@ -138,36 +162,45 @@ constexpr int kMR = 4;  // rows of x per tile, against 2 row groups
 // thread-local buffer that stays in L1/L2 while every row passes: per 32-k block,
 // chunk c of group j at (c * NG + j) * 64 as vpdpbusd's unsigned operand (q8 codes +
 // 128, or 4-bit codes unpacked), then NG x 16 fp32 scales (and, affine, NG x 16 fp32
-// mins). The tile then needs no xor, unpacking or scale conversion, and 4 rows x 3
+// mins; asymmetric activations, NG x 16 fp32 weight sums: scale times the sum of the
+// block's codes, offset removed). The tile then needs no xor, unpacking or scale conversion, and 4 rows x 3
 // groups keep 12 products in flight per 7 loads. The code offset (-128 or -8 times the
 // block's activation sum) seeds the integer sums, so results stay bit for bit those
 // of the scalar reference.
 
-template <Family F>
+template <Family F, bool Asym>
 constexpr size_t arranged_block_bytes(int ng) {
-  return size_t(ng) * (512 + (F == kAffine4 ? 128 : 64));
+  return size_t(ng) * (512 + (F == kAffine4 || Asym ? 128 : 64));
 }
 
-template <Family F, bool BF16, int NG>
+template <Family F, bool BF16, int NG, bool Asym>
 void arrange_int(const Packed& w, int64_t g, uint8_t* out) {
   const int64_t nb = w.cols / 32;
   for (int64_t kb = 0; kb < nb; ++kb) {
     const int64_t s = kb / w.bps, b = kb % w.bps;
-    uint8_t* dst = out + size_t(kb) * arranged_block_bytes<F>(NG);
+    uint8_t* dst = out + size_t(kb) * arranged_block_bytes<F, Asym>(NG);
     for (int j = 0; j < NG; ++j) {
       const uint8_t* sg = group_ptr(w, g + j) + size_t(s) * w.scale_group_bytes;
       const uint8_t* sub = sg + w.header_bytes + size_t(b) * w.sub_block_bytes;
-      for (int c = 0; c < 8; ++c) _mm512_store_si512(dst + (c * NG + j) * 64, chunk_u8<F>(sub, c));
-      _mm512_store_ps(reinterpret_cast<float*>(dst + NG * 512 + j * 64), load_scales<BF16>(sg));
+      __m512i wsum = _mm512_set1_epi32(F == kQ8 ? -128 * 32 : -8 * 32);  // codes' offset
+      for (int c = 0; c < 8; ++c) {
+        const __m512i u = chunk_u8<F>(sub, c);
+        _mm512_store_si512(dst + (c * NG + j) * 64, u);
+        if constexpr (Asym) wsum = _mm512_dpbusd_epi32(wsum, u, _mm512_set1_epi8(1));
+      }
+      const __m512 dw = load_scales<BF16>(sg);
+      _mm512_store_ps(reinterpret_cast<float*>(dst + NG * 512 + j * 64), dw);
       if constexpr (F == kAffine4)
         _mm512_store_ps(reinterpret_cast<float*>(dst + NG * 576 + j * 64), load_scales<BF16>(sg + 32));
+      if constexpr (Asym)
+        _mm512_store_ps(reinterpret_cast<float*>(dst + NG * 576 + j * 64), _mm512_mul_ps(dw, _mm512_cvtepi32_ps(wsum)));
     }
   }
 }
 
 // MR rows of x from m against the NG arranged groups wa (first group g); seed holds
 // per row (from m) and block the integer sums' starting value.
-template <Family F, int MR, int NG>
+template <Family F, int MR, int NG, bool Asym>
 inline void tile_arranged(const uint8_t* wa, const ActQ8& x, const int32_t* seed, int64_t g, int64_t m,
                           int64_t rows, float* y, int64_t ldy) {
   const int64_t nb = x.K / 32;
@@ -178,7 +211,7 @@ inline void tile_arranged(const uint8_t* wa, const ActQ8& x, const int32_t* seed
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < NG; ++j) acc[r][j] = _mm512_setzero_ps();
   for (int64_t kb = 0; kb < nb; ++kb) {
-    const uint8_t* blk = wa + size_t(kb) * arranged_block_bytes<F>(NG);
+    const uint8_t* blk = wa + size_t(kb) * arranged_block_bytes<F, Asym>(NG);
     __m512i is[MR][NG];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
@@ -195,7 +228,8 @@ inline void tile_arranged(const uint8_t* wa, const ActQ8& x, const int32_t* seed
         for (int j = 0; j < NG; ++j) is[r][j] = _mm512_dpbusd_epi32(is[r][j], wc[j], xb);
       }
     }
-    scale_block<F == kAffine4>(acc, is, reinterpret_cast<const float*>(blk + NG * 512), x.meta + m * nb + kb, nb);
+    scale_block<F == kAffine4, MR, NG, Asym>(acc, is, reinterpret_cast<const float*>(blk + NG * 512),
+                                             x.meta + m * nb + kb, nb);
   }
   store_tile(acc, y, ldy, m, g, rows);
 }
@@ -209,17 +243,17 @@ constexpr int64_t arrange_int_min_rows() {
 }
 
 // Groups [g0, g1) NG at a time: arrange, then all rows of the task against them.
-template <Family F, bool BF16, int NG>
+template <Family F, bool BF16, int NG, bool Asym>
 void sweep_arranged(const Packed& w, const ActQ8& x, const GemmTask& t, const int32_t* seed, int64_t g0,
                     int64_t g1) {
   thread_local std::vector<uint8_t, AlignedAlloc<uint8_t>> wa;
-  const size_t need = size_t(x.K / 32) * arranged_block_bytes<F>(NG);
+  const size_t need = size_t(x.K / 32) * arranged_block_bytes<F, Asym>(NG);
   if (wa.size() < need) wa.resize(need);
   const int64_t nb = x.K / 32;
   for (int64_t g = g0; g + NG <= g1; g += NG) {
-    arrange_int<F, BF16, NG>(w, g, wa.data());
+    arrange_int<F, BF16, NG, Asym>(w, g, wa.data());
     auto tile = [&](auto mr, int64_t gg, int64_t m) {
-      tile_arranged<F, decltype(mr)::value, NG>(wa.data(), x, seed + (m - t.m0) * nb, gg, m, w.rows, t.y, t.ldy);
+      tile_arranged<F, decltype(mr)::value, NG, Asym>(wa.data(), x, seed + (m - t.m0) * nb, gg, m, w.rows, t.y, t.ldy);
     };
     int64_t m = t.m0;
     for (; m + kMRA <= t.m1; m += kMRA) tile(std::integral_constant<int, kMRA>{}, g, m);
@@ -227,7 +261,7 @@ void sweep_arranged(const Packed& w, const ActQ8& x, const GemmTask& t, const in
   }
 }
 
-template <Family F, bool BF16>
+template <Family F, bool BF16, bool Asym = false>
 void gemm_arranged(const Packed& w, const ActQ8& x, const GemmTask& t) {
   const int64_t nb = x.K / 32;
   thread_local std::vector<int32_t, AlignedAlloc<int32_t>> seed;
@@ -238,9 +272,16 @@ void gemm_arranged(const Packed& w, const ActQ8& x, const GemmTask& t) {
       for (int64_t kb = 0; kb < nb; ++kb) seed[(m - t.m0) * nb + kb] = -offset * x.meta[m * nb + kb].s;
   }
   const int64_t n3 = (t.g1 - t.g0) / 3 * 3;
-  sweep_arranged<F, BF16, 3>(w, x, t, seed.data(), t.g0, t.g0 + n3);
-  if (t.g1 - t.g0 - n3 == 2) sweep_arranged<F, BF16, 2>(w, x, t, seed.data(), t.g0 + n3, t.g1);
-  if (t.g1 - t.g0 - n3 == 1) sweep_arranged<F, BF16, 1>(w, x, t, seed.data(), t.g0 + n3, t.g1);
+  sweep_arranged<F, BF16, 3, Asym>(w, x, t, seed.data(), t.g0, t.g0 + n3);
+  if (t.g1 - t.g0 - n3 == 2) sweep_arranged<F, BF16, 2, Asym>(w, x, t, seed.data(), t.g0 + n3, t.g1);
+  if (t.g1 - t.g0 - n3 == 1) sweep_arranged<F, BF16, 1, Asym>(w, x, t, seed.data(), t.g0 + n3, t.g1);
+}
+
+// Asymmetric activations: always on arranged groups (which carry the weight sums),
+// whatever the number of rows (the encoder's GEMMs have many).
+template <Family F, bool BF16>
+void gemm_int_asym(const Packed& w, const ActQ8& x, const GemmTask& t) {
+  gemm_arranged<F, BF16, true>(w, x, t);
 }
 
 template <Family F, bool BF16>
@@ -340,6 +381,11 @@ void fill(KernelTable& t) {
   t.gemm_float[kAffine4][1] = gemm_float<kAffine4, true>;
   t.gemm_float[kQ8][0] = gemm_float<kQ8, false>;
   t.gemm_float[kQ8][1] = gemm_float<kQ8, true>;
+  t.quantize_act_asym = quantize_act_asym;
+  t.gemm_int_asym[kSym4][0] = gemm_int_asym<kSym4, false>;
+  t.gemm_int_asym[kSym4][1] = gemm_int_asym<kSym4, true>;
+  t.gemm_int_asym[kQ8][0] = gemm_int_asym<kQ8, false>;
+  t.gemm_int_asym[kQ8][1] = gemm_int_asym<kQ8, true>;
   fill_i16(t);
   fill_elementwise(t);
   fill_attention(t);

@@ -30,8 +30,10 @@ void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
 inline int32_t act_code(const int8_t* q, int k) { return q[k]; }
 inline int32_t act_code(const int16_t* q, int k) { return q[act16_index(k)]; }
 
-// The integer paths (ActQ8: int8 activations, ActQ16: int16), one arithmetic.
-template <Family F, class Act>
+// The integer paths (ActQ8: int8 activations, ActQ16: int16), one arithmetic;
+// Asym: activations from quantize_act_asym (x = d * q + c per block), whose offset
+// adds c times the block's weight sum.
+template <Family F, class Act, bool Asym = false>
 void gemm_int(const Packed& w, const Act& x, const GemmTask& t) {
   const bool is4 = F != kQ8;
   for (int64_t g = t.g0; g < t.g1; ++g) {
@@ -50,11 +52,15 @@ void gemm_int(const Packed& w, const Act& x, const GemmTask& t) {
           for (int b = 0; b < w.bps; ++b) {
             const uint8_t* sub = sg + w.header_bytes + size_t(b) * w.sub_block_bytes;
             const int64_t kb = s * w.bps + b;
-            int32_t isum = 0;
-            for (int k = 0; k < 32; ++k) isum += code_at(sub, is4, r, k) * act_code(xq + kb * 32, k);
+            int32_t isum = 0, wsum = 0;
+            for (int k = 0; k < 32; ++k) {
+              isum += code_at(sub, is4, r, k) * act_code(xq + kb * 32, k);
+              wsum += code_at(sub, is4, r, k) - (F == kSym4 ? 8 : 0);
+            }
             if (F == kSym4) isum -= 8 * xm[kb].s;
             acc = std::fma(float(isum), dw * xm[kb].d, acc);
             if (F == kAffine4) acc = std::fma(mw, xm[kb].ds, acc);
+            if (Asym) acc = std::fma(dw * float(wsum), xm[kb].c, acc);
           }
         }
         t.y[m * t.ldy + n] = acc;
@@ -116,6 +122,36 @@ void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta) {
       s += q;
     }
     meta[b] = ActBlock{d, s, d * float(s)};
+  }
+}
+
+void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t* qs, ActBlock* meta) {
+  for (int64_t b = 0; b < K / 32; ++b) {
+    float v[32];
+    for (int k = 0; k < 32; ++k) v[k] = inv_scale ? x[b * 32 + k] * inv_scale[b * 32 + k] : x[b * 32 + k];
+    float lo = v[0], hi = v[0];
+    for (int k = 1; k < 32; ++k) {
+      lo = std::fmin(lo, v[k]);
+      hi = std::fmax(hi, v[k]);
+    }
+    const float d = (hi - lo) / 255.0f;
+    const float id = d != 0.0f ? 255.0f / (hi - lo) : 0.0f;
+    int32_t s = 0;
+    for (int k = 0; k < 32; ++k) {
+      int q = int(std::nearbyint((v[k] - lo) * id)) - 128;
+      q = q < -128 ? -128 : q > 127 ? 127 : q;
+      qs[b * 32 + k] = int8_t(q);
+      s += q;
+    }
+    meta[b] = ActBlock{d, s, d * float(s), lo + 128.0f * d};
+  }
+}
+
+GemmIntFn gemm_int_asym(Family f) {
+  switch (f) {
+    case kSym4: return gemm_int<kSym4, ActQ8, true>;
+    case kQ8: return gemm_int<kQ8, ActQ8, true>;
+    default: return nullptr;
   }
 }
 

@@ -49,6 +49,13 @@ constexpr EncoderNames kDistilBert{
 
 }  // namespace
 
+// The ISA in use has the asymmetric int8 GEMM for weights of format f.
+static bool asym_kernel(const quant::Format& f) {
+  const kernels::KernelTable& kt = kernels::active();
+  const kernels::Family fam = kernels::family_of(f);
+  return kt.quantize_act_asym && kt.gemm_int_asym[fam][0] && kt.gemm_int_asym[fam][1];
+}
+
 const EncoderNames& encoder_names(const std::string& arch) {
   if (arch == "bert") return kBert;
   if (arch == "distilbert") return kDistilBert;
@@ -58,9 +65,13 @@ const EncoderNames& encoder_names(const std::string& arch) {
 Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& prefix, const quant::Format* float_to,
            MatmulPrecision precision, int n_threads, const EncoderNames* names)
     : file_(f), c_(c), n_threads_(n_threads) {
-  other_precision_ = precision == MatmulPrecision::Float ? ops::Precision::Float : ops::Precision::Auto;
-  // Auto: no int8 activations for the LayerNorm-fed layers: bf16 tiles on AMX, else
-  // int16 activations (avx2, avx512), else the float path.
+  // Auto: asymmetric int8 activations where the ISA has that kernel (avx512), else
+  // int8. The LayerNorm-fed layers: no int8 activations (bf16 tiles on AMX, else
+  // int16 activations on avx2/avx512, else the float path), except the FFN's first
+  // layer where it is smoothed: asymmetric int8 (forward()).
+  other_precision_ = precision == MatmulPrecision::Float ? ops::Precision::Float
+                     : precision == MatmulPrecision::Int ? ops::Precision::Int
+                                                         : ops::Precision::Int8Asym;
   ln_precision_ = precision == MatmulPrecision::Int     ? ops::Precision::Int
                   : precision == MatmulPrecision::Float ? ops::Precision::Float
                                                         : ops::Precision::NoInt8;
@@ -88,10 +99,25 @@ Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& pre
                   "] (", f.format() == "gguf" ? "the GGUF metadata" : "config.json", ")");
     return t;
   };
-  auto linear = [&](const std::vector<std::string>& names, int64_t n_in, int64_t n_out) {
+  // The FFN's first layer is smoothed (Linear::from_gguf's act_max) when it is quantized
+  // here and the ISA has the asymmetric int8 kernel: each input channel's largest |x|
+  // estimated from the LayerNorm that feeds it as |beta| + 8 |gamma|, no calibration
+  // data (bench/encoder_int8_sim.py measures the choice on all-MiniLM-L6-v2). The
+  // query/key/value layer stays on int16: on int8, even smoothed, a cross-encoder's
+  // scores (the first token's state) moved twice as far from torch's (docs/encoders.md).
+  const bool smooth = precision == MatmulPrecision::Auto && float_to && asym_kernel(*float_to);
+  std::vector<float> act_max;
+  const auto ln_estimate = [&](const std::vector<float>& gamma, const std::vector<float>& beta) -> const float* {
+    if (!smooth) return nullptr;
+    act_max.resize(gamma.size());
+    for (size_t i = 0; i < gamma.size(); ++i) act_max[i] = std::fabs(beta[i]) + 8.0f * std::fabs(gamma[i]);
+    return act_max.data();
+  };
+  auto linear = [&](const std::vector<std::string>& names, int64_t n_in, int64_t n_out,
+                    const float* smooth_by = nullptr) {
     std::vector<const io::GgufTensorInfo*> parts;
     for (const std::string& n : names) parts.push_back(&get(n + ".weight"));
-    Linear l = Linear::from_gguf(f, parts, n_in, float_to);
+    Linear l = Linear::from_gguf(f, parts, n_in, float_to, smooth_by);
     if (l.n_out() != n_out)
       throw_error(ErrorKind::Format, f.path(), ": tensor '", parts[0]->name, "'", names.size() > 1 ? " (and its pair)" : "",
                   " should have ", n_out / int64_t(names.size()), " rows, has ", parts[0]->ne[1]);
@@ -123,7 +149,7 @@ Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& pre
     w.attn_out = linear({p + nm.attn_out}, D, D);
     w.ln1_w = vec(p + nm.ln1 + ln_w, D);
     w.ln1_b = vec(p + nm.ln1 + ln_b, D);
-    w.up = linear({p + nm.up}, D, F);
+    w.up = linear({p + nm.up}, D, F, ln_estimate(w.ln1_w, w.ln1_b));
     w.down = linear({p + nm.down}, F, D);
     w.ln2_w = vec(p + nm.ln2 + ln_w, D);
     w.ln2_b = vec(p + nm.ln2 + ln_b, D);
@@ -154,6 +180,17 @@ void Bert::embed(const PackedBatch& b, float* x) const {
       kernels::active().add_layer_norm(row, nullptr, nullptr, D, emb_ln_w_.data(), emb_ln_b_.data(), c_.ln_eps);
     }
 }
+
+namespace {
+
+// out[j][d] = src[j * lds + d] + bias[d] for n rows of hd (vectorizable: no aliasing).
+void copy_head(const float* __restrict src, int64_t lds, int64_t n, int64_t hd, const float* __restrict bias,
+               float* __restrict out) {
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t d = 0; d < hd; ++d) out[j * hd + d] = src[j * lds + d] + bias[d];
+}
+
+}  // namespace
 
 void Bert::attention(const PackedBatch& b, const float* qkv, const float* bias, float* ctx) const {
   const int64_t D = c_.n_embd, H = c_.n_head, hd = D / H, W = 3 * D;
@@ -187,14 +224,12 @@ void Bert::attention(const PackedBatch& b, const float* qkv, const float* bias, 
     const float* bq = bias + h * hd;
     const float* bk = bias + D + h * hd;
     const float* bv = bias + 2 * D + h * hd;
+    copy_head(qkv + t0 * W + h * hd, W, n, hd, bq, q);
+    copy_head(qkv + t0 * W + 2 * D + h * hd, W, n, hd, bv, v);
     for (int64_t j = 0; j < n; ++j) {
-      const float* row = qkv + (t0 + j) * W + h * hd;
-      float* tile = kt + (j / kTile) * hd * kTile + j % kTile;
-      for (int64_t d = 0; d < hd; ++d) {
-        q[j * hd + d] = row[d] + bq[d];
-        tile[d * kTile] = row[D + d] + bk[d];
-        v[j * hd + d] = row[2 * D + d] + bv[d];
-      }
+      const float* __restrict row = qkv + (t0 + j) * W + D + h * hd;
+      float* __restrict tile = kt + (j / kTile) * hd * kTile + j % kTile;
+      for (int64_t d = 0; d < hd; ++d) tile[d * kTile] = row[d] + bk[d];
     }
     kernels::AttnArgs a{};
     a.q = q;
@@ -236,6 +271,11 @@ void Bert::forward(const PackedBatch& b, float* out) const {
   const bool par_gelu = n_threads_ > 1 && T > 1 && T * F >= kMinParallelGelu;
   const kernels::KernelTable& kt = kernels::active();
   const auto bias_of = [](const Linear& l) { return l.bias.empty() ? nullptr : l.bias.data(); };
+  // A smoothed layer runs on asymmetric int8 where the ISA (now) has the kernel;
+  // elsewhere ops::matmul applies its smoothing to a copy of x.
+  const auto up_prec = [&](const Linear& l) {
+    return l.smoothed() && l.quantized() && asym_kernel(l.format()) ? ops::Precision::Int8Asym : ln_precision_;
+  };
   for (const BertLayer& w : layers_) {
     // Every bias is added in the step after its GEMM (one pass over the rows
     // instead of two): qkv's where attention copies each head's Q, K and V.
@@ -248,7 +288,7 @@ void Bert::forward(const PackedBatch& b, float* out) const {
 #endif
     for (int64_t t = 0; t < T; ++t)
       kt.add_layer_norm(x + t * D, tmp.data() + t * D, bo, D, w.ln1_w.data(), w.ln1_b.data(), c_.ln_eps);
-    w.up.forward(x, T, D, h.data(), F, n_threads_, ln_precision_, kAnyRows, false);
+    w.up.forward(x, T, D, h.data(), F, n_threads_, up_prec(w.up), kAnyRows, false);
     const float* bu = bias_of(w.up);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) if (par_gelu)

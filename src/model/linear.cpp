@@ -1,6 +1,7 @@
 #include "model/linear.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "halfbyte/core/error.hpp"
@@ -64,8 +65,33 @@ std::vector<float> tensor_vector(const io::GgufFile& f, const io::GgufTensorInfo
   return v;
 }
 
+namespace {
+
+// SmoothQuant with alpha 1/2 on W [rows, n] in place; returns 1 / s per column.
+std::vector<float> smooth_columns(float* w, int64_t rows, int64_t n, const float* act_max) {
+  std::vector<float> wmax(size_t(n), 0.0f), s(size_t(n), 1.0f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) wmax[size_t(j)] = std::max(wmax[size_t(j)], std::fabs(w[r * n + j]));
+  for (int64_t j = 0; j < n; ++j)
+    if (wmax[size_t(j)] > 0.0f && std::isfinite(act_max[j]))
+      s[size_t(j)] = std::sqrt(std::max(act_max[j], 1e-5f) / wmax[size_t(j)]);
+  std::vector<float> sorted = s;
+  std::nth_element(sorted.begin(), sorted.begin() + n / 2, sorted.end());
+  const float median = sorted[size_t(n / 2)];
+  std::vector<float> inv(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) {
+    s[size_t(j)] /= median;
+    inv[size_t(j)] = 1.0f / s[size_t(j)];
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) w[r * n + j] *= s[size_t(j)];
+  return inv;
+}
+
+}  // namespace
+
 Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::GgufTensorInfo*>& parts, int64_t n_in,
-                         const quant::Format* float_to) {
+                         const quant::Format* float_to, const float* act_max) {
   Linear l;
   l.n_in_ = n_in;
   quant::Format fmt;
@@ -134,6 +160,7 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
       throw_error(ErrorKind::InvalidArgument, f.path(), ": tensor '", parts[0]->name, "' has rows of ", n_in,
                   " values, not a multiple of ", float_to->name(), "'s block of ", float_to->block_size(),
                   " (choose another format or keep it float)");
+    if (act_max) l.act_scale_ = smooth_columns(l.dense_.data(), l.n_out_, n_in, act_max);
     const quant::QMatrix q = quant::quantize(TensorView<const float>(l.dense_.data(), {l.n_out_, n_in}), *float_to);
     l.packed_ = ops::PackedMatrix::pack(q);
     l.quantized_ = true;
@@ -149,6 +176,7 @@ void Linear::forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t l
   o.n_threads = n_threads;
   o.precision = precision;
   o.tile_min_rows = tile_min_rows;
+  if (smoothed()) o.act_scale = act_scale_.data();
   const TensorView<const float> xv(x, {T, n_in_}, {ldx, 1});
   const TensorView<float> yv(y, {T, n_out_}, {ldy, 1});
   if (quantized_)

@@ -21,12 +21,18 @@ class Linear {
   // repacked; other ggml block types (q5_x, k-quants) are dequantized and
   // re-quantized to q8_0; f32, f16 and bf16 are quantized to `float_to` if given
   // (error-minimising scale search), else kept as fp32.
+  // act_max [n_in] (with float_to, for float tensors): an estimate of each input
+  // channel's largest |x|; the layer is then smoothed before it is quantized
+  // (SmoothQuant, alpha 1/2): column j of W times s_j = sqrt(act_max_j / max_i |W_ij|)
+  // (normalised to a median of 1), and forward() hands 1 / s to ops::matmul as
+  // MatmulOptions::act_scale. Ignored for weights that are quantized in the file.
   static Linear from_gguf(const io::GgufFile& f, const std::vector<const io::GgufTensorInfo*>& parts,
-                          int64_t n_in, const quant::Format* float_to = nullptr);
+                          int64_t n_in, const quant::Format* float_to = nullptr, const float* act_max = nullptr);
 
   int64_t n_out() const noexcept { return n_out_; }
   int64_t n_in() const noexcept { return n_in_; }
   bool quantized() const noexcept { return quantized_; }
+  const quant::Format& format() const noexcept { return packed_.format(); }  // if quantized()
   size_t nbytes() const noexcept { return quantized_ ? packed_.nbytes() : dense_.size() * sizeof(float); }
 
   // y [T, n_out] = x [T, n_in] . W^T (+ bias). Rows of x and y may be strided.
@@ -40,6 +46,9 @@ class Linear {
                ops::Precision precision, int64_t tile_min_rows = 0, bool add_bias = true) const;
 
   std::vector<float> bias;  // [n_out] or empty
+  // Smoothed at load (act_max): x's columns are scaled by act_scale() in forward().
+  bool smoothed() const noexcept { return !act_scale_.empty(); }
+  const std::vector<float>& act_scale() const noexcept { return act_scale_; }
 
   // Non-empty if the file's type had to be re-quantized to q8_0 at load.
   const std::string& requantized_from() const noexcept { return requantized_from_; }
@@ -50,6 +59,7 @@ class Linear {
   bool quantized_ = false;
   ops::PackedMatrix packed_;
   std::vector<float> dense_;  // [n_out, n_in]
+  std::vector<float> act_scale_;  // [n_in] if smoothed
   std::string requantized_from_;
   int requantized_parts_ = 0;
 };

@@ -28,6 +28,7 @@ struct Scratch {
   std::vector<int16_t> qs16;
   std::vector<ActBlock> meta;
   std::vector<float> xsum;
+  std::vector<float> xs;  // x times MatmulOptions::act_scale
 };
 thread_local Scratch t_scratch;
 
@@ -73,9 +74,9 @@ void check_shapes(const char* what, TensorView<const float> x, int64_t n, int64_
 
 }  // namespace
 
-void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> y, const MatmulOptions& opts) {
-  check_shapes("matmul", x, w.rows(), w.cols(), y);
-  const int64_t M = x.dim(0), K = w.cols();
+void matmul(TensorView<const float> x_in, const PackedMatrix& w, TensorView<float> y, const MatmulOptions& opts) {
+  check_shapes("matmul", x_in, w.rows(), w.cols(), y);
+  const int64_t M = x_in.dim(0), K = w.cols();
   const int nt = threads_for(opts);
   if (M == 0 || w.rows() == 0) return;
   const kernels::KernelTable& kt = kernels::active();
@@ -102,6 +103,16 @@ void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> 
   const int64_t min_rows = opts.tile_min_rows > 0 ? opts.tile_min_rows : kt.tile_min_rows;
   const bool on_tiles = tile && M >= min_rows && opts.precision != Precision::Float;
   Scratch& s = t_scratch;
+  const bool asym = !on_tiles && opts.precision == Precision::Int8Asym && kt.quantize_act_asym &&
+                    kt.gemm_int_asym[p.family][bf] != nullptr;
+  // act_scale: folded into the asymmetric quantization, else applied to a copy of x.
+  TensorView<const float> x = x_in;
+  if (opts.act_scale && !asym) {
+    float* xs = grow(s.xs, size_t(M * K));
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t k = 0; k < K; ++k) xs[m * K + k] = x_in(m, k) * opts.act_scale[k];
+    x = TensorView<const float>(xs, {M, K});
+  }
   // NoInt8 without tiles: the int16 path where the ISA has it, else the float path.
   const bool int16 = !on_tiles && opts.precision == Precision::NoInt8 && kt.gemm_i16[p.family][bf] != nullptr;
   if (!on_tiles && !int16 && (opts.precision == Precision::Float || opts.precision == Precision::NoInt8)) {
@@ -172,6 +183,11 @@ void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> 
   };
   if (int16)
     run_quantized(grow(s.qs16, size_t(M * K)), kt.quantize_act16, kt.gemm_i16[p.family][bf]);
+  else if (asym)
+    run_quantized(
+        grow(s.qs, size_t(M * K)),
+        [&](const float* xr, int64_t k, int8_t* q, ActBlock* m) { kt.quantize_act_asym(xr, k, opts.act_scale, q, m); },
+        kt.gemm_int_asym[p.family][bf]);
   else
     run_quantized(grow(s.qs, size_t(M * K)), kt.quantize_act, kt.gemm_int[p.family][bf]);
 }

@@ -69,11 +69,14 @@ struct EncoderConfig {
 
 // Matmul precision of quantized layers (float weights always run in fp32).
 enum class MatmulPrecision {
-  Auto,   // int8 activations, except for the two layers fed by LayerNorm outputs
-          // (query/key/value and the FFN's first layer): their outlier channels lose
-          // too much in int8, so those run with ops::Precision::NoInt8 (int16
-          // activations on avx2/avx512, bf16 tiles on AMX)
-  Int,    // int8 activations everywhere (fastest)
+  Auto,   // int8 activations (asymmetric where the ISA has that kernel: avx512),
+          // except for the two layers fed by LayerNorm outputs (query/key/value and
+          // the FFN's first layer): their outlier channels lose too much in plain
+          // int8, so those run with ops::Precision::NoInt8 (int16 activations on
+          // avx2/avx512, bf16 tiles on AMX); on avx512 the FFN's first layer is
+          // smoothed at load instead (weights quantized here from float) and runs on
+          // asymmetric int8
+  Int,    // symmetric int8 activations everywhere (fastest where int8 is plain int8)
   Float,  // fp32 activations against dequantized weights everywhere
 };
 

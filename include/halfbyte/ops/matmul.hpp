@@ -27,6 +27,12 @@ enum class Precision : uint8_t {
             // (each moves by at most amax/65534) where the ISA has that kernel
             // (avx2, avx512, amx); else Float. For layers whose inputs have outlier
             // channels that int8 per 32-block loses.
+  Int8Asym, // where the ISA has the asymmetric int8 kernel (avx512; q4_0 and q8_0
+            // weights) and no bf16 tiles take the call: activations quantized per
+            // 32-block to 256 levels from the block's min to its max (each moves by at
+            // most (max - min) / 510), integer dot products, plus the block's offset
+            // times its weight sum; else Int. With act_scale (smoothing), the way to
+            // run outlier-channel layers at int8 speed.
 };
 
 struct MatmulOptions {
@@ -36,6 +42,12 @@ struct MatmulOptions {
   // (32); 1 puts every M on tiles where the CPU has them, so that a row's result
   // does not depend on how many rows share the call (batch invariance).
   int64_t tile_min_rows = 0;
+  // [K] or null: x's columns are multiplied by act_scale before the product (the
+  // caller has divided W's columns by it: SmoothQuant's per-channel smoothing, which
+  // moves outliers from the activations into the weights). Every path honours it;
+  // the asymmetric int8 one at no cost (in its quantization), the others through a
+  // scaled copy of x.
+  const float* act_scale = nullptr;
 };
 
 void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> y,
