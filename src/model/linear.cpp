@@ -80,7 +80,9 @@ std::vector<float> smooth_columns(float* w, int64_t rows, int64_t n, const float
   const float median = sorted[size_t(n / 2)];
   std::vector<float> inv(static_cast<size_t>(n));
   for (int64_t j = 0; j < n; ++j) {
-    s[size_t(j)] /= median;
+    // Within 2^-8..2^8 of the median: a degenerate column (all but zero, or a
+    // huge estimate) must not push the others' weights out of range.
+    s[size_t(j)] = std::clamp(s[size_t(j)] / median, 1.0f / 256.0f, 256.0f);
     inv[size_t(j)] = 1.0f / s[size_t(j)];
   }
   for (int64_t r = 0; r < rows; ++r)
