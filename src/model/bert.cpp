@@ -49,11 +49,13 @@ constexpr EncoderNames kDistilBert{
 
 }  // namespace
 
-// The ISA in use has the asymmetric int8 GEMM for weights of format f.
+// The ISA in use has the asymmetric int8 GEMM for weights of format f, and no bf16
+// tiles (AMX) that would take the layer's GEMMs whatever their precision.
 static bool asym_kernel(const quant::Format& f) {
   const kernels::KernelTable& kt = kernels::active();
   const kernels::Family fam = kernels::family_of(f);
-  return kt.quantize_act_asym && kt.gemm_int_asym[fam][0] && kt.gemm_int_asym[fam][1];
+  return kt.quantize_act_asym && kt.gemm_int_asym[fam][0] && kt.gemm_int_asym[fam][1] && !kt.gemm_tile[fam][0] &&
+         !kt.gemm_tile[fam][1];
 }
 
 const EncoderNames& encoder_names(const std::string& arch) {
@@ -67,8 +69,10 @@ Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& pre
     : file_(f), c_(c), n_threads_(n_threads) {
   // Auto: asymmetric int8 activations where the ISA has that kernel (avx512), else
   // int8. The LayerNorm-fed layers: no int8 activations (bf16 tiles on AMX, else
-  // int16 activations on avx2/avx512, else the float path), except the FFN's first
-  // layer where it is smoothed: asymmetric int8 (forward()).
+  // int16 activations on avx2/avx512, else the float path), except where the ISA has
+  // the asymmetric kernel (forward()): query/key/value on it (each text's first
+  // token on int16), the FFN's first layer too when it was smoothed at load.
+  auto_precision_ = precision == MatmulPrecision::Auto;
   other_precision_ = precision == MatmulPrecision::Float ? ops::Precision::Float
                      : precision == MatmulPrecision::Int ? ops::Precision::Int
                                                          : ops::Precision::Int8Asym;
@@ -103,8 +107,8 @@ Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& pre
   // here and the ISA has the asymmetric int8 kernel: each input channel's largest |x|
   // estimated from the LayerNorm that feeds it as |beta| + 8 |gamma|, no calibration
   // data (bench/encoder_int8_sim.py measures the choice on all-MiniLM-L6-v2). The
-  // query/key/value layer stays on int16: on int8, even smoothed, a cross-encoder's
-  // scores (the first token's state) moved twice as far from torch's (docs/encoders.md).
+  // query/key/value layer is not smoothed: smoothed, a cross-encoder's scores moved
+  // twice as far from torch's (docs/encoders.md).
   const bool smooth = precision == MatmulPrecision::Auto && float_to && asym_kernel(*float_to);
   std::vector<float> act_max;
   const auto ln_estimate = [&](const std::vector<float>& gamma, const std::vector<float>& beta) -> const float* {
@@ -260,6 +264,22 @@ constexpr int64_t kAnyRows = 1;
 constexpr int64_t kMinParallelRows = 64;
 constexpr int64_t kMinParallelGelu = 16384;
 
+void Bert::project_qkv(const PackedBatch& b, const Linear& w, const float* x, float* qkv) const {
+  const int64_t D = c_.n_embd, T = b.n_tokens(), S = b.n_seqs();
+  if (!(auto_precision_ && w.quantized() && asym_kernel(w.format()))) {
+    w.forward(x, T, D, qkv, 3 * D, n_threads_, ln_precision_, kAnyRows, false);
+    return;
+  }
+  w.forward(x, T, D, qkv, 3 * D, n_threads_, ops::Precision::Int8Asym, kAnyRows, false);
+  // The first token of each text ([CLS]) carries outlier channels that cost int8 the
+  // most: a reranker's score (read from that token) moved twice as far from torch's
+  // with it on int8 (docs/encoders.md). Its rows are recomputed on ln_precision_.
+  std::vector<float> in(size_t(S * D)), out(size_t(S * 3 * D));
+  for (int64_t s = 0; s < S; ++s) std::copy_n(x + b.start[size_t(s)] * D, D, in.data() + s * D);
+  w.forward(in.data(), S, D, out.data(), 3 * D, n_threads_, ln_precision_, kAnyRows, false);
+  for (int64_t s = 0; s < S; ++s) std::copy_n(out.data() + s * 3 * D, 3 * D, qkv + b.start[size_t(s)] * 3 * D);
+}
+
 void Bert::forward(const PackedBatch& b, float* out) const {
   const int64_t D = c_.n_embd, F = c_.n_ff, T = b.n_tokens();
   if (T == 0) return;
@@ -274,12 +294,13 @@ void Bert::forward(const PackedBatch& b, float* out) const {
   // A smoothed layer runs on asymmetric int8 where the ISA (now) has the kernel;
   // elsewhere ops::matmul applies its smoothing to a copy of x.
   const auto up_prec = [&](const Linear& l) {
-    return l.smoothed() && l.quantized() && asym_kernel(l.format()) ? ops::Precision::Int8Asym : ln_precision_;
+    return auto_precision_ && l.smoothed() && l.quantized() && asym_kernel(l.format()) ? ops::Precision::Int8Asym
+                                                                                      : ln_precision_;
   };
   for (const BertLayer& w : layers_) {
     // Every bias is added in the step after its GEMM (one pass over the rows
     // instead of two): qkv's where attention copies each head's Q, K and V.
-    w.qkv.forward(x, T, D, qkv.data(), 3 * D, n_threads_, ln_precision_, kAnyRows, false);
+    project_qkv(b, w.qkv, x, qkv.data());
     attention(b, qkv.data(), w.qkv.bias.data(), ctx.data());  // biases: always read at load
     w.attn_out.forward(ctx.data(), T, D, tmp.data(), D, n_threads_, other_precision_, kAnyRows, false);
     const float* bo = bias_of(w.attn_out);

@@ -66,11 +66,15 @@ class Bert {
   void embed(const PackedBatch& b, float* x) const;
   // qkv: the un-biased projections [T, 3 D]; bias: their 3 D biases.
   void attention(const PackedBatch& b, const float* qkv, const float* bias, float* ctx) const;
+  // qkv [T, 3 D] = x Wqkv^T (no bias), on asymmetric int8 where that wins, with each
+  // text's first token on ln_precision_.
+  void project_qkv(const PackedBatch& b, const Linear& w, const float* x, float* qkv) const;
 
   const io::GgufFile& file_;
   EncoderConfig c_;
   ops::Precision other_precision_ = ops::Precision::Auto;  // Wo and Wdown
   ops::Precision ln_precision_ = ops::Precision::Auto;  // Wqkv and Wup (LayerNorm-fed)
+  bool auto_precision_ = false;  // MatmulPrecision::Auto: the per-layer choices of forward()
   int n_threads_;
   const io::GgufTensorInfo* word_emb_;
   std::vector<float> pos_emb_, type_emb_, emb_ln_w_, emb_ln_b_;
