@@ -73,9 +73,10 @@ enum class MatmulPrecision {
           // except for the two layers fed by LayerNorm outputs (query/key/value and
           // the FFN's first layer): their outlier channels lose too much in plain
           // int8, so those run with ops::Precision::NoInt8 (int16 activations on
-          // avx2/avx512, bf16 tiles on AMX); on avx512 the FFN's first layer is
-          // smoothed at load instead (weights quantized here from float) and runs on
-          // asymmetric int8
+          // avx2/avx512, bf16 tiles on AMX); on avx512 (no AMX) they run on
+          // asymmetric int8 instead: query/key/value with each text's first token
+          // recomputed on int16, the FFN's first layer when it was smoothed at load
+          // (weights quantized here from float)
   Int,    // symmetric int8 activations everywhere (fastest where int8 is plain int8)
   Float,  // fp32 activations against dequantized weights everywhere
 };
