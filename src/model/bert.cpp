@@ -291,11 +291,10 @@ void Bert::forward(const PackedBatch& b, float* out) const {
   const bool par_gelu = n_threads_ > 1 && T > 1 && T * F >= kMinParallelGelu;
   const kernels::KernelTable& kt = kernels::active();
   const auto bias_of = [](const Linear& l) { return l.bias.empty() ? nullptr : l.bias.data(); };
-  // A smoothed layer runs on asymmetric int8 where the ISA (now) has the kernel;
-  // elsewhere ops::matmul applies its smoothing to a copy of x.
+  // A smoothed layer (only ever quantized, under Auto) runs on asymmetric int8 where
+  // the ISA (now) has the kernel; elsewhere ops::matmul applies its smoothing to a copy of x.
   const auto up_prec = [&](const Linear& l) {
-    return auto_precision_ && l.smoothed() && l.quantized() && asym_kernel(l.format()) ? ops::Precision::Int8Asym
-                                                                                      : ln_precision_;
+    return l.smoothed() && asym_kernel(l.format()) ? ops::Precision::Int8Asym : ln_precision_;
   };
   for (const BertLayer& w : layers_) {
     // Every bias is added in the step after its GEMM (one pass over the rows
