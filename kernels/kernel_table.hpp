@@ -107,7 +107,7 @@ using DequantizeRowFn = void (*)(const quant::Format& f, const void* src, int64_
 // kt[(j / kKeyTile) * hd * kKeyTile + d * kKeyTile + j % kKeyTile], so scores are a
 // GEMM with keys along the vector lanes and a cache fills page by page as keys
 // arrive. The last tile's padding past n_keys is readable (its values are ignored).
-// V is [n_keys][hd]. Elements are fp32 or fp16 bits (attend[0] / attend[1]).
+// V is [n_keys] rows of hd at a stride of ldv >= hd. Elements are fp32 or fp16 bits (attend[0] / attend[1]).
 // scratch holds M rows of lds floats, lds >= n_keys rounded up to kKeyTile.
 // Not bit-exact across ISAs (vector exp, summation order): within the bound that
 // tests/kernels/test_attention.cpp states against the scalar reference.
@@ -118,6 +118,7 @@ struct AttnArgs {
   int M;
   const void* kt;
   const void* v;
+  int64_t ldv;
   int64_t n_keys;
   int hd;
   float scale;

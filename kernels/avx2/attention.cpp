@@ -95,7 +95,7 @@ void pv(const AttnArgs& a, int m0, int d0, const float* inv) {
   __m256 acc[MR][NV];
   for (int m = 0; m < MR; ++m)
     for (int i = 0; i < NV; ++i) acc[m][i] = _mm256_setzero_ps();
-  for (int64_t j = 0; j < a.n_keys; ++j, v += a.hd) {
+  for (int64_t j = 0; j < a.n_keys; ++j, v += a.ldv) {
     __m256 vv[NV];
     for (int i = 0; i < NV; ++i) vv[i] = load8(v + 8 * i);
     for (int m = 0; m < MR; ++m) {
@@ -118,7 +118,7 @@ void pv_tail(const AttnArgs& a, int m, int d0, float inv) {
   const float* p = a.scratch + m * a.lds;
   for (int d = d0; d < a.hd; ++d) {
     float acc = 0.0f;
-    for (int64_t j = 0; j < a.n_keys; ++j) acc += p[j] * load1(v + j * a.hd + d);
+    for (int64_t j = 0; j < a.n_keys; ++j) acc += p[j] * load1(v + j * a.ldv + d);
     out[d] = acc * inv;
   }
 }

@@ -106,7 +106,7 @@ void pv(const AttnArgs& a, int m0, int d0, const float* inv) {
   __m512 acc[MR][NV];
   for (int m = 0; m < MR; ++m)
     for (int i = 0; i < NV; ++i) acc[m][i] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < a.n_keys; ++j, v += a.hd) {
+  for (int64_t j = 0; j < a.n_keys; ++j, v += a.ldv) {
     __m512 vv[NV];
     for (int i = 0; i < NV; ++i) vv[i] = load16(v + 16 * i, mask[i]);
     for (int m = 0; m < MR; ++m) {

@@ -36,7 +36,7 @@ void attend(const AttnArgs& a) {
     float* out = a.out + m * a.ldo;
     std::fill(out, out + a.hd, 0.0f);
     for (int64_t j = 0; j < a.n_keys; ++j)
-      for (int d = 0; d < a.hd; ++d) out[d] += s[j] * load<T>(a.v, j * a.hd + d);
+      for (int d = 0; d < a.hd; ++d) out[d] += s[j] * load<T>(a.v, j * a.ldv + d);
     const float inv = 1.0f / sum;
     for (int d = 0; d < a.hd; ++d) out[d] *= inv;
   }

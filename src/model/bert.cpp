@@ -5,6 +5,7 @@
 //   per layer:
 //     q, k, v = x Wqkv^T + b
 //     a = softmax(q k^T / sqrt(hd)) v    per sequence and head: tokens see only their own sequence
+//                                      (v without its bias: Wo bv is folded into bo at load)
 //     x = LN(x + a Wo^T + bo)
 //     x = LN(x + gelu(x Wup^T + bup) Wdown^T + bdown)   gelu with erf
 // The projections and the feed-forward layers are one GEMM with M = T for the
@@ -151,6 +152,15 @@ Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& pre
     BertLayer w;
     w.qkv = linear({p + nm.q, p + nm.k, p + nm.v}, D, 3 * D);
     w.attn_out = linear({p + nm.attn_out}, D, D);
+    // The value bias moves into the attention output's: softmax weights sum to one,
+    // so attention adds bv to every context row, and Wo (ctx + bv) + bo =
+    // Wo ctx + (Wo bv + bo). Attention then reads V in place (attention()).
+    {
+      const std::vector<float> bv(w.qkv.bias.begin() + 2 * D, w.qkv.bias.end());
+      std::vector<float> wbv(static_cast<size_t>(D));
+      w.attn_out.forward(bv.data(), 1, D, wbv.data(), D, 1, ops::Precision::Float, 0, false);
+      for (int64_t i = 0; i < D; ++i) w.attn_out.bias[size_t(i)] += wbv[size_t(i)];
+    }
     w.ln1_w = vec(p + nm.ln1 + ln_w, D);
     w.ln1_b = vec(p + nm.ln1 + ln_b, D);
     w.up = linear({p + nm.up}, D, F, ln_estimate(w.ln1_w, w.ln1_b));
@@ -187,68 +197,76 @@ void Bert::embed(const PackedBatch& b, float* x) const {
 
 namespace {
 
-// out[j][d] = src[j * lds + d] + bias[d] for n rows of hd (vectorizable: no aliasing).
-void copy_head(const float* __restrict src, int64_t lds, int64_t n, int64_t hd, const float* __restrict bias,
-               float* __restrict out) {
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t d = 0; d < hd; ++d) out[j * hd + d] = src[j * lds + d] + bias[d];
+// out[d] = x[d] + bias[d], n values (vectorizable: no aliasing).
+void add_row(const float* __restrict x, const float* __restrict bias, float* __restrict out, int64_t n) {
+  for (int64_t d = 0; d < n; ++d) out[d] = x[d] + bias[d];
+}
+
+// A key's hd values into its column of a K tile: tile[d kKeyTile] = k[d].
+void scatter_key(const float* __restrict k, int64_t hd, float* __restrict tile) {
+  for (int64_t d = 0; d < hd; ++d) tile[d * kernels::kKeyTile] = k[d];
 }
 
 }  // namespace
 
-void Bert::attention(const PackedBatch& b, const float* qkv, const float* bias, float* ctx) const {
-  const int64_t D = c_.n_embd, H = c_.n_head, hd = D / H, W = 3 * D;
+void Bert::attention(const PackedBatch& b, const float* qkv, const float* bq, float* ctx) const {
+  const int64_t D = c_.n_embd, H = c_.n_head, hd = D / H, W = 3 * D, S = b.n_seqs();
   const float scale = 1.0f / std::sqrt(float(hd));
   const auto attend = kernels::active().attend[0];  // fp32 keys and values
   int64_t max_len = 0;
-  for (int64_t s = 0; s < b.n_seqs(); ++s) max_len = std::max(max_len, b.start[size_t(s) + 1] - b.start[size_t(s)]);
-  // Per thread: K in the kernel's tiled layout ([tile of 32 keys][hd][32]),
-  // V [n][hd], Q [n][hd] (each with its bias added on the way), scores [n][lds].
+  for (int64_t s = 0; s < S; ++s) max_len = std::max(max_len, b.start[size_t(s) + 1] - b.start[size_t(s)]);
+  // A job: one text and a block of its heads, whose rows of qkv it reads front to
+  // back (a head at a time would read 3 x hd floats per row). Whole texts when
+  // there are enough of them to share among the threads, else the heads split.
+  const int64_t split = std::min<int64_t>(H, (4 * int64_t(n_threads_) + S - 1) / S);
+  const int64_t hb = (H + split - 1) / split, blocks = (H + hb - 1) / hb, jobs = S * blocks;
+  // Per thread: the block's Q with its bias [n][hb hd], each head's K in the
+  // kernel's tiled layout ([tile of 32 keys][hd][32]), scores [n][lds]. V is read
+  // in place.
   constexpr int64_t kTile = kernels::kKeyTile;
   const int64_t lds_max = round_up(std::max<int64_t>(max_len, 1), kTile);
-  const size_t per_thread = size_t(hd * lds_max + 2 * max_len * hd + max_len * lds_max);
-  const int64_t jobs = b.n_seqs() * H;
+  const size_t per_thread = size_t(max_len * hb * hd + hb * hd * lds_max + max_len * lds_max);
   const int threads = int(std::max<int64_t>(1, std::min<int64_t>(n_threads_, jobs)));
   std::vector<float> scratch(per_thread * size_t(threads));
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
 #endif
   for (int64_t job = 0; job < jobs; ++job) {
-    const int64_t s = job / H, h = job % H;
+    const int64_t s = job / blocks, h0 = job % blocks * hb, nh = std::min(hb, H - h0);
     const int64_t t0 = b.start[size_t(s)], n = b.start[size_t(s) + 1] - t0, lds = round_up(n, kTile);
 #ifdef _OPENMP
-    float* kt = scratch.data() + size_t(omp_get_thread_num()) * per_thread;
+    float* q = scratch.data() + size_t(omp_get_thread_num()) * per_thread;
 #else
-    float* kt = scratch.data();
+    float* q = scratch.data();
 #endif
-    float* v = kt + hd * lds;
-    float* q = v + n * hd;
-    float* sc = q + n * hd;
-    std::fill(kt + hd * (lds - kTile), kt + hd * lds, 0.0f);  // the last tile's padding: read, ignored
-    const float* bq = bias + h * hd;
-    const float* bk = bias + D + h * hd;
-    const float* bv = bias + 2 * D + h * hd;
-    copy_head(qkv + t0 * W + h * hd, W, n, hd, bq, q);
-    copy_head(qkv + t0 * W + 2 * D + h * hd, W, n, hd, bv, v);
+    float* kt = q + n * nh * hd;  // head i's tiles at kt + i hd lds
+    float* sc = kt + nh * hd * lds;
+    const int64_t ldq = nh * hd;
+    for (int64_t i = 0; i < nh; ++i)  // the last tile's padding: read, ignored
+      std::fill(kt + i * hd * lds + hd * (lds - kTile), kt + (i + 1) * hd * lds, 0.0f);
     for (int64_t j = 0; j < n; ++j) {
-      const float* __restrict row = qkv + (t0 + j) * W + D + h * hd;
-      float* __restrict tile = kt + (j / kTile) * hd * kTile + j % kTile;
-      for (int64_t d = 0; d < hd; ++d) tile[d * kTile] = row[d] + bk[d];
+      const float* row = qkv + (t0 + j) * W + h0 * hd;
+      add_row(row, bq + h0 * hd, q + j * ldq, ldq);
+      for (int64_t i = 0; i < nh; ++i)
+        scatter_key(row + D + i * hd, hd, kt + i * hd * lds + (j / kTile) * hd * kTile + j % kTile);
     }
-    kernels::AttnArgs a{};
-    a.q = q;
-    a.ldq = hd;
-    a.M = int(n);
-    a.kt = kt;
-    a.v = v;
-    a.n_keys = n;
-    a.hd = int(hd);
-    a.scale = scale;
-    a.scratch = sc;
-    a.lds = lds;
-    a.out = ctx + t0 * D + h * hd;
-    a.ldo = D;
-    attend(a);
+    for (int64_t i = 0; i < nh; ++i) {
+      kernels::AttnArgs a{};
+      a.q = q + i * hd;
+      a.ldq = ldq;
+      a.M = int(n);
+      a.kt = kt + i * hd * lds;
+      a.v = qkv + t0 * W + 2 * D + (h0 + i) * hd;
+      a.ldv = W;
+      a.n_keys = n;
+      a.hd = int(hd);
+      a.scale = scale;
+      a.scratch = sc;
+      a.lds = lds;
+      a.out = ctx + t0 * D + (h0 + i) * hd;
+      a.ldo = D;
+      attend(a);
+    }
   }
 }
 
@@ -300,7 +318,7 @@ void Bert::forward(const PackedBatch& b, float* out) const {
     // Every bias is added in the step after its GEMM (one pass over the rows
     // instead of two): qkv's where attention copies each head's Q, K and V.
     project_qkv(b, w.qkv, x, qkv.data());
-    attention(b, qkv.data(), w.qkv.bias.data(), ctx.data());  // biases: always read at load
+    attention(b, qkv.data(), w.qkv.bias.data(), ctx.data());  // (the query's bias: first in qkv's)
     w.attn_out.forward(ctx.data(), T, D, tmp.data(), D, n_threads_, other_precision_, kAnyRows, false);
     const float* bo = bias_of(w.attn_out);
 #ifdef _OPENMP

@@ -36,7 +36,7 @@ const EncoderNames& encoder_names(const std::string& arch);
 
 struct BertLayer {
   Linear qkv;       // [3 D, D]: query, key, value stacked, with biases
-  Linear attn_out;  // [D, D] + bias
+  Linear attn_out;  // [D, D] + bias (plus Wo bv: the value bias folded in at load)
   std::vector<float> ln1_w, ln1_b;
   Linear up;        // [F, D] + bias
   Linear down;      // [D, F] + bias
@@ -64,8 +64,10 @@ class Bert {
 
  private:
   void embed(const PackedBatch& b, float* x) const;
-  // qkv: the un-biased projections [T, 3 D]; bias: their 3 D biases.
-  void attention(const PackedBatch& b, const float* qkv, const float* bias, float* ctx) const;
+  // qkv: the un-biased projections [T, 3 D]; bq: the query's D biases. The key's
+  // bias is left out (it adds q . bk to every score of a query: softmax ignores
+  // that) and the value's was folded into the attention output's at load.
+  void attention(const PackedBatch& b, const float* qkv, const float* bq, float* ctx) const;
   // qkv [T, 3 D] = x Wqkv^T (no bias), on asymmetric int8 where that wins, with each
   // text's first token on ln_precision_.
   void project_qkv(const PackedBatch& b, const Linear& w, const float* x, float* qkv) const;

@@ -64,7 +64,7 @@ void KvCache::attend(int64_t layer, int64_t g, const float* q, int64_t ldq, int 
   const size_t head = size_t(layer * n_head_kv_ + g);
   const uint8_t* kt = map_.data() + head * size_t(hd_ * ldk_) * elem_;
   const uint8_t* v = map_.data() + (size_t(n_layer_ * n_head_kv_ * hd_ * ldk_) + head * size_t(n_ctx_ * hd_)) * elem_;
-  const kernels::AttnArgs a{q, ldq, M, kt, v, n_keys, int(hd_), scale, scratch, ldk_, out, ldo};
+  const kernels::AttnArgs a{q, ldq, M, kt, v, hd_, n_keys, int(hd_), scale, scratch, ldk_, out, ldo};
   kernels::active().attend[f16_ ? 1 : 0](a);
 }
 

@@ -26,6 +26,7 @@ struct Case {
   int hd;
   bool f16;
   float q_scale;  // larger: sharper softmax, scores up to ~+-80
+  bool strided_v;  // V rows at a stride wider than hd (an encoder's fused Q/K/V output)
 };
 
 // Runs the active table's kernel on one random case; returns max |out - oracle| / max|V|.
@@ -34,13 +35,16 @@ double run_case(const Case& c, uint64_t seed) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const int64_t ldk = (c.n_keys + 5 + 31) / 32 * 32;  // padding past n_keys, as in a cache
   const int64_t ldq = c.hd + 3, ldo = c.hd + 5;
-  std::vector<float> q(size_t(c.M * ldq)), k(size_t(c.hd * ldk)), v(size_t(ldk * c.hd));
+  const int64_t ldv = c.strided_v ? c.hd + 7 : c.hd;  // V rows in place in a wider matrix
+  std::vector<float> q(size_t(c.M * ldq)), k(size_t(c.hd * ldk)), v(size_t(ldk * ldv));
   for (float& x : q) x = nd(rng) * c.q_scale;
   for (float& x : k) x = nd(rng);
   for (float& x : v) x = nd(rng);
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (int d = 0; d < c.hd; ++d)
     for (int64_t j = c.n_keys; j < ldk; ++j) k[size_t(d * ldk + j)] = nan;  // padding: must be ignored
+  for (int64_t j = 0; j < ldk; ++j)
+    for (int64_t d = c.hd; d < ldv; ++d) v[size_t(j * ldv + d)] = nan;  // past hd in a V row: ignored
   // Cache values as the kernel sees them (rounded to fp16 for the fp16 cache).
   std::vector<uint16_t> k16(k.size()), v16(v.size());
   if (c.f16) {
@@ -63,13 +67,13 @@ double run_case(const Case& c, uint64_t seed) {
   const int64_t lds = (c.n_keys + kt_ - 1) / kt_ * kt_;
   std::vector<float> scratch(size_t(c.M * lds), nan), out(size_t(c.M * ldo), nan);
   kernels::AttnArgs a{q.data(), ldq, c.M, c.f16 ? (const void*)kt16.data() : (const void*)kt.data(),
-                      c.f16 ? (const void*)v16.data() : (const void*)v.data(), c.n_keys, c.hd, scale,
+                      c.f16 ? (const void*)v16.data() : (const void*)v.data(), ldv, c.n_keys, c.hd, scale,
                       scratch.data(), lds, out.data(), ldo};
   kernels::active().attend[c.f16 ? 1 : 0](a);
 
   double vmax = 0.0, err = 0.0;
   for (int64_t j = 0; j < c.n_keys; ++j)
-    for (int d = 0; d < c.hd; ++d) vmax = std::max(vmax, std::abs(double(v[size_t(j * c.hd + d)])));
+    for (int d = 0; d < c.hd; ++d) vmax = std::max(vmax, std::abs(double(v[size_t(j * ldv + d)])));
   for (int m = 0; m < c.M; ++m) {
     std::vector<double> s(size_t(c.n_keys));
     double mx = -INFINITY, sum = 0.0;
@@ -82,7 +86,7 @@ double run_case(const Case& c, uint64_t seed) {
     for (double& x : s) sum += (x = std::exp(x - mx));
     for (int d = 0; d < c.hd; ++d) {
       double ref = 0.0;
-      for (int64_t j = 0; j < c.n_keys; ++j) ref += s[size_t(j)] * v[size_t(j * c.hd + d)];
+      for (int64_t j = 0; j < c.n_keys; ++j) ref += s[size_t(j)] * v[size_t(j * ldv + d)];
       ref /= sum;
       const double got = out[size_t(m * ldo + d)];
       if (!std::isfinite(got)) return INFINITY;
@@ -107,9 +111,10 @@ TEST_CASE("attention kernels match the oracle on random shapes", "[kernels][atte
       for (int M : Ms)
         for (int64_t n : keys)
           for (int hd : hds) {
-            const Case c{M, n, hd, f16, (seed % 5 == 0) ? 8.0f : 1.0f};
+            const Case c{M, n, hd, f16, (seed % 5 == 0) ? 8.0f : 1.0f, seed % 3 == 0};
             const double e = run_case(c, seed++);
-            INFO(name << " M=" << M << " n_keys=" << n << " hd=" << hd << (f16 ? " fp16" : " fp32") << " err=" << e);
+            INFO(name << " M=" << M << " n_keys=" << n << " hd=" << hd << (f16 ? " fp16" : " fp32") << (c.strided_v ? " ldv>hd" : "")
+                 << " err=" << e);
             REQUIRE(e <= 2e-5);
             worst = std::max(worst, e);
           }
