@@ -93,10 +93,14 @@ using GemmIntFn = void (*)(const Packed& w, const ActQ8& x, const GemmTask& t);
 using GemmFloatFn = void (*)(const Packed& w, const ActF32& x, const GemmTask& t);
 using QuantizeAct16Fn = void (*)(const float* x, int64_t K, int16_t* qs, ActBlock* meta);
 using GemmI16Fn = void (*)(const Packed& w, const ActQ16& x, const GemmTask& t);
-// Asymmetric int8 activations: per 32-block, 256 levels from the block's min to its
-// max, v = d * q + c with q in [-128, 127] (c = min + 128 d), of v[k] = x[k] *
-// inv_scale[k] where inv_scale is given (per-channel smoothing: the caller has
-// multiplied W's columns by 1 / inv_scale). A block of equal values is exact (d = 0).
+// Asymmetric 8-bit activations of v[k] = x[k] * inv_scale[k] (x where inv_scale is
+// null; per-channel smoothing: the caller has multiplied W's columns by 1 / inv_scale):
+// one offset per row, c = min_k v[k], and per 32-block 256 levels from c to the
+// block's max, v = d * q + c with q an unsigned byte in [0, 255] (stored in qs as the
+// same bits), d = (max - c) / 255; s = the sum of the block's q. Every block carries
+// the row's c. A block whose values all equal the row's minimum is exact (d = 0).
+// The GEMM then needs the offset once per row and output: c times the weights' sum
+// (kernels: unsigned activations against signed weights, no code offset to remove).
 using QuantizeActAsymFn = void (*)(const float* x, int64_t K, const float* inv_scale, int8_t* qs, ActBlock* meta);
 using DequantizeRowFn = void (*)(const quant::Format& f, const void* src, int64_t n, float* y);
 

@@ -27,26 +27,29 @@ void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
 }
 
 void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t* qs, ActBlock* meta) {
-  const __m512i lo_code = _mm512_set1_epi32(-128), hi_code = _mm512_set1_epi32(127);
+  const auto load = [&](int64_t k) {
+    const __m512 v = _mm512_loadu_ps(x + k);
+    return inv_scale ? _mm512_mul_ps(v, _mm512_loadu_ps(inv_scale + k)) : v;
+  };
+  __m512 vmin = load(0);
+  for (int64_t k = 16; k < K; k += 16) vmin = _mm512_min_ps(vmin, load(k));  // K: a multiple of 32
+  const float lo = _mm512_reduce_min_ps(vmin);
+  const __m512 vlo = _mm512_set1_ps(lo);
+  const __m512i zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255);
   for (int64_t b = 0; b < K / 32; ++b) {
-    __m512 v0 = _mm512_loadu_ps(x + b * 32), v1 = _mm512_loadu_ps(x + b * 32 + 16);
-    if (inv_scale) {
-      v0 = _mm512_mul_ps(v0, _mm512_loadu_ps(inv_scale + b * 32));
-      v1 = _mm512_mul_ps(v1, _mm512_loadu_ps(inv_scale + b * 32 + 16));
-    }
-    const float lo = _mm512_reduce_min_ps(_mm512_min_ps(v0, v1));
+    const __m512 v0 = load(b * 32), v1 = load(b * 32 + 16);
     const float hi = _mm512_reduce_max_ps(_mm512_max_ps(v0, v1));
     const float d = (hi - lo) / 255.0f;
-    const __m512 vlo = _mm512_set1_ps(lo), vid = _mm512_set1_ps(d != 0.0f ? 255.0f / (hi - lo) : 0.0f);
+    const __m512 vid = _mm512_set1_ps(d != 0.0f ? 255.0f / (hi - lo) : 0.0f);
     const auto code = [&](__m512 v) {
-      const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v, vlo), vid)), lo_code);
-      return _mm512_max_epi32(_mm512_min_epi32(q, hi_code), lo_code);
+      const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v, vlo), vid));
+      return _mm512_max_epi32(_mm512_min_epi32(q, top), zero);
     };
     const __m512i q0 = code(v0), q1 = code(v1);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32), _mm512_cvtepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32 + 16), _mm512_cvtepi32_epi8(q1));
     const int32_t s = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-    meta[b] = ActBlock{d, s, d * float(s), lo + 128.0f * d};
+    meta[b] = ActBlock{d, s, d * float(s), lo};
   }
 }
 
@@ -94,6 +97,12 @@ template <Family F>
 inline __m512i chunk_u8(const uint8_t* sub, int c) {
   if constexpr (F == kQ8) return _mm512_xor_si512(chunk<F>(sub, c), _mm512_set1_epi8(char(0x80)));
   return chunk<F>(sub, c);
+}
+// ... as vpdpbusd's signed operand: the weights' values (q8 codes, 4-bit codes - 8).
+template <Family F>
+inline __m512i chunk_s8(const uint8_t* sub, int c) {
+  if constexpr (F == kQ8) return chunk<F>(sub, c);
+  return _mm512_sub_epi8(chunk<F>(sub, c), _mm512_set1_epi8(8));
 }
 
 // MR rows of x (starting at m) against NG row groups from g: per 4 k, NG weight
@@ -162,15 +171,23 @@ constexpr int kMR = 4;  // rows of x per tile, against 2 row groups
 // thread-local buffer that stays in L1/L2 while every row passes: per 32-k block,
 // chunk c of group j at (c * NG + j) * 64 as vpdpbusd's unsigned operand (q8 codes +
 // 128, or 4-bit codes unpacked), then NG x 16 fp32 scales (and, affine, NG x 16 fp32
-// mins; asymmetric activations, NG x 16 fp32 weight sums: scale times the sum of the
-// block's codes, offset removed). The tile then needs no xor, unpacking or scale conversion, and 4 rows x 3
+// mins). The tile then needs no xor, unpacking or scale conversion, and 4 rows x 3
 // groups keep 12 products in flight per 7 loads. The code offset (-128 or -8 times the
 // block's activation sum) seeds the integer sums, so results stay bit for bit those
 // of the scalar reference.
+// Asymmetric activations (unsigned bytes) swap the operands: the weights are arranged
+// as signed values (q8 codes, 4-bit codes - 8), so no offset is removed, and after the
+// last block come NG x 16 fp32 weight sums (each block's code sum times its scale,
+// added block after block) that the tile multiplies by the row's offset once.
 
 template <Family F, bool Asym>
 constexpr size_t arranged_block_bytes(int ng) {
-  return size_t(ng) * (512 + (F == kAffine4 || Asym ? 128 : 64));
+  return size_t(ng) * (512 + (F == kAffine4 ? 128 : 64));
+}
+// All of K's blocks, then (asymmetric activations) NG x 16 fp32 weight sums.
+template <Family F, bool Asym>
+constexpr size_t arranged_bytes(int64_t nb, int ng) {
+  return size_t(nb) * arranged_block_bytes<F, Asym>(ng) + (Asym ? size_t(ng) * 64 : 0);
 }
 
 template <Family F, bool BF16, int NG, bool Asym>
@@ -182,18 +199,21 @@ void arrange_int(const Packed& w, int64_t g, uint8_t* out) {
     for (int j = 0; j < NG; ++j) {
       const uint8_t* sg = group_ptr(w, g + j) + size_t(s) * w.scale_group_bytes;
       const uint8_t* sub = sg + w.header_bytes + size_t(b) * w.sub_block_bytes;
-      __m512i wsum = _mm512_set1_epi32(F == kQ8 ? -128 * 32 : -8 * 32);  // codes' offset
+      __m512i wsum = _mm512_setzero_si512();
       for (int c = 0; c < 8; ++c) {
-        const __m512i u = chunk_u8<F>(sub, c);
+        const __m512i u = Asym ? chunk_s8<F>(sub, c) : chunk_u8<F>(sub, c);
         _mm512_store_si512(dst + (c * NG + j) * 64, u);
-        if constexpr (Asym) wsum = _mm512_dpbusd_epi32(wsum, u, _mm512_set1_epi8(1));
+        if constexpr (Asym) wsum = _mm512_dpbusd_epi32(wsum, _mm512_set1_epi8(1), u);
       }
       const __m512 dw = load_scales<BF16>(sg);
       _mm512_store_ps(reinterpret_cast<float*>(dst + NG * 512 + j * 64), dw);
       if constexpr (F == kAffine4)
         _mm512_store_ps(reinterpret_cast<float*>(dst + NG * 576 + j * 64), load_scales<BF16>(sg + 32));
-      if constexpr (Asym)
-        _mm512_store_ps(reinterpret_cast<float*>(dst + NG * 576 + j * 64), _mm512_mul_ps(dw, _mm512_cvtepi32_ps(wsum)));
+      if constexpr (Asym) {  // the weights' sum with their scales, block after block
+        float* ws = reinterpret_cast<float*>(out + size_t(nb) * arranged_block_bytes<F, Asym>(NG) + j * 64);
+        const __m512 prev = kb == 0 ? _mm512_setzero_ps() : _mm512_load_ps(ws);
+        _mm512_store_ps(ws, _mm512_fmadd_ps(dw, _mm512_cvtepi32_ps(wsum), prev));
+      }
     }
   }
 }
@@ -215,7 +235,7 @@ inline void tile_arranged(const uint8_t* wa, const ActQ8& x, const int32_t* seed
     __m512i is[MR][NG];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
-      const __m512i s0 = F == kAffine4 ? _mm512_setzero_si512() : _mm512_set1_epi32(seed[r * nb + kb]);
+      const __m512i s0 = F == kAffine4 || Asym ? _mm512_setzero_si512() : _mm512_set1_epi32(seed[r * nb + kb]);
       for (int j = 0; j < NG; ++j) is[r][j] = s0;
     }
 #pragma GCC unroll 8
@@ -225,11 +245,20 @@ inline void tile_arranged(const uint8_t* wa, const ActQ8& x, const int32_t* seed
 #pragma GCC unroll 16
       for (int r = 0; r < MR; ++r) {
         const __m512i xb = bcast4(xr[r] + kb * 32 + 4 * c);
-        for (int j = 0; j < NG; ++j) is[r][j] = _mm512_dpbusd_epi32(is[r][j], wc[j], xb);
+        for (int j = 0; j < NG; ++j)  // asymmetric: unsigned activations, signed weights
+          is[r][j] = Asym ? _mm512_dpbusd_epi32(is[r][j], xb, wc[j]) : _mm512_dpbusd_epi32(is[r][j], wc[j], xb);
       }
     }
-    scale_block<F == kAffine4, MR, NG, Asym>(acc, is, reinterpret_cast<const float*>(blk + NG * 512),
-                                             x.meta + m * nb + kb, nb);
+    scale_block<F == kAffine4, MR, NG>(acc, is, reinterpret_cast<const float*>(blk + NG * 512), x.meta + m * nb + kb,
+                                       nb);
+  }
+  if constexpr (Asym) {  // the row's offset times the weights' sum
+    const float* ws = reinterpret_cast<const float*>(wa + size_t(nb) * arranged_block_bytes<F, Asym>(NG));
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const __m512 c = _mm512_set1_ps(x.meta[(m + r) * nb].c);
+      for (int j = 0; j < NG; ++j) acc[r][j] = _mm512_fmadd_ps(_mm512_load_ps(ws + 16 * j), c, acc[r][j]);
+    }
   }
   store_tile(acc, y, ldy, m, g, rows);
 }
@@ -247,7 +276,7 @@ template <Family F, bool BF16, int NG, bool Asym>
 void sweep_arranged(const Packed& w, const ActQ8& x, const GemmTask& t, const int32_t* seed, int64_t g0,
                     int64_t g1) {
   thread_local std::vector<uint8_t, AlignedAlloc<uint8_t>> wa;
-  const size_t need = size_t(x.K / 32) * arranged_block_bytes<F, Asym>(NG);
+  const size_t need = arranged_bytes<F, Asym>(x.K / 32, NG);
   if (wa.size() < need) wa.resize(need);
   const int64_t nb = x.K / 32;
   for (int64_t g = g0; g + NG <= g1; g += NG) {
@@ -265,8 +294,8 @@ template <Family F, bool BF16, bool Asym = false>
 void gemm_arranged(const Packed& w, const ActQ8& x, const GemmTask& t) {
   const int64_t nb = x.K / 32;
   thread_local std::vector<int32_t, AlignedAlloc<int32_t>> seed;
-  seed.resize(size_t((t.m1 - t.m0) * nb));  // (affine: unused, but never a null base pointer)
-  if (F != kAffine4) {
+  seed.resize(size_t((t.m1 - t.m0) * nb));  // (affine, asymmetric: unused, but never a null base pointer)
+  if (F != kAffine4 && !Asym) {
     const int32_t offset = F == kQ8 ? 128 : 8;
     for (int64_t m = t.m0; m < t.m1; ++m)
       for (int64_t kb = 0; kb < nb; ++kb) seed[(m - t.m0) * nb + kb] = -offset * x.meta[m * nb + kb].s;

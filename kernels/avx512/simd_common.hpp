@@ -72,9 +72,8 @@ inline void store_rows(float* y, __m512 v, int nvalid) {
 }
 
 // Arranged tiles' per-block step: acc[r][j] += float(is[r][j]) * dw_j * d_r (affine:
-// + mw_j * ds_r; asymmetric activations: + ws_j * c_r), dw (then mw or ws) as NG x 16
-// fp32, meta at row m's block (row stride nb).
-template <bool Affine, int MR, int NG, bool Asym = false>
+// + mw_j * ds_r), dw (then mw) as NG x 16 fp32, meta at row m's block (row stride nb).
+template <bool Affine, int MR, int NG>
 inline void scale_block(__m512 (&acc)[MR][NG], const __m512i (&is)[MR][NG], const float* dw, const ActBlock* meta,
                         int64_t nb) {
 #pragma GCC unroll 16
@@ -86,8 +85,6 @@ inline void scale_block(__m512 (&acc)[MR][NG], const __m512i (&is)[MR][NG], cons
                                   acc[r][j]);
       if constexpr (Affine)
         acc[r][j] = _mm512_fmadd_ps(_mm512_load_ps(dw + 16 * (NG + j)), _mm512_set1_ps(a.ds), acc[r][j]);
-      if constexpr (Asym)
-        acc[r][j] = _mm512_fmadd_ps(_mm512_load_ps(dw + 16 * (NG + j)), _mm512_set1_ps(a.c), acc[r][j]);
     }
   }
 }

@@ -31,8 +31,9 @@ inline int32_t act_code(const int8_t* q, int k) { return q[k]; }
 inline int32_t act_code(const int16_t* q, int k) { return q[act16_index(k)]; }
 
 // The integer paths (ActQ8: int8 activations, ActQ16: int16), one arithmetic;
-// Asym: activations from quantize_act_asym (x = d * q + c per block), whose offset
-// adds c times the block's weight sum.
+// Asym: activations from quantize_act_asym (x = d * q + c, q unsigned, c per row),
+// whose offset adds c times the weights' sum (summed block by block with their scales)
+// after the last block.
 template <Family F, class Act, bool Asym = false>
 void gemm_int(const Packed& w, const Act& x, const GemmTask& t) {
   const bool is4 = F != kQ8;
@@ -44,7 +45,7 @@ void gemm_int(const Packed& w, const Act& x, const GemmTask& t) {
       for (int64_t m = t.m0; m < t.m1; ++m) {
         const auto* xq = x.qs + m * x.K;
         const ActBlock* xm = x.meta + m * (x.K / 32);
-        float acc = 0.0f;
+        float acc = 0.0f, wsum_scaled = 0.0f;
         for (int64_t s = 0; s < w.scale_groups; ++s) {
           const uint8_t* sg = grp + size_t(s) * w.scale_group_bytes;
           const float dw = load_scale(sg, r, w.bf16);
@@ -54,15 +55,17 @@ void gemm_int(const Packed& w, const Act& x, const GemmTask& t) {
             const int64_t kb = s * w.bps + b;
             int32_t isum = 0, wsum = 0;
             for (int k = 0; k < 32; ++k) {
-              isum += code_at(sub, is4, r, k) * act_code(xq + kb * 32, k);
+              const int32_t a = Asym ? int32_t(uint8_t(xq[kb * 32 + k])) : act_code(xq + kb * 32, k);
+              isum += code_at(sub, is4, r, k) * a;
               wsum += code_at(sub, is4, r, k) - (F == kSym4 ? 8 : 0);
             }
             if (F == kSym4) isum -= 8 * xm[kb].s;
             acc = std::fma(float(isum), dw * xm[kb].d, acc);
             if (F == kAffine4) acc = std::fma(mw, xm[kb].ds, acc);
-            if (Asym) acc = std::fma(dw * float(wsum), xm[kb].c, acc);
+            if (Asym) wsum_scaled = std::fma(dw, float(wsum), wsum_scaled);
           }
         }
+        if (Asym) acc = std::fma(wsum_scaled, xm[0].c, acc);
         t.y[m * t.ldy + n] = acc;
       }
     }
@@ -126,24 +129,24 @@ void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta) {
 }
 
 void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t* qs, ActBlock* meta) {
+  const auto value = [&](int64_t k) { return inv_scale ? x[k] * inv_scale[k] : x[k]; };
+  float lo = value(0);
+  for (int64_t k = 1; k < K; ++k) lo = std::fmin(lo, value(k));
   for (int64_t b = 0; b < K / 32; ++b) {
     float v[32];
-    for (int k = 0; k < 32; ++k) v[k] = inv_scale ? x[b * 32 + k] * inv_scale[b * 32 + k] : x[b * 32 + k];
-    float lo = v[0], hi = v[0];
-    for (int k = 1; k < 32; ++k) {
-      lo = std::fmin(lo, v[k]);
-      hi = std::fmax(hi, v[k]);
-    }
+    for (int k = 0; k < 32; ++k) v[k] = value(b * 32 + k);
+    float hi = v[0];
+    for (int k = 1; k < 32; ++k) hi = std::fmax(hi, v[k]);
     const float d = (hi - lo) / 255.0f;
     const float id = d != 0.0f ? 255.0f / (hi - lo) : 0.0f;
     int32_t s = 0;
     for (int k = 0; k < 32; ++k) {
-      int q = int(std::nearbyint((v[k] - lo) * id)) - 128;
-      q = q < -128 ? -128 : q > 127 ? 127 : q;
-      qs[b * 32 + k] = int8_t(q);
+      int q = int(std::nearbyint((v[k] - lo) * id));
+      q = q < 0 ? 0 : q > 255 ? 255 : q;
+      qs[b * 32 + k] = int8_t(uint8_t(q));
       s += q;
     }
-    meta[b] = ActBlock{d, s, d * float(s), lo + 128.0f * d};
+    meta[b] = ActBlock{d, s, d * float(s), lo};
   }
 }
 

@@ -1,13 +1,14 @@
 // The asymmetric int8 path (ops::Precision::Int8Asym) and MatmulOptions::act_scale.
 //
-// Activations: per 32-block, v = x * act_scale quantized to 256 levels from the
-// block's min to its max, v^ = d q + c (kernels::QuantizeActAsymFn), so that
-// |v^ - v| <= d / 2 with d = (max - min) / 255.
+// Activations: v = x * act_scale, c = the row's min, per 32-block 256 levels from c
+// to the block's max, v^ = d q + c with q in [0, 255] (kernels::QuantizeActAsymFn), so
+// that |v^ - v| <= d / 2 with d = (max - c) / 255, and the same c in every block.
 // GEMM: against the double-precision product of the dequantized weights and v,
 //   |y - y*| <= sum_k |w_k| d_k / 2
-//               + gamma (sum_k |w_k v_k| + sum_k |w_k| d_k / 2 + 2 sum_b |c_b| sum_{k in b} |w_k|),
-//   gamma = (2 K/32 + 34) u, u = 2^-24 (two fp32 FMAs per block: the integer term, then
-//   the offset times the block's weight sum, each bounded by the terms above);
+//               + gamma (sum_k |w_k v_k| + sum_k |w_k| d_k / 2 + 2 |c| sum_k |w_k|),
+//   gamma = (2 K/32 + 34) u, u = 2^-24 (an fp32 FMA per block for the integer term, one
+//   per block for the weights' sum and one for the offset times it, each bounded by
+//   the terms above);
 // and every ISA that has the kernel equals scalar::gemm_int_asym bit for bit, for any
 // thread count. Where an ISA has no asymmetric kernel (or the format is affine),
 // Int8Asym is exactly Int. act_scale on the other paths: exactly the same call on a
@@ -61,12 +62,14 @@ void check_quantization(const std::vector<float>& x, int64_t M, int64_t K, const
       for (int k = 0; k < 32; ++k) {
         const int64_t i = m * K + b * 32 + k;
         const double v = double(x[size_t(i)] * (scale ? scale[b * 32 + k] : 1.0f));
-        const double vq = double(mb.d) * a.qs[size_t(i)] + mb.c;
+        const int q = uint8_t(a.qs[size_t(i)]);  // unsigned codes
+        const double vq = double(mb.d) * q + mb.c;
         INFO("row " << m << " block " << b << " k " << k << ": v " << v << " dequantized " << vq << " d " << mb.d);
         REQUIRE(std::fabs(vq - v) <= mb.d * 0.5 * 1.0001 + std::fabs(v) * 1e-6 + 1e-30);
-        s += a.qs[size_t(i)];
+        s += q;
       }
       REQUIRE(s == mb.s);
+      REQUIRE(std::memcmp(&mb.c, &a.meta[size_t(m * K / 32)].c, 4) == 0);  // one offset per row
     }
 }
 
@@ -164,17 +167,22 @@ TEST_CASE("matmul: asymmetric int8 activations and act_scale against the oracle"
   }
 }
 
-TEST_CASE("matmul: asymmetric activations of a constant block are exact", "[matmul][asym]") {
-  std::vector<float> x(64, 0.75f);
+TEST_CASE("matmul: asymmetric activations at the row's minimum are exact", "[matmul][asym]") {
+  // Row 0: a block of 0.75 then a block of -2.5 (the row's minimum: exact); row 1: constant.
+  std::vector<float> x(128, 0.75f);
   for (int k = 32; k < 64; ++k) x[size_t(k)] = -2.5f;
-  std::vector<int8_t> qs(64);
-  kernels::ActBlock meta[2];
+  for (int k = 64; k < 128; ++k) x[size_t(k)] = 3.25f;
+  std::vector<int8_t> qs(128);
+  kernels::ActBlock meta[4];
   IsaGuard guard;
   for (const auto& isa_name : isas_under_test()) {
     set_isa(isa_name);
     const auto fn = kernels::active().quantize_act_asym ? kernels::active().quantize_act_asym
                                                         : kernels::scalar::quantize_act_asym;
     fn(x.data(), 64, nullptr, qs.data(), meta);
-    for (int k = 0; k < 64; ++k) REQUIRE(meta[k / 32].d * float(qs[size_t(k)]) + meta[k / 32].c == x[size_t(k)]);
+    fn(x.data() + 64, 64, nullptr, qs.data() + 64, meta + 2);
+    const auto dequantized = [&](int k) { return meta[k / 32].d * float(uint8_t(qs[size_t(k)])) + meta[k / 32].c; };
+    for (int k = 32; k < 128; ++k) REQUIRE(dequantized(k) == x[size_t(k)]);
+    for (int k = 0; k < 32; ++k) REQUIRE(std::fabs(dequantized(k) - 0.75f) <= 1e-6f);
   }
 }

@@ -29,9 +29,9 @@ enum class Precision : uint8_t {
             // channels that int8 per 32-block loses.
   Int8Asym, // where the ISA has the asymmetric int8 kernel (avx512; q4_0 and q8_0
             // weights) and no bf16 tiles take the call: activations quantized per
-            // 32-block to 256 levels from the block's min to its max (each moves by at
-            // most (max - min) / 510), integer dot products, plus the block's offset
-            // times its weight sum; else Int. With act_scale (smoothing), the way to
+            // 32-block to 256 levels from the row's min to the block's max (each moves
+            // by at most (max - min) / 510), integer dot products, plus the row's min
+            // times the weights' sum; else Int. With act_scale (smoothing), the way to
             // run outlier-channel layers at int8 speed.
 };
 
