@@ -81,11 +81,15 @@ struct Packed {
 };
 
 // A block of work: row groups [g0, g1) of W against rows [m0, m1) of x, writing
-// y[m * ldy + n] for the valid n (< rows) of those groups.
+// y[m * ldy + n] for the valid n (< rows) of those groups. bias ([rows] or null) and
+// gelu: y = gelu(y + bias), honoured only by kernels whose table says so
+// (KernelTable::asym_epilogue); ops::matmul sets them only for those.
 struct GemmTask {
   int64_t g0, g1, m0, m1;
   float* y;
   int64_t ldy;
+  const float* bias = nullptr;
+  bool gelu = false;
 };
 
 using QuantizeActFn = void (*)(const float* x, int64_t K, int8_t* qs, ActBlock* meta);
@@ -160,6 +164,7 @@ struct KernelTable {
   // lane, vpdpwssd 2); kSym4 and kQ8 only.
   QuantizeActAsymFn quantize_act_asym = nullptr;
   GemmIntFn gemm_int_asym[kFamilies][2] = {};
+  bool asym_epilogue = false;  // gemm_int_asym applies GemmTask::bias and ::gelu as it stores
   DequantizeRowFn dequantize_row = nullptr;
   AttendFn attend[2] = {};  // [0]: fp32 cache, [1]: fp16 cache
   SiluMulFn silu_mul = nullptr;

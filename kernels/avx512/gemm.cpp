@@ -219,10 +219,11 @@ void arrange_int(const Packed& w, int64_t g, uint8_t* out) {
 }
 
 // MR rows of x from m against the NG arranged groups wa (first group g); seed holds
-// per row (from m) and block the integer sums' starting value.
+// per row (from m) and block the integer sums' starting value. Stored as
+// gelu(y + bias) where the task asks for it (asymmetric activations only).
 template <Family F, int MR, int NG, bool Asym>
 inline void tile_arranged(const uint8_t* wa, const ActQ8& x, const int32_t* seed, int64_t g, int64_t m,
-                          int64_t rows, float* y, int64_t ldy) {
+                          int64_t rows, float* y, int64_t ldy, const float* bias, bool gelu) {
   const int64_t nb = x.K / 32;
   const int8_t* xr[MR];
   for (int r = 0; r < MR; ++r) xr[r] = x.qs + (m + r) * x.K;
@@ -259,6 +260,20 @@ inline void tile_arranged(const uint8_t* wa, const ActQ8& x, const int32_t* seed
       const __m512 c = _mm512_set1_ps(x.meta[(m + r) * nb].c);
       for (int j = 0; j < NG; ++j) acc[r][j] = _mm512_fmadd_ps(_mm512_load_ps(ws + 16 * j), c, acc[r][j]);
     }
+    if (bias) {
+      for (int j = 0; j < NG; ++j) {
+        const int64_t left = rows - (g + j) * 16;
+        const __m512 b = _mm512_maskz_loadu_ps(left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u),
+                                               bias + (g + j) * 16);
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; ++r) acc[r][j] = _mm512_add_ps(acc[r][j], b);
+      }
+    }
+    if (gelu) {
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r)
+        for (int j = 0; j < NG; ++j) acc[r][j] = gelu_ps(acc[r][j]);
+    }
   }
   store_tile(acc, y, ldy, m, g, rows);
 }
@@ -282,7 +297,8 @@ void sweep_arranged(const Packed& w, const ActQ8& x, const GemmTask& t, const in
   for (int64_t g = g0; g + NG <= g1; g += NG) {
     arrange_int<F, BF16, NG, Asym>(w, g, wa.data());
     auto tile = [&](auto mr, int64_t gg, int64_t m) {
-      tile_arranged<F, decltype(mr)::value, NG, Asym>(wa.data(), x, seed + (m - t.m0) * nb, gg, m, w.rows, t.y, t.ldy);
+      tile_arranged<F, decltype(mr)::value, NG, Asym>(wa.data(), x, seed + (m - t.m0) * nb, gg, m, w.rows, t.y, t.ldy,
+                                                      t.bias, t.gelu);
     };
     int64_t m = t.m0;
     for (; m + kMRA <= t.m1; m += kMRA) tile(std::integral_constant<int, kMRA>{}, g, m);
@@ -415,6 +431,7 @@ void fill(KernelTable& t) {
   t.gemm_int_asym[kSym4][1] = gemm_int_asym<kSym4, true>;
   t.gemm_int_asym[kQ8][0] = gemm_int_asym<kQ8, false>;
   t.gemm_int_asym[kQ8][1] = gemm_int_asym<kQ8, true>;
+  t.asym_epilogue = true;
   fill_i16(t);
   fill_elementwise(t);
   fill_attention(t);

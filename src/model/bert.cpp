@@ -276,11 +276,9 @@ void Bert::attention(const PackedBatch& b, const float* qkv, const float* bq, fl
 // batch). Elsewhere it changes nothing.
 constexpr int64_t kAnyRows = 1;
 
-// Rows (tokens) from which the LayerNorm passes run on all threads, and values
-// from which GELU does (it costs ~10x more per value: a single text's FFN
-// activations are worth splitting).
+// Rows (tokens) from which the LayerNorm passes run on all threads (ops::matmul
+// splits a GELU pass by its own measure: it costs ~10x more per value).
 constexpr int64_t kMinParallelRows = 64;
-constexpr int64_t kMinParallelGelu = 16384;
 
 void Bert::project_qkv(const PackedBatch& b, const Linear& w, const float* x, float* qkv) const {
   const int64_t D = c_.n_embd, T = b.n_tokens(), S = b.n_seqs();
@@ -306,7 +304,6 @@ void Bert::forward(const PackedBatch& b, float* out) const {
   embed(b, x);
   // Elementwise passes over fewer rows cost less than waking the other threads.
   const bool par = n_threads_ > 1 && T >= kMinParallelRows;
-  const bool par_gelu = n_threads_ > 1 && T > 1 && T * F >= kMinParallelGelu;
   const kernels::KernelTable& kt = kernels::active();
   const auto bias_of = [](const Linear& l) { return l.bias.empty() ? nullptr : l.bias.data(); };
   // A smoothed layer (only ever quantized, under Auto) runs on asymmetric int8 where
@@ -326,12 +323,9 @@ void Bert::forward(const PackedBatch& b, float* out) const {
 #endif
     for (int64_t t = 0; t < T; ++t)
       kt.add_layer_norm(x + t * D, tmp.data() + t * D, bo, D, w.ln1_w.data(), w.ln1_b.data(), c_.ln_eps);
-    w.up.forward(x, T, D, h.data(), F, n_threads_, up_prec(w.up), kAnyRows, false);
-    const float* bu = bias_of(w.up);
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(n_threads_) if (par_gelu)
-#endif
-    for (int64_t t = 0; t < T; ++t) kt.gelu(h.data() + t * F, bu, F);
+    // Bias and GELU: in the GEMM's tiles where its kernel applies them (asymmetric
+    // int8 on avx512), else in a pass over h.
+    w.up.forward(x, T, D, h.data(), F, n_threads_, up_prec(w.up), kAnyRows, true, ops::Activation::Gelu);
     w.down.forward(h.data(), T, F, tmp.data(), D, n_threads_, other_precision_, kAnyRows, false);
     const float* bd = bias_of(w.down);
 #ifdef _OPENMP

@@ -173,28 +173,21 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
 }
 
 void Linear::forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads,
-                     ops::Precision precision, int64_t tile_min_rows, bool add_bias) const {
+                     ops::Precision precision, int64_t tile_min_rows, bool add_bias,
+                     ops::Activation activation) const {
   ops::MatmulOptions o;
   o.n_threads = n_threads;
   o.precision = precision;
   o.tile_min_rows = tile_min_rows;
   if (smoothed()) o.act_scale = act_scale_.data();
+  if (add_bias && !bias.empty()) o.bias = bias.data();
+  o.activation = activation;
   const TensorView<const float> xv(x, {T, n_in_}, {ldx, 1});
   const TensorView<float> yv(y, {T, n_out_}, {ldy, 1});
   if (quantized_)
     ops::matmul(xv, packed_, yv, o);
   else
     ops::matmul(xv, TensorView<const float>(dense_.data(), {n_out_, n_in_}), yv, o);
-  if (bias.empty() || !add_bias) return;
-  const float* b = bias.data();
-  // Rows split among the threads (a serial loop here was ~5% of an encoder batch).
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) if (T > 1 && n_threads > 1)
-#endif
-  for (int64_t t = 0; t < T; ++t) {
-    float* yr = y + t * ldy;
-    for (int64_t i = 0; i < n_out_; ++i) yr[i] += b[i];
-  }
 }
 
 }  // namespace halfbyte::model

@@ -41,9 +41,11 @@ class Linear {
     forward(x, T, ldx, y, ldy, n_threads, float_path ? ops::Precision::Float : ops::Precision::Auto);
   }
   // tile_min_rows: ops::MatmulOptions::tile_min_rows. add_bias = false leaves the
-  // bias to the caller (fused into what it does next).
+  // bias to the caller (fused into what it does next). activation: applied after
+  // the bias (ops::MatmulOptions::activation).
   void forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads,
-               ops::Precision precision, int64_t tile_min_rows = 0, bool add_bias = true) const;
+               ops::Precision precision, int64_t tile_min_rows = 0, bool add_bias = true,
+               ops::Activation activation = ops::Activation::None) const;
 
   std::vector<float> bias;  // [n_out] or empty
   // Smoothed at load (act_max): x's columns are scaled by act_scale() in forward().

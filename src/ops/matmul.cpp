@@ -74,11 +74,13 @@ void check_shapes(const char* what, TensorView<const float> x, int64_t n, int64_
 
 }  // namespace
 
-void matmul(TensorView<const float> x_in, const PackedMatrix& w, TensorView<float> y, const MatmulOptions& opts) {
-  check_shapes("matmul", x_in, w.rows(), w.cols(), y);
+namespace {
+
+// The product; true if the kernel applied opts.bias and opts.activation as well.
+bool product(TensorView<const float> x_in, const PackedMatrix& w, TensorView<float> y, const MatmulOptions& opts) {
   const int64_t M = x_in.dim(0), K = w.cols();
   const int nt = threads_for(opts);
-  if (M == 0 || w.rows() == 0) return;
+  if (M == 0 || w.rows() == 0) return true;  // (nothing to apply anything to)
   const kernels::KernelTable& kt = kernels::active();
   const kernels::Packed p = kernels::Packed::of(w);
   const int bf = p.bf16 ? 1 : 0;
@@ -131,7 +133,7 @@ void matmul(TensorView<const float> x_in, const PackedMatrix& w, TensorView<floa
       const auto t = task_for(tid, nthr);
       if (t.g0 < t.g1 && t.m0 < t.m1) fn(p, a, t);
     });
-    return;
+    return false;
   }
 
   // AMX: GEMMs of enough rows on bf16 tiles (fp32 activations, no int8 quantization).
@@ -141,12 +143,14 @@ void matmul(TensorView<const float> x_in, const PackedMatrix& w, TensorView<floa
       const auto t = task_for(tid, nthr);
       if (t.g0 < t.g1 && t.m0 < t.m1) tile(p, a, t);
     });
-    return;
+    return false;
   }
 
   // Integer paths: activations quantized per row, then the kernel; for large
   // batches the threads quantize their share of rows first.
-  const auto run_quantized = [&](auto* qs, auto quantize, auto fn) {
+  const auto run_quantized = [&](auto* qs, auto quantize, auto fn, bool fused) {
+    const float* bias = fused ? opts.bias : nullptr;
+    const bool gelu = fused && opts.activation == Activation::Gelu;
     ActBlock* meta = grow(s.meta, size_t(M * nb));
     const auto quantize_rows = [&](int64_t m0, int64_t m1) {
       for (int64_t m = m0; m < m1; ++m) quantize(x.data() + m * x.stride(0), K, qs + m * K, meta + m * nb);
@@ -156,7 +160,9 @@ void matmul(TensorView<const float> x_in, const PackedMatrix& w, TensorView<floa
     if (nt == 1 || M < nt) {
       quantize_rows(0, M);
       parallel(nt, [&](int tid, int nthr) {
-        const auto t = task_for(tid, nthr);
+        auto t = task_for(tid, nthr);
+        t.bias = bias;
+        t.gelu = gelu;
         if (t.g0 < t.g1 && t.m0 < t.m1) fn(p, a, t);
       });
       return;
@@ -172,24 +178,57 @@ void matmul(TensorView<const float> x_in, const PackedMatrix& w, TensorView<floa
 #pragma omp barrier
 #endif
       if (G < nthr) {  // fewer groups than threads: the rows are split
-        const auto t = task_for(tid, nthr);
+        auto t = task_for(tid, nthr);
+        t.bias = bias;
+        t.gelu = gelu;
         if (t.m0 < t.m1) fn(p, a, t);
         return;
       }
       const int64_t chunk = std::max<int64_t>(1, G / (int64_t(nthr) * kChunksPerThread));
       for (int64_t g0 = next.fetch_add(chunk); g0 < G; g0 = next.fetch_add(chunk))
-        fn(p, a, kernels::GemmTask{g0, std::min(G, g0 + chunk), 0, M, y.data(), y.stride(0)});
+        fn(p, a, kernels::GemmTask{g0, std::min(G, g0 + chunk), 0, M, y.data(), y.stride(0), bias, gelu});
     });
   };
-  if (int16)
-    run_quantized(grow(s.qs16, size_t(M * K)), kt.quantize_act16, kt.gemm_i16[p.family][bf]);
-  else if (asym)
+  if (int16) {
+    run_quantized(grow(s.qs16, size_t(M * K)), kt.quantize_act16, kt.gemm_i16[p.family][bf], false);
+    return false;
+  }
+  if (asym) {
     run_quantized(
         grow(s.qs, size_t(M * K)),
         [&](const float* xr, int64_t k, int8_t* q, ActBlock* m) { kt.quantize_act_asym(xr, k, opts.act_scale, q, m); },
-        kt.gemm_int_asym[p.family][bf]);
-  else
-    run_quantized(grow(s.qs, size_t(M * K)), kt.quantize_act, kt.gemm_int[p.family][bf]);
+        kt.gemm_int_asym[p.family][bf], kt.asym_epilogue);
+    return kt.asym_epilogue;
+  }
+  run_quantized(grow(s.qs, size_t(M * K)), kt.quantize_act, kt.gemm_int[p.family][bf], false);
+  return false;
+}
+
+// y = activation(y + bias), rows split among the threads where there is enough work.
+void epilogue(TensorView<float> y, const MatmulOptions& o, int nt) {
+  if (!o.bias && o.activation == Activation::None) return;
+  const int64_t M = y.dim(0), N = y.dim(1);
+  const kernels::KernelTable& kt = kernels::active();
+  const bool gelu = o.activation == Activation::Gelu;
+  const bool par = nt > 1 && M > 1 && M * N * (gelu ? 10 : 1) >= 16384;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) if (par)
+#endif
+  for (int64_t m = 0; m < M; ++m) {
+    float* r = y.data() + m * y.stride(0);
+    if (gelu) {
+      kt.gelu(r, o.bias, N);
+    } else {
+      for (int64_t n = 0; n < N; ++n) r[n] += o.bias[n];
+    }
+  }
+}
+
+}  // namespace
+
+void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> y, const MatmulOptions& opts) {
+  check_shapes("matmul", x, w.rows(), w.cols(), y);
+  if (!product(x, w, y, opts)) epilogue(y, opts, threads_for(opts));
 }
 
 namespace {
@@ -222,6 +261,7 @@ void matmul(TensorView<const float> x, TensorView<const float> w, TensorView<flo
     const ConstMap W(w.row(n0), n1 - n0, K, Eigen::OuterStride<>(std::max<int64_t>(w.stride(0), K)));
     Y.noalias() = X * W.transpose();
   });
+  epilogue(y, opts, threads_for(opts));
 }
 
 void matmul(TensorView<const float> x, TensorView<const f16> w, TensorView<float> y, const MatmulOptions& opts) {
@@ -241,6 +281,7 @@ void matmul(TensorView<const float> x, TensorView<const f16> w, TensorView<float
       Y.middleCols(a - n0, b - a).noalias() = X * W.transpose();
     }
   });
+  epilogue(y, opts, threads_for(opts));
 }
 
 }  // namespace halfbyte::ops

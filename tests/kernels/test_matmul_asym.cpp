@@ -186,3 +186,67 @@ TEST_CASE("matmul: asymmetric activations at the row's minimum are exact", "[mat
     for (int k = 0; k < 32; ++k) REQUIRE(std::fabs(dequantized(k) - 0.75f) <= 1e-6f);
   }
 }
+
+// MatmulOptions::bias and ::activation: y = gelu(x W^T + bias) equals the product
+// followed by the active ISA's GELU pass (or the bias added), bit for bit, on every
+// path: the asymmetric int8 kernel applies them in its tiles (avx512), the others
+// after the product. Shapes with a partial last row group.
+TEST_CASE("matmul: bias and GELU after the product, fused or not", "[matmul][asym]") {
+  const struct {
+    int64_t M, N, K;
+  } shapes[] = {{1, 17, 64}, {3, 33, 96}, {9, 100, 256}, {37, 48, 64}, {70, 257, 384}};
+  uint64_t seed = 9100;
+  IsaGuard guard;
+  for (const auto& isa_name : isas_under_test()) {
+    set_isa(isa_name);
+    for (const char* name : {"q8_0", "q4_0", "q4_1"})
+      for (const auto& s : shapes) {
+        const quant::Format f = quant::Format::parse(name);
+        const quant::QMatrix q = random_weights(f, s.N, s.K, seed++, false);
+        const auto p = ops::PackedMatrix::pack(q);
+        const auto x = random_activations(s.M, s.K, seed++);
+        std::vector<float> bias(static_cast<size_t>(s.N));
+        std::mt19937_64 rng{seed++};
+        std::normal_distribution<float> nd(0.0f, 2.0f);
+        for (float& b : bias) b = nd(rng);
+        for (ops::Precision prec : {ops::Precision::Int8Asym, ops::Precision::Int, ops::Precision::Float,
+                                    ops::Precision::NoInt8})
+          for (ops::Activation act : {ops::Activation::None, ops::Activation::Gelu})
+            for (int threads : {1, 2}) {
+              INFO(isa_name << " " << name << " M=" << s.M << " N=" << s.N << " K=" << s.K << " precision "
+                            << int(prec) << (act == ops::Activation::Gelu ? " gelu" : "") << " threads " << threads);
+              auto want = run(p, x, s.M, prec, threads, nullptr);
+              for (int64_t m = 0; m < s.M; ++m) {
+                float* r = want.data() + m * s.N;
+                if (act == ops::Activation::Gelu)
+                  kernels::active().gelu(r, bias.data(), s.N);
+                else
+                  for (int64_t n = 0; n < s.N; ++n) r[n] += bias[size_t(n)];
+              }
+              std::vector<float> got(want.size(), -12345.0f);
+              ops::MatmulOptions o;
+              o.precision = prec;
+              o.n_threads = threads;
+              o.bias = bias.data();
+              o.activation = act;
+              ops::matmul(TensorView<const float>(x.data(), {s.M, s.K}), p,
+                          TensorView<float>(got.data(), {s.M, s.N}), o);
+              REQUIRE(std::memcmp(got.data(), want.data(), got.size() * 4) == 0);
+            }
+      }
+  }
+  // The float overloads: the same pass.
+  const int64_t M = 5, N = 19, K = 40;
+  const auto x = random_activations(M, K, 1);
+  const auto wf = random_activations(N, K, 2);
+  std::vector<float> bias(static_cast<size_t>(N), 0.25f), want(size_t(M * N)), got(size_t(M * N));
+  ops::matmul(TensorView<const float>(x.data(), {M, K}), TensorView<const float>(wf.data(), {N, K}),
+              TensorView<float>(want.data(), {M, N}));
+  for (int64_t m = 0; m < M; ++m) kernels::active().gelu(want.data() + m * N, bias.data(), N);
+  ops::MatmulOptions o;
+  o.bias = bias.data();
+  o.activation = ops::Activation::Gelu;
+  ops::matmul(TensorView<const float>(x.data(), {M, K}), TensorView<const float>(wf.data(), {N, K}),
+              TensorView<float>(got.data(), {M, N}), o);
+  REQUIRE(std::memcmp(got.data(), want.data(), got.size() * 4) == 0);
+}

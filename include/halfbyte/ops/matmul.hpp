@@ -35,6 +35,12 @@ enum class Precision : uint8_t {
             // run outlier-channel layers at int8 speed.
 };
 
+// What ops::matmul applies to each output after the product (MatmulOptions).
+enum class Activation {
+  None,
+  Gelu,  // gelu(v) = v / 2 (1 + erf(v / sqrt 2)), the encoders' (erf, not tanh)
+};
+
 struct MatmulOptions {
   Precision precision = Precision::Auto;
   int n_threads = 0;  // 0: the global setting (set_num_threads)
@@ -48,6 +54,10 @@ struct MatmulOptions {
   // the asymmetric int8 one at no cost (in its quantization), the others through a
   // scaled copy of x.
   const float* act_scale = nullptr;
+  // y = activation(x W^T + bias), bias [N] or null. The asymmetric int8 kernel
+  // (avx512) applies both as it stores its tiles; the other paths in a pass over y.
+  const float* bias = nullptr;
+  Activation activation = Activation::None;
 };
 
 void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> y,
