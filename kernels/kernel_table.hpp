@@ -101,8 +101,8 @@ using GemmI16Fn = void (*)(const Packed& w, const ActQ16& x, const GemmTask& t);
 // null; per-channel smoothing: the caller has multiplied W's columns by 1 / inv_scale):
 // one offset per row, c = min_k v[k], and per 32-block 256 levels from c to the
 // block's max, v = d * q + c with q an unsigned byte in [0, 255] (stored in qs as the
-// same bits), d = (max - c) / 255; s = the sum of the block's q. Every block carries
-// the row's c. A block whose values all equal the row's minimum is exact (d = 0).
+// same bits), d = (max - c) / 255 (s and ds unused: 0). Every block carries the
+// row's c. A block whose values all equal the row's minimum is exact (d = 0).
 // The GEMM then needs the offset once per row and output: c times the weights' sum
 // (kernels: unsigned activations against signed weights, no code offset to remove).
 using QuantizeActAsymFn = void (*)(const float* x, int64_t K, const float* inv_scale, int8_t* qs, ActBlock* meta);

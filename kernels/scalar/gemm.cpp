@@ -56,10 +56,11 @@ void gemm_int(const Packed& w, const Act& x, const GemmTask& t) {
             int32_t isum = 0, wsum = 0;
             for (int k = 0; k < 32; ++k) {
               const int32_t a = Asym ? int32_t(uint8_t(xq[kb * 32 + k])) : act_code(xq + kb * 32, k);
-              isum += code_at(sub, is4, r, k) * a;
-              wsum += code_at(sub, is4, r, k) - (F == kSym4 ? 8 : 0);
+              const int32_t wk = code_at(sub, is4, r, k) - (F == kSym4 ? 8 : 0);
+              isum += (Asym ? wk : code_at(sub, is4, r, k)) * a;
+              wsum += wk;
             }
-            if (F == kSym4) isum -= 8 * xm[kb].s;
+            if (F == kSym4 && !Asym) isum -= 8 * xm[kb].s;
             acc = std::fma(float(isum), dw * xm[kb].d, acc);
             if (F == kAffine4) acc = std::fma(mw, xm[kb].ds, acc);
             if (Asym) wsum_scaled = std::fma(dw, float(wsum), wsum_scaled);
@@ -139,14 +140,12 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
     for (int k = 1; k < 32; ++k) hi = std::fmax(hi, v[k]);
     const float d = (hi - lo) / 255.0f;
     const float id = d != 0.0f ? 255.0f / (hi - lo) : 0.0f;
-    int32_t s = 0;
     for (int k = 0; k < 32; ++k) {
       int q = int(std::nearbyint((v[k] - lo) * id));
       q = q < 0 ? 0 : q > 255 ? 255 : q;
       qs[b * 32 + k] = int8_t(uint8_t(q));
-      s += q;
     }
-    meta[b] = ActBlock{d, s, d * float(s), lo};
+    meta[b] = ActBlock{d, 0, 0.0f, lo};
   }
 }
 

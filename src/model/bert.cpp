@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "halfbyte/core/error.hpp"
 #include "kernel_table.hpp"
@@ -300,7 +301,12 @@ void Bert::forward(const PackedBatch& b, float* out) const {
   const int64_t D = c_.n_embd, F = c_.n_ff, T = b.n_tokens();
   if (T == 0) return;
   float* x = out;  // the residual stream lives in the output
-  std::vector<float> qkv(size_t(T * 3 * D)), ctx(size_t(T * D)), tmp(size_t(T * D)), h(size_t(T * F));
+  // Every element of these is written before it is read: no zero-filling.
+  const std::unique_ptr<float[]> buf(new float[size_t(T * (5 * D + F))]);
+  float* const qkv = buf.get();
+  float* const ctx = qkv + T * 3 * D;
+  float* const tmp = ctx + T * D;
+  float* const h = tmp + T * D;
   embed(b, x);
   // Elementwise passes over fewer rows cost less than waking the other threads.
   const bool par = n_threads_ > 1 && T >= kMinParallelRows;
@@ -312,27 +318,28 @@ void Bert::forward(const PackedBatch& b, float* out) const {
     return l.smoothed() && asym_kernel(l.format()) ? ops::Precision::Int8Asym : ln_precision_;
   };
   for (const BertLayer& w : layers_) {
-    // Every bias is added in the step after its GEMM (one pass over the rows
-    // instead of two): qkv's where attention copies each head's Q, K and V.
-    project_qkv(b, w.qkv, x, qkv.data());
-    attention(b, qkv.data(), w.qkv.bias.data(), ctx.data());  // (the query's bias: first in qkv's)
-    w.attn_out.forward(ctx.data(), T, D, tmp.data(), D, n_threads_, other_precision_, kAnyRows, false);
+    // Biases ride on the step after their GEMM (no pass of their own): the query's
+    // where attention copies Q (the key's is not needed, the value's was folded into
+    // the output layer's), the output and FFN-down layers' in the LayerNorms.
+    project_qkv(b, w.qkv, x, qkv);
+    attention(b, qkv, w.qkv.bias.data(), ctx);  // (the query's bias: first in qkv's)
+    w.attn_out.forward(ctx, T, D, tmp, D, n_threads_, other_precision_, kAnyRows, false);
     const float* bo = bias_of(w.attn_out);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) if (par)
 #endif
     for (int64_t t = 0; t < T; ++t)
-      kt.add_layer_norm(x + t * D, tmp.data() + t * D, bo, D, w.ln1_w.data(), w.ln1_b.data(), c_.ln_eps);
+      kt.add_layer_norm(x + t * D, tmp + t * D, bo, D, w.ln1_w.data(), w.ln1_b.data(), c_.ln_eps);
     // Bias and GELU: in the GEMM's tiles where its kernel applies them (asymmetric
     // int8 on avx512), else in a pass over h.
-    w.up.forward(x, T, D, h.data(), F, n_threads_, up_prec(w.up), kAnyRows, true, ops::Activation::Gelu);
-    w.down.forward(h.data(), T, F, tmp.data(), D, n_threads_, other_precision_, kAnyRows, false);
+    w.up.forward(x, T, D, h, F, n_threads_, up_prec(w.up), kAnyRows, true, ops::Activation::Gelu);
+    w.down.forward(h, T, F, tmp, D, n_threads_, other_precision_, kAnyRows, false);
     const float* bd = bias_of(w.down);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) if (par)
 #endif
     for (int64_t t = 0; t < T; ++t)
-      kt.add_layer_norm(x + t * D, tmp.data() + t * D, bd, D, w.ln2_w.data(), w.ln2_b.data(), c_.ln_eps);
+      kt.add_layer_norm(x + t * D, tmp + t * D, bd, D, w.ln2_w.data(), w.ln2_b.data(), c_.ln_eps);
   }
 }
 

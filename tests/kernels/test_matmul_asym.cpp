@@ -58,7 +58,6 @@ void check_quantization(const std::vector<float>& x, int64_t M, int64_t K, const
   for (int64_t m = 0; m < M; ++m)
     for (int64_t b = 0; b < K / 32; ++b) {
       const kernels::ActBlock& mb = a.meta[size_t(m * K / 32 + b)];
-      int32_t s = 0;
       for (int k = 0; k < 32; ++k) {
         const int64_t i = m * K + b * 32 + k;
         const double v = double(x[size_t(i)] * (scale ? scale[b * 32 + k] : 1.0f));
@@ -66,9 +65,7 @@ void check_quantization(const std::vector<float>& x, int64_t M, int64_t K, const
         const double vq = double(mb.d) * q + mb.c;
         INFO("row " << m << " block " << b << " k " << k << ": v " << v << " dequantized " << vq << " d " << mb.d);
         REQUIRE(std::fabs(vq - v) <= mb.d * 0.5 * 1.0001 + std::fabs(v) * 1e-6 + 1e-30);
-        s += q;
       }
-      REQUIRE(s == mb.s);
       REQUIRE(std::memcmp(&mb.c, &a.meta[size_t(m * K / 32)].c, 4) == 0);  // one offset per row
     }
 }
@@ -121,7 +118,6 @@ void check_case(const quant::Format& f, int64_t M, int64_t N, int64_t K, uint64_
       REQUIRE(std::memcmp(got.qs.data(), ref.qs.data(), got.qs.size()) == 0);
       for (size_t i = 0; i < got.meta.size(); ++i) {
         REQUIRE(std::memcmp(&got.meta[i].d, &ref.meta[i].d, 4) == 0);
-        REQUIRE(got.meta[i].s == ref.meta[i].s);
         REQUIRE(std::memcmp(&got.meta[i].c, &ref.meta[i].c, 4) == 0);
       }
     }
