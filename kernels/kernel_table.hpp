@@ -99,12 +99,15 @@ using QuantizeAct16Fn = void (*)(const float* x, int64_t K, int16_t* qs, ActBloc
 using GemmI16Fn = void (*)(const Packed& w, const ActQ16& x, const GemmTask& t);
 // Asymmetric 8-bit activations of v[k] = x[k] * inv_scale[k] (x where inv_scale is
 // null; per-channel smoothing: the caller has multiplied W's columns by 1 / inv_scale):
-// one offset per row, c = min_k v[k], and per 32-block 256 levels from c to the
-// block's max, v = d * q + c with q an unsigned byte in [0, 255] (stored in qs as the
-// same bits), d = (max - c) / 255 (s and ds unused: 0). Every block carries the
-// row's c. A block whose values all equal the row's minimum is exact (d = 0).
-// The GEMM then needs the offset once per row and output: c times the weights' sum
-// (kernels: unsigned activations against signed weights, no code offset to remove).
+// per 32-block 256 levels from an offset c to the block's max, v = d * q + c with q
+// an unsigned byte in [0, 255] (stored in qs as the same bits), d = (max - c) / 255.
+// c is the row's min (the row's blocks share it: s = 1) where that widens no block's
+// step by more than kAsymRowSpan (GELU outputs, bounded below, mostly), else each
+// block's own min (s = 0: rows with outlier channels keep their precision). ds: 0.
+// A block of equal values is exact (d = 0). The GEMM adds c times the weights' sum:
+// for a row with s = 1 once after the last block, else block by block (kernels:
+// unsigned activations against signed weights, no code offset to remove).
+constexpr float kAsymRowSpan = 1.125f;
 using QuantizeActAsymFn = void (*)(const float* x, int64_t K, const float* inv_scale, int8_t* qs, ActBlock* meta);
 using DequantizeRowFn = void (*)(const quant::Format& f, const void* src, int64_t n, float* y);
 

@@ -4,6 +4,7 @@
 // path equal kernels/scalar bit for bit (contract in kernel_table.hpp).
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -31,14 +32,23 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
     const __m512 v = _mm512_loadu_ps(x + k);
     return inv_scale ? _mm512_mul_ps(v, _mm512_loadu_ps(inv_scale + k)) : v;
   };
-  __m512 vmin = load(0);
-  for (int64_t k = 16; k < K; k += 16) vmin = _mm512_min_ps(vmin, load(k));  // K: a multiple of 32
-  const float lo = _mm512_reduce_min_ps(vmin);
-  const __m512 vlo = _mm512_set1_ps(lo);
-  const __m512i zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255);
-  for (int64_t b = 0; b < K / 32; ++b) {
+  // Each block's min and max (in meta until the codes), the row's min, and whether
+  // the row can share it (the scalar reference's test, in the same fp32 operations).
+  const int64_t nb = K / 32;
+  float row_lo = INFINITY;
+  for (int64_t b = 0; b < nb; ++b) {
     const __m512 v0 = load(b * 32), v1 = load(b * 32 + 16);
-    const float hi = _mm512_reduce_max_ps(_mm512_max_ps(v0, v1));
+    meta[b].d = _mm512_reduce_min_ps(_mm512_min_ps(v0, v1));
+    meta[b].c = _mm512_reduce_max_ps(_mm512_max_ps(v0, v1));
+    row_lo = std::fmin(row_lo, meta[b].d);
+  }
+  bool one = true;
+  for (int64_t b = 0; b < nb; ++b) one = one && meta[b].c - row_lo <= kAsymRowSpan * (meta[b].c - meta[b].d);
+  const __m512i zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255);
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m512 v0 = load(b * 32), v1 = load(b * 32 + 16);
+    const float hi = meta[b].c, lo = one ? row_lo : meta[b].d;
+    const __m512 vlo = _mm512_set1_ps(lo);
     const float d = (hi - lo) / 255.0f;
     const __m512 vid = _mm512_set1_ps(d != 0.0f ? 255.0f / (hi - lo) : 0.0f);
     const auto code = [&](__m512 v) {
@@ -48,7 +58,7 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
     const __m512i q0 = code(v0), q1 = code(v1);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32), _mm512_cvtepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32 + 16), _mm512_cvtepi32_epi8(q1));
-    meta[b] = ActBlock{d, 0, 0.0f, lo};
+    meta[b] = ActBlock{d, one ? 1 : 0, 0.0f, lo};
   }
 }
 
@@ -175,13 +185,14 @@ constexpr int kMR = 4;  // rows of x per tile, against 2 row groups
 // block's activation sum) seeds the integer sums, so results stay bit for bit those
 // of the scalar reference.
 // Asymmetric activations (unsigned bytes) swap the operands: the weights are arranged
-// as signed values (q8 codes, 4-bit codes - 8), so no offset is removed, and after the
-// last block come NG x 16 fp32 weight sums (each block's code sum times its scale,
-// added block after block) that the tile multiplies by the row's offset once.
+// as signed values (q8 codes, 4-bit codes - 8), so no offset is removed; each block
+// also holds NG x 16 fp32 weight sums (code sum times scale: for rows with an offset
+// per block), and after the last block come NG x 16 fp32 sums over all blocks (added
+// block after block: for rows with one offset, multiplied by it once).
 
 template <Family F, bool Asym>
 constexpr size_t arranged_block_bytes(int ng) {
-  return size_t(ng) * (512 + (F == kAffine4 ? 128 : 64));
+  return size_t(ng) * (512 + (F == kAffine4 || Asym ? 128 : 64));
 }
 // All of K's blocks, then (asymmetric activations) NG x 16 fp32 weight sums.
 template <Family F, bool Asym>
@@ -208,10 +219,12 @@ void arrange_int(const Packed& w, int64_t g, uint8_t* out) {
       _mm512_store_ps(reinterpret_cast<float*>(dst + NG * 512 + j * 64), dw);
       if constexpr (F == kAffine4)
         _mm512_store_ps(reinterpret_cast<float*>(dst + NG * 576 + j * 64), load_scales<BF16>(sg + 32));
-      if constexpr (Asym) {  // the weights' sum with their scales, block after block
+      if constexpr (Asym) {  // the block's weight sum, and the sum over blocks so far
+        const __m512 fsum = _mm512_cvtepi32_ps(wsum);
+        _mm512_store_ps(reinterpret_cast<float*>(dst + NG * 576 + j * 64), _mm512_mul_ps(dw, fsum));
         float* ws = reinterpret_cast<float*>(out + size_t(nb) * arranged_block_bytes<F, Asym>(NG) + j * 64);
         const __m512 prev = kb == 0 ? _mm512_setzero_ps() : _mm512_load_ps(ws);
-        _mm512_store_ps(ws, _mm512_fmadd_ps(dw, _mm512_cvtepi32_ps(wsum), prev));
+        _mm512_store_ps(ws, _mm512_fmadd_ps(dw, fsum, prev));
       }
     }
   }
@@ -220,7 +233,9 @@ void arrange_int(const Packed& w, int64_t g, uint8_t* out) {
 // MR rows of x from m against the NG arranged groups wa (first group g); seed holds
 // per row (from m) and block the integer sums' starting value. Stored as
 // gelu(y + bias) where the task asks for it (asymmetric activations only).
-template <Family F, int MR, int NG, bool Asym>
+// PerBlock (asymmetric): some row has an offset per block, added block by block
+// (the other rows' as 0, an exact no-op) instead of once after the last block.
+template <Family F, int MR, int NG, bool Asym, bool PerBlock = false>
 inline void tile_arranged(const uint8_t* wa, const ActQ8& x, const int32_t* seed, int64_t g, int64_t m,
                           int64_t rows, float* y, int64_t ldy, const float* bias, bool gelu) {
   const int64_t nb = x.K / 32;
@@ -251,12 +266,22 @@ inline void tile_arranged(const uint8_t* wa, const ActQ8& x, const int32_t* seed
     }
     scale_block<F == kAffine4, MR, NG>(acc, is, reinterpret_cast<const float*>(blk + NG * 512), x.meta + m * nb + kb,
                                        nb);
+    if constexpr (PerBlock) {
+      const float* ws = reinterpret_cast<const float*>(blk + NG * 576);
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        const ActBlock& a = x.meta[(m + r) * nb + kb];
+        const __m512 c = _mm512_set1_ps(a.s ? 0.0f : a.c);
+        for (int j = 0; j < NG; ++j) acc[r][j] = _mm512_fmadd_ps(_mm512_load_ps(ws + 16 * j), c, acc[r][j]);
+      }
+    }
   }
-  if constexpr (Asym) {  // the row's offset times the weights' sum
+  if constexpr (Asym) {  // a row's one offset times the weights' sum
     const float* ws = reinterpret_cast<const float*>(wa + size_t(nb) * arranged_block_bytes<F, Asym>(NG));
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
-      const __m512 c = _mm512_set1_ps(x.meta[(m + r) * nb].c);
+      const ActBlock& a = x.meta[(m + r) * nb];
+      const __m512 c = _mm512_set1_ps(a.s ? a.c : 0.0f);
       for (int j = 0; j < NG; ++j) acc[r][j] = _mm512_fmadd_ps(_mm512_load_ps(ws + 16 * j), c, acc[r][j]);
     }
     if (bias) {
@@ -296,8 +321,16 @@ void sweep_arranged(const Packed& w, const ActQ8& x, const GemmTask& t, const in
   for (int64_t g = g0; g + NG <= g1; g += NG) {
     arrange_int<F, BF16, NG, Asym>(w, g, wa.data());
     auto tile = [&](auto mr, int64_t gg, int64_t m) {
-      tile_arranged<F, decltype(mr)::value, NG, Asym>(wa.data(), x, seed + (m - t.m0) * nb, gg, m, w.rows, t.y, t.ldy,
-                                                      t.bias, t.gelu);
+      constexpr int MR = decltype(mr)::value;
+      bool per_block = false;
+      if constexpr (Asym)
+        for (int r = 0; r < MR; ++r) per_block = per_block || x.meta[(m + r) * nb].s == 0;
+      if (per_block)
+        tile_arranged<F, MR, NG, Asym, true>(wa.data(), x, seed + (m - t.m0) * nb, gg, m, w.rows, t.y, t.ldy, t.bias,
+                                             t.gelu);
+      else
+        tile_arranged<F, MR, NG, Asym>(wa.data(), x, seed + (m - t.m0) * nb, gg, m, w.rows, t.y, t.ldy, t.bias,
+                                       t.gelu);
     };
     int64_t m = t.m0;
     for (; m + kMRA <= t.m1; m += kMRA) tile(std::integral_constant<int, kMRA>{}, g, m);

@@ -31,9 +31,10 @@ inline int32_t act_code(const int8_t* q, int k) { return q[k]; }
 inline int32_t act_code(const int16_t* q, int k) { return q[act16_index(k)]; }
 
 // The integer paths (ActQ8: int8 activations, ActQ16: int16), one arithmetic;
-// Asym: activations from quantize_act_asym (x = d * q + c, q unsigned, c per row),
-// whose offset adds c times the weights' sum (summed block by block with their scales)
-// after the last block.
+// Asym: activations from quantize_act_asym (x = d * q + c, q unsigned), whose offset
+// adds c times the weights' sum: block by block (s = 0), or for a row with one
+// offset (s = 1) once after the last block (the sum taken block by block with the
+// weights' scales).
 template <Family F, class Act, bool Asym = false>
 void gemm_int(const Packed& w, const Act& x, const GemmTask& t) {
   const bool is4 = F != kQ8;
@@ -63,10 +64,11 @@ void gemm_int(const Packed& w, const Act& x, const GemmTask& t) {
             if (F == kSym4 && !Asym) isum -= 8 * xm[kb].s;
             acc = std::fma(float(isum), dw * xm[kb].d, acc);
             if (F == kAffine4) acc = std::fma(mw, xm[kb].ds, acc);
+            if (Asym && xm[kb].s == 0) acc = std::fma(dw * float(wsum), xm[kb].c, acc);
             if (Asym) wsum_scaled = std::fma(dw, float(wsum), wsum_scaled);
           }
         }
-        if (Asym) acc = std::fma(wsum_scaled, xm[0].c, acc);
+        if (Asym && xm[0].s == 1) acc = std::fma(wsum_scaled, xm[0].c, acc);
         t.y[m * t.ldy + n] = acc;
       }
     }
@@ -131,13 +133,25 @@ void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta) {
 
 void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t* qs, ActBlock* meta) {
   const auto value = [&](int64_t k) { return inv_scale ? x[k] * inv_scale[k] : x[k]; };
-  float lo = value(0);
-  for (int64_t k = 1; k < K; ++k) lo = std::fmin(lo, value(k));
-  for (int64_t b = 0; b < K / 32; ++b) {
+  // Each block's min and max, the row's min, and whether the row can share it.
+  const int64_t nb = K / 32;
+  float row_lo = value(0);
+  for (int64_t b = 0; b < nb; ++b) {
+    float lo = value(b * 32), hi = lo;
+    for (int k = 1; k < 32; ++k) {
+      lo = std::fmin(lo, value(b * 32 + k));
+      hi = std::fmax(hi, value(b * 32 + k));
+    }
+    meta[b].d = lo;  // (scratch until the codes: the block's min and max)
+    meta[b].c = hi;
+    row_lo = std::fmin(row_lo, lo);
+  }
+  bool one = true;
+  for (int64_t b = 0; b < nb; ++b) one = one && meta[b].c - row_lo <= kAsymRowSpan * (meta[b].c - meta[b].d);
+  for (int64_t b = 0; b < nb; ++b) {
     float v[32];
     for (int k = 0; k < 32; ++k) v[k] = value(b * 32 + k);
-    float hi = v[0];
-    for (int k = 1; k < 32; ++k) hi = std::fmax(hi, v[k]);
+    const float hi = meta[b].c, lo = one ? row_lo : meta[b].d;
     const float d = (hi - lo) / 255.0f;
     const float id = d != 0.0f ? 255.0f / (hi - lo) : 0.0f;
     for (int k = 0; k < 32; ++k) {
@@ -145,7 +159,7 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
       q = q < 0 ? 0 : q > 255 ? 255 : q;
       qs[b * 32 + k] = int8_t(uint8_t(q));
     }
-    meta[b] = ActBlock{d, 0, 0.0f, lo};
+    meta[b] = ActBlock{d, one ? 1 : 0, 0.0f, lo};
   }
 }
 

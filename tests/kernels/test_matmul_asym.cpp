@@ -1,8 +1,10 @@
 // The asymmetric int8 path (ops::Precision::Int8Asym) and MatmulOptions::act_scale.
 //
-// Activations: v = x * act_scale, c = the row's min, per 32-block 256 levels from c
-// to the block's max, v^ = d q + c with q in [0, 255] (kernels::QuantizeActAsymFn), so
-// that |v^ - v| <= d / 2 with d = (max - c) / 255, and the same c in every block.
+// Activations: v = x * act_scale, per 32-block 256 levels from an offset c to the
+// block's max, v^ = d q + c with q in [0, 255] (kernels::QuantizeActAsymFn), so that
+// |v^ - v| <= d / 2 with d = (max - c) / 255; c the row's min in every block where
+// that widens no block's step by more than kernels::kAsymRowSpan, else each block's
+// min (the test data has rows of both kinds: GELU outputs, and normal ones with outliers).
 // GEMM: against the double-precision product of the dequantized weights and v,
 //   |y - y*| <= sum_k |w_k| d_k / 2
 //               + gamma (sum_k |w_k v_k| + sum_k |w_k| d_k / 2 + 2 |c| sum_k |w_k|),
@@ -13,6 +15,9 @@
 // thread count. Where an ISA has no asymmetric kernel (or the format is affine),
 // Int8Asym is exactly Int. act_scale on the other paths: exactly the same call on a
 // scaled copy of x.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "kernel_table.hpp"
@@ -54,10 +59,45 @@ std::vector<float> random_scale(int64_t K, uint64_t seed) {
   return s;
 }
 
-void check_quantization(const std::vector<float>& x, int64_t M, int64_t K, const float* scale, const AsymAct& a) {
+// Rows of both kinds: normal values (with random_activations' outliers and zero row)
+// and GELU outputs (bounded below: their rows share one offset).
+std::vector<float> asym_activations(int64_t M, int64_t K, uint64_t seed) {
+  std::vector<float> x = random_activations(M, K, seed);
   for (int64_t m = 0; m < M; ++m)
-    for (int64_t b = 0; b < K / 32; ++b) {
-      const kernels::ActBlock& mb = a.meta[size_t(m * K / 32 + b)];
+    if ((m / 4) % 2 == 1 || m % 5 == 3)
+      for (int64_t k = 0; k < K; ++k) {
+        float& v = x[size_t(m * K + k)];
+        v = float(0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))));
+      }
+  return x;
+}
+
+int g_rows_one_offset = 0, g_rows_block_offsets = 0;
+
+void check_quantization(const std::vector<float>& x, int64_t M, int64_t K, const float* scale, const AsymAct& a) {
+  const int64_t nb = K / 32;
+  const auto value = [&](int64_t m, int64_t k) { return x[size_t(m * K + k)] * (scale ? scale[k] : 1.0f); };
+  for (int64_t m = 0; m < M; ++m) {
+    // The row's kind, from the same fp32 arithmetic as the contract's.
+    std::vector<float> lo(static_cast<size_t>(nb)), hi(static_cast<size_t>(nb));
+    float row_lo = INFINITY;
+    for (int64_t b = 0; b < nb; ++b) {
+      lo[size_t(b)] = hi[size_t(b)] = value(m, b * 32);
+      for (int k = 1; k < 32; ++k) {
+        lo[size_t(b)] = std::min(lo[size_t(b)], value(m, b * 32 + k));
+        hi[size_t(b)] = std::max(hi[size_t(b)], value(m, b * 32 + k));
+      }
+      row_lo = std::min(row_lo, lo[size_t(b)]);
+    }
+    bool one = true;
+    for (int64_t b = 0; b < nb; ++b)
+      one = one && hi[size_t(b)] - row_lo <= kernels::kAsymRowSpan * (hi[size_t(b)] - lo[size_t(b)]);
+    ++(one ? g_rows_one_offset : g_rows_block_offsets);
+    for (int64_t b = 0; b < nb; ++b) {
+      const kernels::ActBlock& mb = a.meta[size_t(m * nb + b)];
+      INFO("row " << m << " block " << b);
+      REQUIRE(mb.s == (one ? 1 : 0));
+      REQUIRE(mb.c == (one ? row_lo : lo[size_t(b)]));
       for (int k = 0; k < 32; ++k) {
         const int64_t i = m * K + b * 32 + k;
         const double v = double(x[size_t(i)] * (scale ? scale[b * 32 + k] : 1.0f));
@@ -66,13 +106,13 @@ void check_quantization(const std::vector<float>& x, int64_t M, int64_t K, const
         INFO("row " << m << " block " << b << " k " << k << ": v " << v << " dequantized " << vq << " d " << mb.d);
         REQUIRE(std::fabs(vq - v) <= mb.d * 0.5 * 1.0001 + std::fabs(v) * 1e-6 + 1e-30);
       }
-      REQUIRE(std::memcmp(&mb.c, &a.meta[size_t(m * K / 32)].c, 4) == 0);  // one offset per row
     }
+  }
 }
 
 void check_case(const quant::Format& f, int64_t M, int64_t N, int64_t K, uint64_t seed, bool scaled) {
   const quant::QMatrix q = random_weights(f, N, K, seed, false);
-  const auto x = random_activations(M, K, seed + 1);
+  const auto x = asym_activations(M, K, seed + 1);
   const auto scale_v = random_scale(K, seed + 2);
   const float* scale = scaled ? scale_v.data() : nullptr;
   const auto w = dequantized(q);
@@ -118,6 +158,7 @@ void check_case(const quant::Format& f, int64_t M, int64_t N, int64_t K, uint64_
       REQUIRE(std::memcmp(got.qs.data(), ref.qs.data(), got.qs.size()) == 0);
       for (size_t i = 0; i < got.meta.size(); ++i) {
         REQUIRE(std::memcmp(&got.meta[i].d, &ref.meta[i].d, 4) == 0);
+        REQUIRE(got.meta[i].s == ref.meta[i].s);
         REQUIRE(std::memcmp(&got.meta[i].c, &ref.meta[i].c, 4) == 0);
       }
     }
@@ -161,6 +202,10 @@ TEST_CASE("matmul: asymmetric int8 activations and act_scale against the oracle"
       for (bool scaled : {false, true}) check_case(f, s.M, s.N, K, seed += 3, scaled);
     }
   }
+  std::printf("asymmetric activations: %d rows with one offset, %d with an offset per block\n", g_rows_one_offset,
+              g_rows_block_offsets);
+  REQUIRE(g_rows_one_offset > 100);  // both kinds ran, in tiles of one kind and mixed
+  REQUIRE(g_rows_block_offsets > 100);
 }
 
 TEST_CASE("matmul: asymmetric activations at the row's minimum are exact", "[matmul][asym]") {
