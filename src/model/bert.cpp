@@ -137,6 +137,10 @@ Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& pre
   const EncoderNames& nm = names ? *names : encoder_names(c.arch);
   const std::string ln_w = ".weight", ln_b = ".bias";
   word_emb_ = &table(nm.word_emb, c.n_vocab);
+  {  // a type this version cannot read fails here, not inside embed()'s parallel loop
+    std::vector<float> row(static_cast<size_t>(D));
+    tensor_row_to_float(f, *word_emb_, 0, row.data());
+  }
   const io::GgufTensorInfo& pos = table(nm.pos_emb, c.n_positions);
   pos_emb_.resize(size_t(c.n_positions * D));
   for (int64_t r = 0; r < c.n_positions; ++r) tensor_row_to_float(f, pos, r, pos_emb_.data() + r * D);
@@ -172,28 +176,44 @@ Bert::Bert(const io::GgufFile& f, const EncoderConfig& c, const std::string& pre
   }
 }
 
+namespace {
+
+// Rows (tokens) from which the embedding and LayerNorm passes run on all threads
+// (ops::matmul splits a GELU pass by its own measure: it costs ~10x more per value).
+constexpr int64_t kMinParallelRows = 64;
+
+}  // namespace
+
 void Bert::embed(const PackedBatch& b, float* x) const {
-  const int64_t D = c_.n_embd;
+  const int64_t D = c_.n_embd, T = b.n_tokens();
+  // Checked first (no exception may leave the parallel loop), each token's position kept.
+  std::vector<int64_t> pos(static_cast<size_t>(T));
   for (int64_t s = 0; s < b.n_seqs(); ++s)
     for (int64_t t = b.start[size_t(s)]; t < b.start[size_t(s) + 1]; ++t) {
       const int32_t id = b.ids[size_t(t)], type = b.types[size_t(t)];
-      const int64_t p = t - b.start[size_t(s)];
+      const int64_t p = pos[size_t(t)] = t - b.start[size_t(s)];
       if (id < 0 || id >= c_.n_vocab) throw_invalid("encoder: token id ", id, " is outside the vocabulary of ", c_.n_vocab);
       if (c_.n_types > 0 && (type < 0 || type >= c_.n_types))
         throw_invalid("encoder: token type ", type, " is outside [0, ", c_.n_types, ")");
       if (p >= c_.n_positions)
         throw_invalid("encoder: a sequence of more than ", c_.n_positions, " tokens (max_position_embeddings)");
-      float* row = x + t * D;
-      tensor_row_to_float(file_, *word_emb_, id, row);
-      const float* pe = pos_emb_.data() + p * D;
-      if (type_emb_.empty()) {  // DistilBERT: token types are ignored
-        for (int64_t i = 0; i < D; ++i) row[i] += pe[i];
-      } else {
-        const float* te = type_emb_.data() + int64_t(type) * D;
-        for (int64_t i = 0; i < D; ++i) row[i] += pe[i] + te[i];
-      }
-      kernels::active().add_layer_norm(row, nullptr, nullptr, D, emb_ln_w_.data(), emb_ln_b_.data(), c_.ln_eps);
     }
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(n_threads_) if (n_threads_ > 1 && T >= kMinParallelRows)
+#endif
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t id = b.ids[size_t(t)], type = b.types[size_t(t)];
+    float* row = x + t * D;
+    tensor_row_to_float(file_, *word_emb_, id, row);
+    const float* pe = pos_emb_.data() + pos[size_t(t)] * D;
+    if (type_emb_.empty()) {  // DistilBERT: token types are ignored
+      for (int64_t i = 0; i < D; ++i) row[i] += pe[i];
+    } else {
+      const float* te = type_emb_.data() + int64_t(type) * D;
+      for (int64_t i = 0; i < D; ++i) row[i] += pe[i] + te[i];
+    }
+    kernels::active().add_layer_norm(row, nullptr, nullptr, D, emb_ln_w_.data(), emb_ln_b_.data(), c_.ln_eps);
+  }
 }
 
 namespace {
@@ -202,6 +222,8 @@ namespace {
 void add_row(const float* __restrict x, const float* __restrict bias, float* __restrict out, int64_t n) {
   for (int64_t d = 0; d < n; ++d) out[d] = x[d] + bias[d];
 }
+
+constexpr int64_t kPrefetchRows = 4;
 
 // A key's hd values into its column of a K tile: tile[d kKeyTile] = k[d].
 void scatter_key(const float* __restrict k, int64_t hd, float* __restrict tile) {
@@ -247,6 +269,13 @@ void Bert::attention(const PackedBatch& b, const float* qkv, const float* bq, fl
       std::fill(kt + i * hd * lds + hd * (lds - kTile), kt + (i + 1) * hd * lds, 0.0f);
     for (int64_t j = 0; j < n; ++j) {
       const float* row = qkv + (t0 + j) * W + h0 * hd;
+      // Rows a few ahead asked for now: they were written by the GEMM's threads
+      // (likely the other core's cache) and are 3 D floats apart.
+      if (j + kPrefetchRows < n)
+        for (int64_t i = 0; i < ldq; i += 16) {
+          __builtin_prefetch(row + kPrefetchRows * W + i);
+          __builtin_prefetch(row + kPrefetchRows * W + D + i);
+        }
       add_row(row, bq + h0 * hd, q + j * ldq, ldq);
       for (int64_t i = 0; i < nh; ++i)
         scatter_key(row + D + i * hd, hd, kt + i * hd * lds + (j / kTile) * hd * kTile + j % kTile);
@@ -277,9 +306,6 @@ void Bert::attention(const PackedBatch& b, const float* qkv, const float* bq, fl
 // batch). Elsewhere it changes nothing.
 constexpr int64_t kAnyRows = 1;
 
-// Rows (tokens) from which the LayerNorm passes run on all threads (ops::matmul
-// splits a GELU pass by its own measure: it costs ~10x more per value).
-constexpr int64_t kMinParallelRows = 64;
 
 void Bert::project_qkv(const PackedBatch& b, const Linear& w, const float* x, float* qkv) const {
   const int64_t D = c_.n_embd, T = b.n_tokens(), S = b.n_seqs();

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <numeric>
 #include <optional>
 
@@ -264,15 +265,18 @@ Encoding Encoder::tokenize_pair(std::string_view a, std::string_view b) const {
 }
 
 void Encoder::Impl::run(const PackedBatch& b, const std::vector<size_t>& idx, bool normalize, float* out) const {
-  const int64_t D = config.n_embd;
-  std::vector<float> h(size_t(b.n_tokens() * D));
-  net->forward(b, h.data());
-  for (int64_t s = 0; s < b.n_seqs(); ++s) {
+  const int64_t D = config.n_embd, S = b.n_seqs();
+  const std::unique_ptr<float[]> h(new float[size_t(b.n_tokens() * D)]);  // forward() writes all of it
+  net->forward(b, h.get());
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(n_threads) if (n_threads > 1 && S >= 8)
+#endif
+  for (int64_t s = 0; s < S; ++s) {
     const int64_t t0 = b.start[size_t(s)], n = b.start[size_t(s) + 1] - t0;
     float* row = out + int64_t(idx[size_t(s)]) * D;
     std::fill(row, row + D, 0.0f);
     if (config.pooling == Pooling::Cls || n == 1) {
-      std::copy_n(h.data() + t0 * D, D, row);
+      std::copy_n(h.get() + t0 * D, D, row);
     } else {
       std::vector<double> acc(size_t(D), 0.0);
       for (int64_t t = t0; t < t0 + n; ++t)
