@@ -327,12 +327,15 @@ void Bert::forward(const PackedBatch& b, float* out) const {
   const int64_t D = c_.n_embd, F = c_.n_ff, T = b.n_tokens();
   if (T == 0) return;
   float* x = out;  // the residual stream lives in the output
-  // Every element of these is written before it is read: no zero-filling.
-  const std::unique_ptr<float[]> buf(new float[size_t(T * (5 * D + F))]);
+  // Every element of these is written before it is read: no zero-filling. The FFN's
+  // activations h reuse qkv's and ctx's place (both dead once attention's output
+  // layer has run): max(4 D, F) + D floats per token.
+  const int64_t wide = std::max(4 * D, F);
+  const std::unique_ptr<float[]> buf(new float[size_t(T * (wide + D))]);
   float* const qkv = buf.get();
   float* const ctx = qkv + T * 3 * D;
-  float* const tmp = ctx + T * D;
-  float* const h = tmp + T * D;
+  float* const h = buf.get();
+  float* const tmp = buf.get() + T * wide;
   embed(b, x);
   // Elementwise passes over fewer rows cost less than waking the other threads.
   const bool par = n_threads_ > 1 && T >= kMinParallelRows;

@@ -30,9 +30,19 @@ namespace {
 
 constexpr uint64_t kMaxConfig = uint64_t(16) << 20;
 constexpr int64_t kMaxSize = int64_t(1) << 24;
-// Tokens per packed forward pass: bounds the activations (T x intermediate size
-// floats: 48 MB for MiniLM, 128 MB for BERT-large).
-constexpr int64_t kMaxBatchTokens = 8192;
+// Tokens per packed forward pass: as many as keep its scratch (Bert::forward's
+// buffers, the output rows, the GEMMs' quantized activations: max(4 D, F) + 2 D
+// floats and 2 F bytes per token) within kBatchScratchBytes, at least
+// kMinBatchTokens (enough rows for the GEMMs' tiles) and at most kMaxBatchTokens.
+// MiniLM: ~1360 tokens (38 texts of 36), BERT-base ~680. Peak memory is then the
+// weights plus ~this (8192 tokens of MiniLM, the former limit, took ~145 MB).
+constexpr int64_t kBatchScratchBytes = int64_t(16) << 20;
+constexpr int64_t kMinBatchTokens = 512, kMaxBatchTokens = 8192;
+
+int64_t batch_tokens(const EncoderConfig& c) {
+  const int64_t per_token = 4 * (std::max(4 * c.n_embd, c.n_ff) + 2 * c.n_embd) + 2 * c.n_ff;
+  return std::clamp(kBatchScratchBytes / std::max<int64_t>(per_token, 1), kMinBatchTokens, kMaxBatchTokens);
+}
 
 // config.json: BERT's keys, or DistilBERT's (dim, n_layers, n_heads, hidden_dim,
 // activation; no token types; LayerNorm eps fixed at 1e-12 by transformers).
@@ -152,10 +162,10 @@ namespace {
 
 // Packs the sequences, longest first (so that a batch holds texts of similar
 // length; their tokens, not a padded rectangle, go through the GEMMs either way),
-// into batches of at most batch_size sequences and kMaxBatchTokens tokens, and
-// calls run(batch, indices of its sequences in seqs) for each.
+// into batches of at most batch_size sequences and max_tokens tokens (a longer
+// sequence alone), and calls run(batch, indices of its sequences in seqs) for each.
 template <typename Run>
-void for_each_batch(const std::vector<Encoding>& seqs, int batch_size, Run run) {
+void for_each_batch(const std::vector<Encoding>& seqs, int batch_size, int64_t max_tokens, Run run) {
   std::vector<size_t> order(seqs.size());
   std::iota(order.begin(), order.end(), size_t(0));
   std::stable_sort(order.begin(), order.end(),
@@ -164,7 +174,7 @@ void for_each_batch(const std::vector<Encoding>& seqs, int batch_size, Run run) 
   std::vector<size_t> idx;
   for (size_t k = 0; k <= order.size(); ++k) {
     const bool full = k == order.size() || int64_t(idx.size()) == batch_size ||
-                      (!idx.empty() && b.n_tokens() + int64_t(seqs[order[k]].ids.size()) > kMaxBatchTokens);
+                      (!idx.empty() && b.n_tokens() + int64_t(seqs[order[k]].ids.size()) > max_tokens);
     if (full && !idx.empty()) {
       run(b, idx);
       b = PackedBatch();
@@ -303,7 +313,7 @@ std::vector<float> Encoder::embed(const std::vector<std::string>& texts, int nor
   for (int64_t i = 0; i < n; ++i) enc[size_t(i)] = tokenize(texts[size_t(i)]);
   std::vector<float> out(size_t(n * m.config.n_embd));
   int64_t done = 0;
-  for_each_batch(enc, batch_size, [&](const PackedBatch& b, const std::vector<size_t>& idx) {
+  for_each_batch(enc, batch_size, batch_tokens(m.config), [&](const PackedBatch& b, const std::vector<size_t>& idx) {
     m.run(b, idx, norm, out.data());
     done += int64_t(idx.size());
     if (progress && !progress(done, n))
@@ -345,7 +355,7 @@ std::vector<float> Encoder::logits(const std::vector<Encoding>& seqs, int batch_
                 encoder_names(m.config.arch).head_class, " model");
   if (batch_size < 1) throw_invalid("logits: batch_size must be >= 1, got ", batch_size);
   std::vector<float> out(seqs.size() * m.config.labels.size());
-  for_each_batch(seqs, batch_size,
+  for_each_batch(seqs, batch_size, batch_tokens(m.config),
                  [&](const PackedBatch& b, const std::vector<size_t>& idx) { m.run_head(b, idx, out.data()); });
   return out;
 }

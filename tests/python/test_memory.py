@@ -166,3 +166,70 @@ def test_peak_rss_at_load_stays_near_the_final_rss(tmp_path):
     print(f"largest tensor {emb / 1e6:.1f} MB; RSS growth after load {r['after'] / 1e6:.1f} MB, "
           f"peak during load {r['peak'] / 1e6:.1f} MB")
     assert r["peak"] - r["after"] <= 0.5 * emb
+
+
+# --- Encoders: peak memory while embedding (issue #12's goal) ----------------------
+
+ENCODER_CODE = '''
+path, texts_file = sys.argv[1], sys.argv[2]
+texts = json.load(open(texts_file))
+base = rss()
+if not reset_peak():
+    print(json.dumps({"skip": "cannot reset VmHWM"}))
+    sys.exit(0)
+enc = halfbyte.Encoder(path, dtype="q8_0", n_threads=2)
+loaded = rss() - base
+enc.embed(texts)
+print(json.dumps({"peak": peak() - base, "loaded": loaded, "tokens": sum(len(enc.tokenize(t)) for t in texts)}))
+'''
+
+MINILM = os.environ.get("HALFBYTE_MINILM", os.path.join(os.path.dirname(__file__), "..", "..", "models",
+                                                          "all-MiniLM-L6-v2"))
+
+
+def q8_0_weight_bytes(folder):
+    """The weights as a q8_0 encoder holds them: the layers' matrices at 34 bytes per
+    32 values, everything else (embedding tables, biases, LayerNorms) as stored."""
+    import json
+    import re
+
+    with open(os.path.join(folder, "model.safetensors"), "rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    total = 0
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        n = 1
+        for d in t["shape"]:
+            n *= d
+        if len(t["shape"]) == 2 and re.search(r"encoder\.layer\.\d+\..*weight$", name):
+            total += n * 34 // 32
+        else:
+            total += t["data_offsets"][1] - t["data_offsets"][0]
+    return total
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(MINILM, "model.safetensors")),
+                    reason="all-MiniLM-L6-v2 not fetched (examples/fetch_minilm.sh; .ci/setup does it)")
+def test_encoder_peak_rss(tmp_path):
+    """Peak RSS while embedding long and short texts <= 1.2x the weights + 32 MB.
+    A packed batch's scratch is bounded (16 MB: src/model/encoder.cpp); before that
+    bound, 8192-token batches of long texts peaked at ~200 MB over the interpreter."""
+    import json
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from encoder_texts import prose
+
+    short = prose(256)
+    texts = [" ".join(short[i:i + 10]) for i in range(0, 960, 10)] + short  # ~250-token and ~25-token texts
+    texts_file = tmp_path / "texts.json"
+    texts_file.write_text(json.dumps(texts))
+    weights = q8_0_weight_bytes(MINILM)
+    r = _in_fresh_process(ENCODER_CODE, MINILM, str(texts_file))
+    if "skip" in r:
+        pytest.skip(r["skip"])
+    limit = 1.2 * weights + 32e6
+    print(f"all-MiniLM-L6-v2 q8_0: weights {weights / 1e6:.1f} MB; RSS growth after load {r['loaded'] / 1e6:.1f} MB, "
+          f"peak while embedding {len(texts)} texts ({r['tokens']} tokens) {r['peak'] / 1e6:.1f} MB; "
+          f"limit {limit / 1e6:.1f} MB")
+    assert r["peak"] <= limit
