@@ -15,8 +15,11 @@
 // and Wup) carry a few outlier channels, and quantizing them per 32-block to int8
 // costs most of the accuracy (all-MiniLM-L6-v2 q8_0, worst cosine to torch over a
 // varied set: 0.9977 all-int8, 0.9993 with those two in float, 0.9995 all float).
-// MatmulPrecision::Auto therefore runs those two with ops::Precision::NoInt8: bf16
-// tiles on AMX, int16 activations on avx512 (the float path's accuracy), else float.
+// MatmulPrecision::Auto therefore runs those two with ops::Precision::NoInt8 (bf16
+// tiles on AMX, int16 activations on avx2, else float), except where the ISA has the
+// asymmetric int8 kernel (avx512 without AMX): there Wup, smoothed at load, and
+// Wqkv run on it, Wqkv's [CLS] rows recomputed on NoInt8 (project_qkv, and the
+// constructor's notes); the other layers run asymmetric int8 too.
 #include "model/bert.hpp"
 
 #include <algorithm>
