@@ -35,8 +35,8 @@ namespace halfbyte::kernels {
 // Per activation block (32 values) of the integer path.
 struct ActBlock {
   float d;    // scale
-  int32_t s;  // sum of the int8 codes
-  float ds;   // d * s
+  int32_t s;  // sum of the int8 codes (asymmetric: 1 if the row shares one offset, else 0)
+  float ds;   // d * s (asymmetric: 0)
   float c = 0.0f;  // asymmetric activations (quantize_act_asym): x = d * q + c; else 0
 };
 
@@ -161,8 +161,9 @@ struct KernelTable {
   QuantizeAct16Fn quantize_act16 = nullptr;
   GemmI16Fn gemm_i16[kFamilies][2] = {};
   // The asymmetric int8 path (activations from quantize_act_asym): the integer path
-  // plus, per block, acc += c * (the block's dequantized weight sum), after the
-  // block's integer term; bit for bit the scalar reference scalar::gemm_int_asym.
+  // plus c times the dequantized weights' sum, per block after the block's integer
+  // term (rows with s = 0) or once after the last block (s = 1); bit for bit the
+  // scalar reference scalar::gemm_int_asym.
   // Set only by ISAs where int8 beats int16 (avx512: vpdpbusd does 4 products per
   // lane, vpdpwssd 2); kSym4 and kQ8 only.
   QuantizeActAsymFn quantize_act_asym = nullptr;

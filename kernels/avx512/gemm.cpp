@@ -284,20 +284,7 @@ inline void tile_arranged(const uint8_t* wa, const ActQ8& x, const int32_t* seed
       const __m512 c = _mm512_set1_ps(a.s ? a.c : 0.0f);
       for (int j = 0; j < NG; ++j) acc[r][j] = _mm512_fmadd_ps(_mm512_load_ps(ws + 16 * j), c, acc[r][j]);
     }
-    if (bias) {
-      for (int j = 0; j < NG; ++j) {
-        const int64_t left = rows - (g + j) * 16;
-        const __m512 b = _mm512_maskz_loadu_ps(left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u),
-                                               bias + (g + j) * 16);
-#pragma GCC unroll 16
-        for (int r = 0; r < MR; ++r) acc[r][j] = _mm512_add_ps(acc[r][j], b);
-      }
-    }
-    if (gelu) {
-#pragma GCC unroll 16
-      for (int r = 0; r < MR; ++r)
-        for (int j = 0; j < NG; ++j) acc[r][j] = gelu_ps(acc[r][j]);
-    }
+    bias_gelu_tile(acc, bias, gelu, g, rows);
   }
   store_tile(acc, y, ldy, m, g, rows);
 }

@@ -88,11 +88,14 @@ inline float quantize_block(const float* x, float qmax, __m512i& q0, __m512i& q1
   return d;
 }
 
+// The first min(n, 16) lanes.
+inline __mmask16 first_lanes(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
+
 inline void store_rows(float* y, __m512 v, int nvalid) {
   if (nvalid >= 16)
     _mm512_storeu_ps(y, v);
   else
-    _mm512_mask_storeu_ps(y, __mmask16((1u << nvalid) - 1u), v);
+    _mm512_mask_storeu_ps(y, first_lanes(nvalid), v);
 }
 
 // Arranged tiles' per-block step: acc[r][j] += float(is[r][j]) * dw_j * d_r (affine:
@@ -110,6 +113,24 @@ inline void scale_block(__m512 (&acc)[MR][NG], const __m512i (&is)[MR][NG], cons
       if constexpr (Affine)
         acc[r][j] = _mm512_fmadd_ps(_mm512_load_ps(dw + 16 * (NG + j)), _mm512_set1_ps(a.ds), acc[r][j]);
     }
+  }
+}
+
+// acc = gelu(acc + bias) for NG groups from g (bias [rows] or null; the matrix's last
+// group may be partial: its bias is read only for its valid lanes).
+template <int MR, int NG>
+inline void bias_gelu_tile(__m512 (&acc)[MR][NG], const float* bias, bool gelu, int64_t g, int64_t rows) {
+  if (bias) {
+    for (int j = 0; j < NG; ++j) {
+      const __m512 b = _mm512_maskz_loadu_ps(first_lanes(rows - (g + j) * 16), bias + (g + j) * 16);
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) acc[r][j] = _mm512_add_ps(acc[r][j], b);
+    }
+  }
+  if (gelu) {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NG; ++j) acc[r][j] = gelu_ps(acc[r][j]);
   }
 }
 

@@ -57,8 +57,8 @@ void gemm_int(const Packed& w, const Act& x, const GemmTask& t) {
             int32_t isum = 0, wsum = 0;
             for (int k = 0; k < 32; ++k) {
               const int32_t a = Asym ? int32_t(uint8_t(xq[kb * 32 + k])) : act_code(xq + kb * 32, k);
-              const int32_t wk = code_at(sub, is4, r, k) - (F == kSym4 ? 8 : 0);
-              isum += (Asym ? wk : code_at(sub, is4, r, k)) * a;
+              const int32_t code = code_at(sub, is4, r, k), wk = code - (F == kSym4 ? 8 : 0);
+              isum += (Asym ? wk : code) * a;  // (the int paths remove the 4-bit offset below)
               wsum += wk;
             }
             if (F == kSym4 && !Asym) isum -= 8 * xm[kb].s;

@@ -309,7 +309,6 @@ void Bert::attention(const PackedBatch& b, const float* qkv, const float* bq, fl
 // batch). Elsewhere it changes nothing.
 constexpr int64_t kAnyRows = 1;
 
-
 void Bert::project_qkv(const PackedBatch& b, const Linear& w, const float* x, float* qkv) const {
   const int64_t D = c_.n_embd, T = b.n_tokens(), S = b.n_seqs();
   if (!(auto_precision_ && w.quantized() && asym_kernel(w.format()))) {

@@ -29,10 +29,11 @@ enum class Precision : uint8_t {
             // channels that int8 per 32-block loses.
   Int8Asym, // where the ISA has the asymmetric int8 kernel (avx512; q4_0 and q8_0
             // weights) and no bf16 tiles take the call: activations quantized per
-            // 32-block to 256 levels from the row's min to the block's max (each moves
-            // by at most (max - min) / 510), integer dot products, plus the row's min
-            // times the weights' sum; else Int. With act_scale (smoothing), the way to
-            // run outlier-channel layers at int8 speed.
+            // 32-block to 256 levels from an offset to the block's max (the row's min
+            // where that coarsens no block's step by more than 1/8, else the block's
+            // min; each value moves by at most half a step), integer dot products,
+            // plus the offset times the weights' sum; else Int. With act_scale
+            // (smoothing), the way to run outlier-channel layers at int8 speed.
 };
 
 // What ops::matmul applies to each output after the product (MatmulOptions).
