@@ -27,38 +27,93 @@ void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
   }
 }
 
+// Lane j of the result: op over the 16 lanes of v[j] (16 horizontal reductions in
+// 45 shuffles and ops instead of 16 x 8). Level by level, each vector holds partial
+// results of more inputs; the inputs are taken in transposed order (slot 4e + k
+// gets v[4k + e]) so that the last level's lanes come out in natural order.
+template <class Op>
+inline __m512 reduce16(const __m512 (&v)[16], Op op) {
+  __m512 a[8], b[4], c[2];
+  const auto in = [&](int i) -> const __m512& { return v[(i % 4) * 4 + i / 4]; };
+  for (int i = 0; i < 8; ++i)  // 128-bit lanes 0-1: input 2i's 8 partials, 2-3: input 2i+1's
+    a[i] = op(_mm512_shuffle_f32x4(in(2 * i), in(2 * i + 1), 0x44), _mm512_shuffle_f32x4(in(2 * i), in(2 * i + 1), 0xEE));
+  for (int i = 0; i < 4; ++i)  // 128-bit lane l: input 4i + l's 4 partials
+    b[i] = op(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x88), _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xDD));
+  for (int i = 0; i < 2; ++i)  // lane l: elements 0-1 input 8i + l's 2 partials, 2-3 input 8i + 4 + l's
+    c[i] = op(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44), _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0xEE));
+  return op(_mm512_shuffle_ps(c[0], c[1], 0x88), _mm512_shuffle_ps(c[0], c[1], 0xDD));  // lane 4l + e: input 4e + l
+}
+
 void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t* qs, ActBlock* meta) {
   const auto load = [&](int64_t k) {
     const __m512 v = _mm512_loadu_ps(x + k);
     return inv_scale ? _mm512_mul_ps(v, _mm512_loadu_ps(inv_scale + k)) : v;
   };
-  // Each block's min and max (in meta until the codes), the row's min, and whether
-  // the row can share it (the scalar reference's test, in the same fp32 operations).
-  const int64_t nb = K / 32;
-  float row_lo = INFINITY;
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m512 v0 = load(b * 32), v1 = load(b * 32 + 16);
-    meta[b].d = _mm512_reduce_min_ps(_mm512_min_ps(v0, v1));
-    meta[b].c = _mm512_reduce_max_ps(_mm512_max_ps(v0, v1));
-    row_lo = std::fmin(row_lo, meta[b].d);
+  // Blocks 16 at a time (their mins, maxes, steps and inverses as vectors), the
+  // rest one by one; every value in the scalar reference's fp32 operations.
+  const int64_t nb = K / 32, nb16 = nb / 16 * 16;
+  constexpr int64_t kStackBlocks = 256;
+  alignas(64) float stack[2 * kStackBlocks];
+  std::vector<float> heap;
+  float* const lo_b = nb <= kStackBlocks ? stack : (heap.resize(size_t(2 * nb)), heap.data());
+  float* const hi_b = lo_b + nb;
+  // Each block's min and max, and the row's min.
+  __m512 row_lo16 = _mm512_set1_ps(INFINITY);
+  for (int64_t b = 0; b < nb16; b += 16) {
+    __m512 lo[16], hi[16];
+    for (int i = 0; i < 16; ++i) {
+      const __m512 v0 = load((b + i) * 32), v1 = load((b + i) * 32 + 16);
+      lo[i] = _mm512_min_ps(v0, v1);
+      hi[i] = _mm512_max_ps(v0, v1);
+    }
+    const __m512 blo = reduce16(lo, [](__m512 a, __m512 c) { return _mm512_min_ps(a, c); });
+    _mm512_storeu_ps(lo_b + b, blo);
+    _mm512_storeu_ps(hi_b + b, reduce16(hi, [](__m512 a, __m512 c) { return _mm512_max_ps(a, c); }));
+    row_lo16 = _mm512_min_ps(row_lo16, blo);
   }
-  bool one = true;
-  for (int64_t b = 0; b < nb; ++b) one = one && meta[b].c - row_lo <= kAsymRowSpan * (meta[b].c - meta[b].d);
-  const __m512i zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255);
-  for (int64_t b = 0; b < nb; ++b) {
+  float row_lo = _mm512_reduce_min_ps(row_lo16);
+  for (int64_t b = nb16; b < nb; ++b) {
     const __m512 v0 = load(b * 32), v1 = load(b * 32 + 16);
-    const float hi = meta[b].c, lo = one ? row_lo : meta[b].d;
-    const __m512 vlo = _mm512_set1_ps(lo);
-    const float d = (hi - lo) / 255.0f;
-    const __m512 vid = _mm512_set1_ps(d != 0.0f ? 255.0f / (hi - lo) : 0.0f);
+    lo_b[b] = _mm512_reduce_min_ps(_mm512_min_ps(v0, v1));
+    hi_b[b] = _mm512_reduce_max_ps(_mm512_max_ps(v0, v1));
+    row_lo = row_lo < lo_b[b] ? row_lo : lo_b[b];
+  }
+  // Whether the row can share its min: no block's step widens by more than kAsymRowSpan.
+  bool one = true;
+  const __m512 vrow_lo = _mm512_set1_ps(row_lo), vspan = _mm512_set1_ps(kAsymRowSpan);
+  for (int64_t b = 0; b < nb16; b += 16) {
+    const __m512 hi = _mm512_loadu_ps(hi_b + b), lo = _mm512_loadu_ps(lo_b + b);
+    const __m512 widened = _mm512_sub_ps(hi, vrow_lo), allowed = _mm512_mul_ps(vspan, _mm512_sub_ps(hi, lo));
+    one = one && _mm512_cmp_ps_mask(widened, allowed, _CMP_LE_OQ) == 0xFFFF;
+  }
+  for (int64_t b = nb16; b < nb; ++b) one = one && hi_b[b] - row_lo <= kAsymRowSpan * (hi_b[b] - lo_b[b]);
+  // The codes, block by block, from each block's offset lo, step d and its inverse.
+  const __m512i zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255);
+  const auto code_block = [&](int64_t b, float lo, float d, float id) {
+    const __m512 vlo = _mm512_set1_ps(lo), vid = _mm512_set1_ps(id);
     const auto code = [&](__m512 v) {
       const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v, vlo), vid));
       return _mm512_max_epi32(_mm512_min_epi32(q, top), zero);
     };
-    const __m512i q0 = code(v0), q1 = code(v1);
+    const __m512i q0 = code(load(b * 32)), q1 = code(load(b * 32 + 16));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32), _mm512_cvtepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32 + 16), _mm512_cvtepi32_epi8(q1));
     meta[b] = ActBlock{d, one ? 1 : 0, 0.0f, lo};
+  };
+  for (int64_t b = 0; b < nb16; b += 16) {
+    const __m512 lo = one ? vrow_lo : _mm512_loadu_ps(lo_b + b);
+    const __m512 span = _mm512_sub_ps(_mm512_loadu_ps(hi_b + b), lo);
+    const __m512 vd = _mm512_div_ps(span, _mm512_set1_ps(255.0f));
+    const __mmask16 nz = _mm512_cmp_ps_mask(vd, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    alignas(64) float l[16], d[16], id[16];
+    _mm512_store_ps(l, lo);
+    _mm512_store_ps(d, vd);
+    _mm512_store_ps(id, _mm512_maskz_div_ps(nz, _mm512_set1_ps(255.0f), span));
+    for (int i = 0; i < 16; ++i) code_block(b + i, l[i], d[i], id[i]);
+  }
+  for (int64_t b = nb16; b < nb; ++b) {
+    const float lo = one ? row_lo : lo_b[b], d = (hi_b[b] - lo) / 255.0f;
+    code_block(b, lo, d, d != 0.0f ? 255.0f / (hi_b[b] - lo) : 0.0f);
   }
 }
 
