@@ -309,13 +309,15 @@ void Bert::attention(const PackedBatch& b, const float* qkv, const float* bq, fl
 // batch). Elsewhere it changes nothing.
 constexpr int64_t kAnyRows = 1;
 
-void Bert::project_qkv(const PackedBatch& b, const Linear& w, const float* x, float* qkv) const {
+void Bert::project_qkv(const PackedBatch& b, const Linear& w, const float* x, float* qkv,
+                       const std::function<void(int64_t, int64_t)>& prologue) const {
   const int64_t D = c_.n_embd, T = b.n_tokens(), S = b.n_seqs();
   if (!(auto_precision_ && w.quantized() && asym_kernel(w.format()))) {
-    w.forward(x, T, D, qkv, 3 * D, n_threads_, ln_precision_, kAnyRows, false);
+    w.forward(x, T, D, qkv, 3 * D, n_threads_, ln_precision_, kAnyRows, false, ops::Activation::None, prologue);
     return;
   }
-  w.forward(x, T, D, qkv, 3 * D, n_threads_, ops::Precision::Int8Asym, kAnyRows, false);
+  w.forward(x, T, D, qkv, 3 * D, n_threads_, ops::Precision::Int8Asym, kAnyRows, false, ops::Activation::None,
+            prologue);
   // The first token of each text ([CLS]) carries outlier channels that cost int8 the
   // most: a reranker's score (read from that token) moved twice as far from torch's
   // with it on int8 (docs/encoders.md). Its rows are recomputed on ln_precision_.
@@ -339,8 +341,6 @@ void Bert::forward(const PackedBatch& b, float* out) const {
   float* const h = buf.get();
   float* const tmp = buf.get() + T * wide;
   embed(b, x);
-  // Elementwise passes over fewer rows cost less than waking the other threads.
-  const bool par = n_threads_ > 1 && T >= kMinParallelRows;
   const kernels::KernelTable& kt = kernels::active();
   const auto bias_of = [](const Linear& l) { return l.bias.empty() ? nullptr : l.bias.data(); };
   // A smoothed layer (only ever quantized, under Auto) runs on asymmetric int8 where
@@ -348,30 +348,37 @@ void Bert::forward(const PackedBatch& b, float* out) const {
   const auto up_prec = [&](const Linear& l) {
     return l.smoothed() && asym_kernel(l.format()) ? ops::Precision::Int8Asym : ln_precision_;
   };
+  // A LayerNorm of the residual stream plus a layer's output (and its bias) over
+  // tokens [t0, t1): run by the GEMM that reads x next, on the threads that then
+  // quantize those rows (ops::MatmulOptions::prologue), else on its own.
+  const auto layer_norm = [&, x, tmp](const float* bias, const std::vector<float>& g, const std::vector<float>& beta) {
+    return [&kt, x, tmp, bias, &g, &beta, D, eps = c_.ln_eps](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) kt.add_layer_norm(x + t * D, tmp + t * D, bias, D, g.data(), beta.data(), eps);
+    };
+  };
+  std::function<void(int64_t, int64_t)> pending;  // the last layer's second LayerNorm
   for (const BertLayer& w : layers_) {
     // Biases ride on the step after their GEMM (no pass of their own): the query's
     // where attention copies Q (the key's is not needed, the value's was folded into
     // the output layer's), the output and FFN-down layers' in the LayerNorms.
-    project_qkv(b, w.qkv, x, qkv);
+    project_qkv(b, w.qkv, x, qkv, pending);
     attention(b, qkv, w.qkv.bias.data(), ctx);  // (the query's bias: first in qkv's)
     w.attn_out.forward(ctx, T, D, tmp, D, n_threads_, other_precision_, kAnyRows, false);
-    const float* bo = bias_of(w.attn_out);
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(n_threads_) if (par)
-#endif
-    for (int64_t t = 0; t < T; ++t)
-      kt.add_layer_norm(x + t * D, tmp + t * D, bo, D, w.ln1_w.data(), w.ln1_b.data(), c_.ln_eps);
     // Bias and GELU: in the GEMM's tiles where its kernel applies them (asymmetric
     // int8 on avx512), else in a pass over h.
-    w.up.forward(x, T, D, h, F, n_threads_, up_prec(w.up), kAnyRows, true, ops::Activation::Gelu);
+    w.up.forward(x, T, D, h, F, n_threads_, up_prec(w.up), kAnyRows, true, ops::Activation::Gelu,
+                 layer_norm(bias_of(w.attn_out), w.ln1_w, w.ln1_b));
     w.down.forward(h, T, F, tmp, D, n_threads_, other_precision_, kAnyRows, false);
-    const float* bd = bias_of(w.down);
+    pending = layer_norm(bias_of(w.down), w.ln2_w, w.ln2_b);
+  }
+  // The last layer's, on its own: elementwise passes over fewer rows cost less than
+  // waking the other threads.
+  if (!pending) return;  // (no layer)
+  const bool par = n_threads_ > 1 && T >= kMinParallelRows;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) if (par)
 #endif
-    for (int64_t t = 0; t < T; ++t)
-      kt.add_layer_norm(x + t * D, tmp + t * D, bd, D, w.ln2_w.data(), w.ln2_b.data(), c_.ln_eps);
-  }
+  for (int64_t t = 0; t < T; ++t) pending(t, t + 1);
 }
 
 }  // namespace halfbyte::model

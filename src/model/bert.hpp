@@ -70,7 +70,9 @@ class Bert {
   void attention(const PackedBatch& b, const float* qkv, const float* bq, float* ctx) const;
   // qkv [T, 3 D] = x Wqkv^T (no bias), on asymmetric int8 where that wins, with each
   // text's first token on ln_precision_.
-  void project_qkv(const PackedBatch& b, const Linear& w, const float* x, float* qkv) const;
+  // prologue: produces x's rows as the projection reads them (ops::MatmulOptions::prologue).
+  void project_qkv(const PackedBatch& b, const Linear& w, const float* x, float* qkv,
+                   const std::function<void(int64_t, int64_t)>& prologue) const;
 
   const io::GgufFile& file_;
   EncoderConfig c_;

@@ -174,7 +174,7 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
 
 void Linear::forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads,
                      ops::Precision precision, int64_t tile_min_rows, bool add_bias,
-                     ops::Activation activation) const {
+                     ops::Activation activation, std::function<void(int64_t, int64_t)> prologue) const {
   ops::MatmulOptions o;
   o.n_threads = n_threads;
   o.precision = precision;
@@ -182,6 +182,7 @@ void Linear::forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t l
   if (smoothed()) o.act_scale = act_scale_.data();
   if (add_bias && !bias.empty()) o.bias = bias.data();
   o.activation = activation;
+  o.prologue = std::move(prologue);
   const TensorView<const float> xv(x, {T, n_in_}, {ldx, 1});
   const TensorView<float> yv(y, {T, n_out_}, {ldy, 1});
   if (quantized_)

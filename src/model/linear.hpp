@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -42,10 +43,12 @@ class Linear {
   }
   // tile_min_rows: ops::MatmulOptions::tile_min_rows. add_bias = false leaves the
   // bias to the caller (fused into what it does next). activation: applied after
-  // the bias (ops::MatmulOptions::activation).
+  // the bias (ops::MatmulOptions::activation). prologue: produces x's rows as the
+  // product reads them (ops::MatmulOptions::prologue).
   void forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t ldy, int n_threads,
                ops::Precision precision, int64_t tile_min_rows = 0, bool add_bias = true,
-               ops::Activation activation = ops::Activation::None) const;
+               ops::Activation activation = ops::Activation::None,
+               std::function<void(int64_t, int64_t)> prologue = nullptr) const;
 
   std::vector<float> bias;  // [n_out] or empty
   // Smoothed at load (act_max): x's columns are scaled by act_scale() in forward().

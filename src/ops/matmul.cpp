@@ -60,6 +60,16 @@ void parallel(int nt, F&& body) {
   body(0, 1);
 }
 
+// MatmulOptions::prologue over all rows, for a path that reads x as a whole.
+void run_prologue(const MatmulOptions& o, int64_t M, int nt) {
+  if (!o.prologue || M == 0) return;
+  if (nt > 1 && M >= nt) {
+    parallel(nt, [&](int tid, int nthr) { o.prologue(M * tid / nthr, M * (tid + 1) / nthr); });
+  } else {
+    o.prologue(0, M);
+  }
+}
+
 void check_shapes(const char* what, TensorView<const float> x, int64_t n, int64_t k, TensorView<float> y) {
   if (x.ndim() != 2) throw_invalid(what, ": x must be 2-D [M, K], got rank ", x.ndim());
   if (y.ndim() != 2) throw_invalid(what, ": y must be 2-D [M, N], got rank ", y.ndim());
@@ -80,7 +90,10 @@ namespace {
 bool product(TensorView<const float> x_in, const PackedMatrix& w, TensorView<float> y, const MatmulOptions& opts) {
   const int64_t M = x_in.dim(0), K = w.cols();
   const int nt = threads_for(opts);
-  if (M == 0 || w.rows() == 0) return true;  // (nothing to apply anything to)
+  if (M == 0 || w.rows() == 0) {  // (nothing to apply anything to but the prologue)
+    run_prologue(opts, M, nt);
+    return true;
+  }
   const kernels::KernelTable& kt = kernels::active();
   const kernels::Packed p = kernels::Packed::of(w);
   const int bf = p.bf16 ? 1 : 0;
@@ -107,6 +120,14 @@ bool product(TensorView<const float> x_in, const PackedMatrix& w, TensorView<flo
   Scratch& s = t_scratch;
   const bool asym = !on_tiles && opts.precision == Precision::Int8Asym && kt.quantize_act_asym &&
                     kt.gemm_int_asym[p.family][bf] != nullptr;
+  // NoInt8 without tiles: the int16 path where the ISA has it, else the float path.
+  const bool int16 = !on_tiles && opts.precision == Precision::NoInt8 && kt.gemm_i16[p.family][bf] != nullptr;
+  const bool float_path = !on_tiles && !int16 && (opts.precision == Precision::Float || opts.precision == Precision::NoInt8);
+  // The prologue: on the threads that quantize the rows, where they do (integer
+  // paths with several rows per thread and no scaled copy), else first.
+  const bool per_thread_rows = !on_tiles && !float_path && nt > 1 && M >= nt;
+  if (!per_thread_rows || (opts.act_scale && !asym)) run_prologue(opts, M, nt);
+  const bool fused_prologue = opts.prologue && per_thread_rows && !(opts.act_scale && !asym);
   // act_scale: folded into the asymmetric quantization, else applied to a copy of x.
   TensorView<const float> x = x_in;
   if (opts.act_scale && !asym) {
@@ -115,9 +136,7 @@ bool product(TensorView<const float> x_in, const PackedMatrix& w, TensorView<flo
       for (int64_t k = 0; k < K; ++k) xs[m * K + k] = x_in(m, k) * opts.act_scale[k];
     x = TensorView<const float>(xs, {M, K});
   }
-  // NoInt8 without tiles: the int16 path where the ISA has it, else the float path.
-  const bool int16 = !on_tiles && opts.precision == Precision::NoInt8 && kt.gemm_i16[p.family][bf] != nullptr;
-  if (!on_tiles && !int16 && (opts.precision == Precision::Float || opts.precision == Precision::NoInt8)) {
+  if (float_path) {
     float* xsum = grow(s.xsum, size_t(M * nb));
     for (int64_t m = 0; m < M; ++m) {
       const float* xr = x.data() + m * x.stride(0);
@@ -173,7 +192,9 @@ bool product(TensorView<const float> x_in, const PackedMatrix& w, TensorView<flo
     // outputs come from one kernel call over all of K, whoever runs it.
     std::atomic<int64_t> next{0};
     parallel(nt, [&](int tid, int nthr) {
-      quantize_rows(M * tid / nthr, M * (tid + 1) / nthr);
+      const int64_t m0 = M * tid / nthr, m1 = M * (tid + 1) / nthr;
+      if (fused_prologue && m0 < m1) opts.prologue(m0, m1);
+      quantize_rows(m0, m1);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
@@ -256,6 +277,7 @@ void matmul(TensorView<const float> x, TensorView<const float> w, TensorView<flo
   if (w.ndim() != 2) throw_invalid("matmul: W must be 2-D [N, K], got rank ", w.ndim());
   if (w.stride(1) != 1) throw_invalid("matmul: W rows must be contiguous (stride(1) == 1)");
   check_shapes("matmul", x, w.dim(0), w.dim(1), y);
+  run_prologue(opts, x.dim(0), threads_for(opts));
   const int64_t K = w.dim(1);
   float_matmul(x, w.dim(0), K, y, threads_for(opts), [&](const ConstMap& X, int64_t n0, int64_t n1, Map Y) {
     const ConstMap W(w.row(n0), n1 - n0, K, Eigen::OuterStride<>(std::max<int64_t>(w.stride(0), K)));
@@ -268,6 +290,7 @@ void matmul(TensorView<const float> x, TensorView<const f16> w, TensorView<float
   if (w.ndim() != 2) throw_invalid("matmul: W must be 2-D [N, K], got rank ", w.ndim());
   if (w.stride(1) != 1) throw_invalid("matmul: W rows must be contiguous (stride(1) == 1)");
   check_shapes("matmul", x, w.dim(0), w.dim(1), y);
+  run_prologue(opts, x.dim(0), threads_for(opts));
   const int64_t K = w.dim(1);
   float_matmul(x, w.dim(0), K, y, threads_for(opts), [&](const ConstMap& X, int64_t n0, int64_t n1, Map Y) {
     // Converted 64 rows at a time into a thread-local fp32 panel.
