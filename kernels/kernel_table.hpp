@@ -139,6 +139,10 @@ struct AttnArgs {
   int64_t ldo;
 };
 using AttendFn = void (*)(const AttnArgs& a);
+// n fp32 keys of hd values (key j at k + j ldk) into the tiled layout above, padded
+// with zeros to a whole number of tiles: tiles[(j / kKeyTile) hd kKeyTile + d kKeyTile
+// + j % kKeyTile] = k[j ldk + d] for j < n, 0 for n <= j < n rounded up to kKeyTile.
+using PackKeysFn = void (*)(const float* k, int64_t ldk, int64_t n, int hd, float* tiles);
 // out[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i]  (SwiGLU).
 using SiluMulFn = void (*)(const float* g, const float* u, float* out, int64_t n);
 // Encoder elementwise operations (kernels/<isa>/elementwise.cpp):
@@ -171,6 +175,7 @@ struct KernelTable {
   bool asym_epilogue = false;  // gemm_int_asym applies GemmTask::bias and ::gelu as it stores
   DequantizeRowFn dequantize_row = nullptr;
   AttendFn attend[2] = {};  // [0]: fp32 cache, [1]: fp16 cache
+  PackKeysFn pack_keys = nullptr;
   SiluMulFn silu_mul = nullptr;
   GeluFn gelu = nullptr;
   AddLayerNormFn add_layer_norm = nullptr;

@@ -58,28 +58,35 @@ inline float hmax(__m512 v) {
 
 inline __mmask16 first(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
 
-// scratch[m][j] = scale * q[m] . k_j for MR rows from m0, keys in blocks of 32.
+// scratch[m][j .. j + 16 NK) = scale * q[m] . k_j for MR rows from m0, NK zmm of keys.
+template <class T, int MR, int NK>
+inline void score_tile(const AttnArgs& a, int m0, int64_t j) {
+  const T* kp = static_cast<const T*>(a.kt) + (j / kKeyTile) * a.hd * kKeyTile + j % kKeyTile;
+  __m512 acc[MR][NK];
+  for (int m = 0; m < MR; ++m)
+    for (int i = 0; i < NK; ++i) acc[m][i] = _mm512_setzero_ps();
+  for (int d = 0; d < a.hd; ++d, kp += kKeyTile) {
+    __m512 k[NK];
+    for (int i = 0; i < NK; ++i) k[i] = load16(kp + 16 * i);  // a tile's padding is readable
+    for (int m = 0; m < MR; ++m) {
+      const __m512 qb = _mm512_set1_ps(a.q[(m0 + m) * a.ldq + d]);
+      for (int i = 0; i < NK; ++i) acc[m][i] = _mm512_fmadd_ps(qb, k[i], acc[m][i]);
+    }
+  }
+  const __m512 scale = _mm512_set1_ps(a.scale);
+  for (int m = 0; m < MR; ++m)
+    for (int i = 0; i < NK; ++i) _mm512_storeu_ps(a.scratch + (m0 + m) * a.lds + j + 16 * i, _mm512_mul_ps(acc[m][i], scale));
+}
+
+// scratch[m][j] = scale * q[m] . k_j for MR rows from m0: keys 32 at a time, the
+// last 16 alone where no more are left (a 35-token text: 48 keys' work, not 64).
 template <class T, int MR>
 void scores(const AttnArgs& a, int m0) {
-  const T* kt = static_cast<const T*>(a.kt);
-  const __m512 scale = _mm512_set1_ps(a.scale);
   for (int64_t j = 0; j < a.n_keys; j += 32) {
-    __m512 acc[MR][2];
-    for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = _mm512_setzero_ps();
-    const T* kp = kt + (j / kKeyTile) * a.hd * kKeyTile + j % kKeyTile;
-    for (int d = 0; d < a.hd; ++d, kp += kKeyTile) {
-      const __m512 k0 = load16(kp), k1 = load16(kp + 16);  // a tile's padding is readable
-      for (int m = 0; m < MR; ++m) {
-        const __m512 qb = _mm512_set1_ps(a.q[(m0 + m) * a.ldq + d]);
-        acc[m][0] = _mm512_fmadd_ps(qb, k0, acc[m][0]);
-        acc[m][1] = _mm512_fmadd_ps(qb, k1, acc[m][1]);
-      }
-    }
-    for (int m = 0; m < MR; ++m) {
-      float* s = a.scratch + (m0 + m) * a.lds + j;
-      _mm512_storeu_ps(s, _mm512_mul_ps(acc[m][0], scale));
-      _mm512_storeu_ps(s + 16, _mm512_mul_ps(acc[m][1], scale));
-    }
+    if (a.n_keys - j > 16)
+      score_tile<T, MR, 2>(a, m0, j);
+    else
+      score_tile<T, MR, 1>(a, m0, j);
   }
 }
 
@@ -136,6 +143,48 @@ void pv_rows(const AttnArgs& a, int m0, const float* inv) {
 constexpr int kScoreRows = 8;
 #include "attention_driver.inl"
 
+// r[i][c] <-> r[c][i]: a 16 x 16 block of floats transposed in registers (unpack
+// pairs of rows, then 4 x 4 blocks within 128-bit lanes, then the lanes).
+inline void transpose16(__m512 (&r)[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int g = 0; g < 16; g += 4) {  // u[g + c], 128-bit lane L: column 4 L + c of rows g .. g + 3
+    u[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
+    u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
+    u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+    u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), b = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+    const __m512 a2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44), b2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+    r[c] = _mm512_shuffle_f32x4(a, a2, 0x88);
+    r[4 + c] = _mm512_shuffle_f32x4(a, a2, 0xDD);
+    r[8 + c] = _mm512_shuffle_f32x4(b, b2, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(b, b2, 0xDD);
+  }
+}
+
+// 16 keys at a time, 16 dims at a time: rows in (masked past n and hd), transposed,
+// each dim's 16 keys stored as one vector.
+void pack_keys(const float* k, int64_t ldk, int64_t n, int hd, float* tiles) {
+  const int64_t padded = (n + kKeyTile - 1) / kKeyTile * kKeyTile;
+  for (int64_t j = 0; j < padded; j += 16) {
+    float* dst = tiles + (j / kKeyTile) * hd * kKeyTile + j % kKeyTile;
+    const int64_t keys = std::max<int64_t>(0, std::min<int64_t>(16, n - j));
+    for (int d0 = 0; d0 < hd; d0 += 16) {
+      const __mmask16 dims = first(hd - d0);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < keys ? _mm512_maskz_loadu_ps(dims, k + (j + i) * ldk + d0) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int c = 0; c < 16 && d0 + c < hd; ++c) _mm512_storeu_ps(dst + (d0 + c) * kKeyTile, r[c]);
+    }
+  }
+}
+
 void silu_mul(const float* g, const float* u, float* out, int64_t n) {
   const __m512 one = _mm512_set1_ps(1.0f);
   for (int64_t i = 0; i < n; i += 16) {
@@ -152,6 +201,7 @@ void silu_mul(const float* g, const float* u, float* out, int64_t n) {
 void fill_attention(KernelTable& t) {
   t.attend[0] = attend<float>;
   t.attend[1] = attend<uint16_t>;
+  t.pack_keys = pack_keys;
   t.silu_mul = silu_mul;
 }
 

@@ -42,6 +42,13 @@ void attend(const AttnArgs& a) {
   }
 }
 
+void pack_keys(const float* k, int64_t ldk, int64_t n, int hd, float* tiles) {
+  const int64_t padded = (n + kKeyTile - 1) / kKeyTile * kKeyTile;
+  for (int64_t j = 0; j < padded; ++j)
+    for (int d = 0; d < hd; ++d)
+      tiles[(j / kKeyTile) * hd * kKeyTile + d * kKeyTile + j % kKeyTile] = j < n ? k[j * ldk + d] : 0.0f;
+}
+
 void silu_mul(const float* g, const float* u, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
@@ -51,6 +58,7 @@ void silu_mul(const float* g, const float* u, float* out, int64_t n) {
 void fill_attention(KernelTable& t) {
   t.attend[0] = attend<float>;
   t.attend[1] = attend<uint16_t>;
+  t.pack_keys = pack_keys;
   t.silu_mul = silu_mul;
 }
 

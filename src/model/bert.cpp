@@ -228,22 +228,20 @@ void add_row(const float* __restrict x, const float* __restrict bias, float* __r
 
 constexpr int64_t kPrefetchRows = 4;
 
-// A key's hd values into its column of a K tile: tile[d kKeyTile] = k[d].
-void scatter_key(const float* __restrict k, int64_t hd, float* __restrict tile) {
-  for (int64_t d = 0; d < hd; ++d) tile[d * kernels::kKeyTile] = k[d];
-}
-
 }  // namespace
 
 void Bert::attention(const PackedBatch& b, const float* qkv, const float* bq, float* ctx) const {
   const int64_t D = c_.n_embd, H = c_.n_head, hd = D / H, W = 3 * D, S = b.n_seqs();
   const float scale = 1.0f / std::sqrt(float(hd));
   const auto attend = kernels::active().attend[0];  // fp32 keys and values
+  const auto pack_keys = kernels::active().pack_keys;
   int64_t max_len = 0;
   for (int64_t s = 0; s < S; ++s) max_len = std::max(max_len, b.start[size_t(s) + 1] - b.start[size_t(s)]);
   // A job: one text and a block of its heads, whose rows of qkv it reads front to
-  // back (a head at a time would read 3 x hd floats per row). Whole texts when
-  // there are enough of them to share among the threads, else the heads split.
+  // back (a head at a time would read 3 x hd floats per row) for Q, then, from
+  // cache, K head by head into the kernel's tiles (the ISA's pack_keys transposes
+  // 16 keys at a time). Whole texts when there are enough of them to share among
+  // the threads, else the heads split.
   const int64_t split = std::min<int64_t>(H, (4 * int64_t(n_threads_) + S - 1) / S);
   const int64_t hb = (H + split - 1) / split, blocks = (H + hb - 1) / hb, jobs = S * blocks;
   // Per thread: the block's Q with its bias [n][hb hd], each head's K in the
@@ -268,8 +266,6 @@ void Bert::attention(const PackedBatch& b, const float* qkv, const float* bq, fl
     float* kt = q + n * nh * hd;  // head i's tiles at kt + i hd lds
     float* sc = kt + nh * hd * lds;
     const int64_t ldq = nh * hd;
-    for (int64_t i = 0; i < nh; ++i)  // the last tile's padding: read, ignored
-      std::fill(kt + i * hd * lds + hd * (lds - kTile), kt + (i + 1) * hd * lds, 0.0f);
     for (int64_t j = 0; j < n; ++j) {
       const float* row = qkv + (t0 + j) * W + h0 * hd;
       // Rows a few ahead asked for now: they were written by the GEMM's threads
@@ -280,9 +276,9 @@ void Bert::attention(const PackedBatch& b, const float* qkv, const float* bq, fl
           __builtin_prefetch(row + kPrefetchRows * W + D + i);
         }
       add_row(row, bq + h0 * hd, q + j * ldq, ldq);
-      for (int64_t i = 0; i < nh; ++i)
-        scatter_key(row + D + i * hd, hd, kt + i * hd * lds + (j / kTile) * hd * kTile + j % kTile);
     }
+    for (int64_t i = 0; i < nh; ++i)  // (the last tile's padding: zeros)
+      pack_keys(qkv + t0 * W + D + (h0 + i) * hd, W, n, int(hd), kt + i * hd * lds);
     for (int64_t i = 0; i < nh; ++i) {
       kernels::AttnArgs a{};
       a.q = q + i * hd;

@@ -6,6 +6,7 @@
 // Bounds: attention outputs are convex combinations of V rows, so errors are
 // measured relative to max|V|: <= 2e-5 (fp32 arithmetic over up to 257 keys and
 // 128 dims, vector exp ~1 ulp). silu(g) * u: <= 4e-6 relative (exp, one division).
+// pack_keys (a copy into the tiled layout): exact, padding keys zero.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -149,4 +150,35 @@ TEST_CASE("silu_mul kernels match the oracle, tails and extremes", "[kernels][at
 }
 
 }  // namespace
+
+TEST_CASE("pack_keys: every ISA writes the tiled key layout exactly, padding zero", "[kernels][attention]") {
+  std::mt19937 rng(4242);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const auto& name : isas_under_test()) {
+    IsaGuard guard;
+    set_isa(name);
+    const auto fn = kernels::active().pack_keys;
+    REQUIRE(fn != nullptr);
+    for (int64_t n : {1, 2, 15, 16, 17, 31, 32, 33, 48, 100}) {
+      for (int hd : {6, 16, 32, 40, 64, 72}) {
+        const int64_t ldk = hd + 3 * (n % 3);  // rows at a stride wider than hd too
+        std::vector<float> k(size_t(n * ldk));
+        for (float& v : k) v = nd(rng);
+        const int64_t padded = (n + kernels::kKeyTile - 1) / kernels::kKeyTile * kernels::kKeyTile;
+        std::vector<float> tiles(size_t(padded * hd), std::numeric_limits<float>::quiet_NaN());
+        fn(k.data(), ldk, n, hd, tiles.data());
+        INFO(name << " n=" << n << " hd=" << hd << " ldk=" << ldk);
+        for (int64_t j = 0; j < padded; ++j)
+          for (int d = 0; d < hd; ++d) {
+            const float got = tiles[size_t((j / kernels::kKeyTile) * hd * kernels::kKeyTile + d * kernels::kKeyTile +
+                                           j % kernels::kKeyTile)];
+            INFO("key " << j << " dim " << d);
+            REQUIRE(got == (j < n ? k[size_t(j * ldk + d)] : 0.0f));
+            REQUIRE(!std::signbit(got) == !std::signbit(j < n ? k[size_t(j * ldk + d)] : 0.0f));
+          }
+      }
+    }
+  }
+}
+
 }  // namespace halfbyte::test
