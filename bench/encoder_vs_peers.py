@@ -17,8 +17,9 @@ Measures: throughput (sentences/s) embedding all the texts in batches of 32
 sorted by length (one warm-up pass, then timed); single-text latency (median of
 30 calls); worst and mean cosine to torch fp32 over all the texts. Systems
 alternate within each repetition (A B C ... A B C ...); medians over the reps;
-halfbyte q8_0's throughput over each peer's. The goal check: q8_0 >= 1.7x the
-fastest peer (>= 4x on a machine with AMX) with worst cosine >= 0.999.
+halfbyte q8_0's throughput over each peer's. The goal checks: q8_0 >= 1.7x the
+fastest peer (>= 4x on a machine with AMX) with worst cosine >= 0.999, and its
+single-text latency <= 0.7x the best peer's.
 
 Texts: 512 KJV Exodus verses (the `bible` command: apt-get install bible-kjv) or,
 without it, deterministic English prose (tests/python/encoder_texts.py).
@@ -50,6 +51,7 @@ from benchlib.common import Skip, Skips, cpu_model, log, median, ratio  # noqa: 
 DEFAULT_MODEL = os.path.join(REPO, "models", "all-MiniLM-L6-v2")
 BATCH = 32
 GOAL_COS = 0.999
+GOAL_LATENCY = 0.7  # single text: at most this times the best peer's latency
 BEGIN, END = "<!-- encoders:begin -->", "<!-- encoders:end -->"
 SECTION = "## Encoders: MiniLM embeddings vs peers (`bench/encoder_vs_peers.py`)"
 
@@ -211,10 +213,17 @@ def summarize(out: dict, amx: bool) -> None:
     target = 4.0 if amx else 1.7
     worst = sysr.get("halfbyte-q8_0", {}).get("cos_worst")
     r = ratio(hb, peers[fastest]["throughput_median"]) if fastest else None
+    # Single-text latency against the best peer's (the lowest median).
+    lat = sysr.get("halfbyte-q8_0", {}).get("latency_ms_median")
+    lat_peers = {k: r for k, r in peers.items() if r.get("latency_ms_median")}
+    best = min(lat_peers, key=lambda k: lat_peers[k]["latency_ms_median"]) if lat_peers else None
+    lat_r = lat / lat_peers[best]["latency_ms_median"] if best and lat else None
     out["goal"] = {"fastest_peer": fastest, "ratio_to_fastest_peer": r, "ratio_goal": target,
                    "amx": amx, "cos_worst": worst, "cos_goal": GOAL_COS,
                    "throughput_met": None if r is None else r >= target,
-                   "cosine_met": None if worst is None else worst >= GOAL_COS}
+                   "cosine_met": None if worst is None else worst >= GOAL_COS,
+                   "lowest_latency_peer": best, "latency_ratio": lat_r, "latency_goal": GOAL_LATENCY,
+                   "latency_met": None if lat_r is None else lat_r <= GOAL_LATENCY}
 
 
 def f(x, fmt):
@@ -237,6 +246,12 @@ def markdown(out: dict) -> str:
                      f"({lab}); goal >= {g['ratio_goal']:g}x{' (AMX machine)' if g['amx'] else ''}: {met}.")
     else:
         lines.append("Goal (throughput): not checked (needs halfbyte q8_0 and at least one peer).")
+    if g["latency_ratio"] is not None:
+        lab = out["systems"][g["lowest_latency_peer"]]["label"]
+        lines.append(f"Goal (latency): halfbyte q8_0's single text takes {g['latency_ratio']:.2f}x the best peer's "
+                     f"({lab}); goal <= {GOAL_LATENCY}x: {'met' if g['latency_met'] else 'not met'}.")
+    else:
+        lines.append("Goal (latency): not checked (needs halfbyte q8_0 and at least one peer).")
     if g["cos_worst"] is not None:
         lines.append(f"Goal (accuracy): halfbyte q8_0 worst cosine to torch fp32 {g['cos_worst']:.5f}; "
                      f"goal >= {GOAL_COS}: {'met' if g['cosine_met'] else 'not met'}.")

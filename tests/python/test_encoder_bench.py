@@ -57,7 +57,8 @@ def test_quick_halfbyte_and_torch(tmp_path):
     assert g["fastest_peer"] == "torch" and g["ratio_to_fastest_peer"] > 0
     assert g["ratio_goal"] == (4.0 if "amx" in res["available_isas"] else 1.7)
     assert g["cosine_met"] is True
-    assert "| halfbyte q8_0 |" in p.stdout and "Goal (throughput)" in p.stdout
+    assert g["lowest_latency_peer"] == "torch" and g["latency_ratio"] > 0 and g["latency_goal"] == 0.7
+    assert "| halfbyte q8_0 |" in p.stdout and "Goal (throughput)" in p.stdout and "Goal (latency)" in p.stdout
 
 
 def test_unknown_only():
@@ -89,6 +90,7 @@ def test_write_perf_section(tmp_path):
                                  "cos_worst": 1.0, "cos_mean": 1.0}}}
     bench.summarize(out, amx=False)
     assert out["goal"]["throughput_met"] and out["goal"]["cosine_met"] and out["ratios"]["torch"] == 3.0
+    assert out["goal"]["latency_ratio"] == pytest.approx(2.0 / 9.0) and out["goal"]["latency_met"]
     perf = tmp_path / "PERF.md"
     perf.write_text("# Performance\n\nintro\n")
     bench.write_perf(str(perf), bench.perf_section(out))  # no markers: a new section at the end
