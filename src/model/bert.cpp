@@ -251,7 +251,8 @@ void Bert::attention(const PackedBatch& b, const float* qkv, const float* bq, fl
   const int64_t lds_max = round_up(std::max<int64_t>(max_len, 1), kTile);
   const size_t per_thread = size_t(max_len * hb * hd + hb * hd * lds_max + max_len * lds_max);
   const int threads = int(std::max<int64_t>(1, std::min<int64_t>(n_threads_, jobs)));
-  std::vector<float> scratch(per_thread * size_t(threads));
+  // (Not zero-filled: every element a job reads it has written first.)
+  const std::unique_ptr<float[]> scratch(new float[per_thread * size_t(threads)]);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
 #endif
@@ -259,9 +260,9 @@ void Bert::attention(const PackedBatch& b, const float* qkv, const float* bq, fl
     const int64_t s = job / blocks, h0 = job % blocks * hb, nh = std::min(hb, H - h0);
     const int64_t t0 = b.start[size_t(s)], n = b.start[size_t(s) + 1] - t0, lds = round_up(n, kTile);
 #ifdef _OPENMP
-    float* q = scratch.data() + size_t(omp_get_thread_num()) * per_thread;
+    float* q = scratch.get() + size_t(omp_get_thread_num()) * per_thread;
 #else
-    float* q = scratch.data();
+    float* q = scratch.get();
 #endif
     float* kt = q + n * nh * hd;  // head i's tiles at kt + i hd lds
     float* sc = kt + nh * hd * lds;
