@@ -19,6 +19,8 @@ EDGE_CASES + prose(160)), for these schemes of the LayerNorm-fed layers:
   MODE+asym     the LayerNorm-fed layers' int8 asymmetric: per 32-block 256 levels
                 from the block's min to its max (halfbyte's Int8Asym)
   MODE+asymall  every layer's int8 asymmetric (what halfbyte does on avx512)
+  MODE+asymall:K  ... with each block's step rounded up to the row's largest
+                times 2^(-i/K) (K levels per octave; an idea, not implemented)
 
 Calibration: the per-channel |x| max of each layer's input on --calib texts, run
 in fp32 (default: one English sentence); --calib @ln:K estimates it with no data
@@ -59,6 +61,24 @@ def fake_quant_asym(x: torch.Tensor) -> torch.Tensor:
     xb = x.reshape(*shape[:-1], shape[-1] // 32, 32)
     lo, hi = xb.amin(-1, keepdim=True), xb.amax(-1, keepdim=True)
     d = (hi - lo) / 255
+    q = torch.where(d > 0, torch.round((xb - lo) / d.clamp_min(1e-30)), torch.zeros_like(xb))
+    return (lo + q * d).reshape(shape)
+
+
+def fake_quant_asym_steps(x: torch.Tensor, k: int) -> torch.Tensor:
+    """fake_quant_asym with each block's step rounded up to the row's largest step times
+    2^(-i/k) for an integer i >= 0 (k steps per octave): a kernel could then scale a
+    block's integer sums by one of k stored multiples of the weight scale with the
+    exponent adjusted in integer arithmetic, and the row's scale once at the end."""
+    shape = x.shape
+    xb = x.reshape(*shape[:-1], shape[-1] // 32, 32)
+    lo, hi = xb.amin(-1, keepdim=True), xb.amax(-1, keepdim=True)
+    need = (hi - lo) / 255
+    top = need.amax(-2, keepdim=True).clamp_min(1e-30)
+    i = torch.floor(torch.log2(top / need.clamp_min(1e-30)) * k)  # steps down from the row's largest
+    d = top * torch.exp2(-i / k)
+    d = torch.where(d < need, d * 2 ** (1 / k), d)  # (rounding in log2)
+    d = torch.where(need > 0, d, need)
     q = torch.where(d > 0, torch.round((xb - lo) / d.clamp_min(1e-30)), torch.zeros_like(xb))
     return (lo + q * d).reshape(shape)
 
@@ -120,9 +140,11 @@ def build(path, mode, cal):
     model = AutoModel.from_pretrained(path).eval()
     mode, _, flag = mode.partition("+")  # +asym: LayerNorm-fed int8 asymmetric; +asymall: every int8
     kind, _, alpha = mode.partition(":")
+    flag, _, steps = flag.partition(":")  # +asymall:K: block steps on K levels per octave
     mods = dict(model.named_modules())
-    q8_ln = fake_quant_asym if flag in ("asym", "asymall") else fake_quant
-    q8_other = fake_quant_asym if flag == "asymall" else fake_quant
+    asym = fake_quant_asym if not steps else lambda x: fake_quant_asym_steps(x, int(steps))
+    q8_ln = asym if flag in ("asym", "asymall") else fake_quant
+    q8_other = asym if flag == "asymall" else fake_quant
     for name, mod in model.named_modules():
         if not (isinstance(mod, torch.nn.Linear) and "encoder.layer" in name):
             continue
