@@ -123,14 +123,14 @@ bool product(TensorView<const float> x_in, const PackedMatrix& w, TensorView<flo
   // NoInt8 without tiles: the int16 path where the ISA has it, else the float path.
   const bool int16 = !on_tiles && opts.precision == Precision::NoInt8 && kt.gemm_i16[p.family][bf] != nullptr;
   const bool float_path = !on_tiles && !int16 && (opts.precision == Precision::Float || opts.precision == Precision::NoInt8);
-  // The prologue: on the threads that quantize the rows, where they do (integer
-  // paths with several rows per thread and no scaled copy), else first.
-  const bool per_thread_rows = !on_tiles && !float_path && nt > 1 && M >= nt;
-  if (!per_thread_rows || (opts.act_scale && !asym)) run_prologue(opts, M, nt);
-  const bool fused_prologue = opts.prologue && per_thread_rows && !(opts.act_scale && !asym);
   // act_scale: folded into the asymmetric quantization, else applied to a copy of x.
+  const bool scaled_copy = opts.act_scale && !asym;
+  // The prologue: on the threads that quantize the rows, where they do (integer
+  // paths with several rows per thread, reading x itself), else first.
+  const bool fused_prologue = opts.prologue && !on_tiles && !float_path && nt > 1 && M >= nt && !scaled_copy;
+  if (!fused_prologue) run_prologue(opts, M, nt);
   TensorView<const float> x = x_in;
-  if (opts.act_scale && !asym) {
+  if (scaled_copy) {
     float* xs = grow(s.xs, size_t(M * K));
     for (int64_t m = 0; m < M; ++m)
       for (int64_t k = 0; k < K; ++k) xs[m * K + k] = x_in(m, k) * opts.act_scale[k];

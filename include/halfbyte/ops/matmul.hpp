@@ -62,7 +62,7 @@ struct MatmulOptions {
   Activation activation = Activation::None;
   // Produces x's rows just before the product reads them: prologue(m0, m1) writes
   // rows [m0, m1) of x (a LayerNorm of a residual stream, say), once for each row.
-  // The int8 paths call it on each thread for the rows that thread then quantizes
+  // The int8/int16 paths call it on each thread for the rows that thread then quantizes
   // (while they are in its cache, with no fork/join of its own); the others for all
   // rows first. x must be the memory the prologue writes; the prologue must not throw.
   std::function<void(int64_t m0, int64_t m1)> prologue;
