@@ -54,8 +54,11 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
   const int64_t nb = K / 32, nb16 = nb / 16 * 16;
   constexpr int64_t kStackBlocks = 256;
   alignas(64) float stack[2 * kStackBlocks];
-  std::vector<float> heap;
-  float* const lo_b = nb <= kStackBlocks ? stack : (heap.resize(size_t(2 * nb)), heap.data());
+  // (Rows of more than 8192 values; kept per thread: no allocation per row. The
+  // allocator, local to these files, keeps the vector's code out of other objects.)
+  thread_local std::vector<float, AlignedAlloc<float>> heap;
+  if (nb > kStackBlocks && heap.size() < size_t(2 * nb)) heap.resize(size_t(2 * nb));
+  float* const lo_b = nb <= kStackBlocks ? stack : heap.data();
   float* const hi_b = lo_b + nb;
   // Each block's min and max, and the row's min.
   __m512 row_lo16 = _mm512_set1_ps(INFINITY);

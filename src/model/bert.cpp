@@ -353,7 +353,8 @@ void Bert::forward(const PackedBatch& b, float* out) const {
       for (int64_t t = t0; t < t1; ++t) kt.add_layer_norm(x + t * D, tmp + t * D, bias, D, g.data(), beta.data(), eps);
     };
   };
-  std::function<void(int64_t, int64_t)> pending;  // the last layer's second LayerNorm
+  // The previous layer's second LayerNorm, left to the next GEMM (or run at the end).
+  std::function<void(int64_t, int64_t)> pending;
   for (const BertLayer& w : layers_) {
     // Biases ride on the step after their GEMM (no pass of their own): the query's
     // where attention copies Q (the key's is not needed, the value's was folded into

@@ -258,17 +258,21 @@ using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMa
 using ConstMap = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
 using Map = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
 
-// y[:, n0:n1] = x . w[n0:n1]^T for float rows produced by row(n) -> const float*.
+// The prologue, then y[:, n0:n1] = x . w[n0:n1]^T per thread (panel(X, n0, n1, Y)
+// computes it from W's rows), then the bias and activation.
 template <class RowPanel>
-void float_matmul(TensorView<const float> x, int64_t N, int64_t K, TensorView<float> y, int nt,
+void float_matmul(TensorView<const float> x, int64_t N, int64_t K, TensorView<float> y, const MatmulOptions& opts,
                   RowPanel&& panel) {
   const int64_t M = x.dim(0);
+  const int nt = threads_for(opts);
+  run_prologue(opts, M, nt);
   if (M == 0 || N == 0) return;
   const ConstMap X(x.data(), M, K, Eigen::OuterStride<>(std::max<int64_t>(x.stride(0), K)));
   parallel(nt, [&](int tid, int nthr) {
     const int64_t n0 = N * tid / nthr, n1 = N * (tid + 1) / nthr;
     if (n0 < n1) panel(X, n0, n1, Map(y.data() + n0, M, n1 - n0, Eigen::OuterStride<>(y.stride(0))));
   });
+  epilogue(y, opts, nt);
 }
 
 }  // namespace
@@ -277,22 +281,19 @@ void matmul(TensorView<const float> x, TensorView<const float> w, TensorView<flo
   if (w.ndim() != 2) throw_invalid("matmul: W must be 2-D [N, K], got rank ", w.ndim());
   if (w.stride(1) != 1) throw_invalid("matmul: W rows must be contiguous (stride(1) == 1)");
   check_shapes("matmul", x, w.dim(0), w.dim(1), y);
-  run_prologue(opts, x.dim(0), threads_for(opts));
   const int64_t K = w.dim(1);
-  float_matmul(x, w.dim(0), K, y, threads_for(opts), [&](const ConstMap& X, int64_t n0, int64_t n1, Map Y) {
+  float_matmul(x, w.dim(0), K, y, opts, [&](const ConstMap& X, int64_t n0, int64_t n1, Map Y) {
     const ConstMap W(w.row(n0), n1 - n0, K, Eigen::OuterStride<>(std::max<int64_t>(w.stride(0), K)));
     Y.noalias() = X * W.transpose();
   });
-  epilogue(y, opts, threads_for(opts));
 }
 
 void matmul(TensorView<const float> x, TensorView<const f16> w, TensorView<float> y, const MatmulOptions& opts) {
   if (w.ndim() != 2) throw_invalid("matmul: W must be 2-D [N, K], got rank ", w.ndim());
   if (w.stride(1) != 1) throw_invalid("matmul: W rows must be contiguous (stride(1) == 1)");
   check_shapes("matmul", x, w.dim(0), w.dim(1), y);
-  run_prologue(opts, x.dim(0), threads_for(opts));
   const int64_t K = w.dim(1);
-  float_matmul(x, w.dim(0), K, y, threads_for(opts), [&](const ConstMap& X, int64_t n0, int64_t n1, Map Y) {
+  float_matmul(x, w.dim(0), K, y, opts, [&](const ConstMap& X, int64_t n0, int64_t n1, Map Y) {
     // Converted 64 rows at a time into a thread-local fp32 panel.
     constexpr int64_t kPanel = 64;
     std::vector<float> buf(size_t(std::min(kPanel, n1 - n0) * K));
@@ -304,7 +305,6 @@ void matmul(TensorView<const float> x, TensorView<const f16> w, TensorView<float
       Y.middleCols(a - n0, b - a).noalias() = X * W.transpose();
     }
   });
-  epilogue(y, opts, threads_for(opts));
 }
 
 }  // namespace halfbyte::ops

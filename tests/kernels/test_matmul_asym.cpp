@@ -193,7 +193,7 @@ TEST_CASE("matmul: asymmetric int8 activations and act_scale against the oracle"
   const struct {
     int64_t M, N, K;
   } shapes[] = {{1, 17, 64},  {2, 16, 128}, {3, 33, 96},   {4, 48, 384},  {5, 300, 96}, {7, 1, 32},
-                {9, 100, 256}, {17, 117, 192}, {35, 33, 96}, {37, 48, 64}, {6, 40, 672}, {64, 257, 1536}};
+                {9, 100, 256}, {17, 117, 192}, {35, 33, 96}, {37, 48, 64}, {6, 40, 672}, {64, 257, 1536}, {2, 17, 8320}};
   uint64_t seed = 7000;
   for (const char* name : {"q8_0", "q4_0", "int4_g64", "q4_1"}) {
     const quant::Format f = quant::Format::parse(name);
