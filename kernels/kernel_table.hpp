@@ -92,6 +92,16 @@ struct GemmTask {
   bool gelu = false;
 };
 
+// Float weights [rows, cols] (row n at data + n * ld elements), of the element type
+// the function is for (DenseType); GemmTask's groups are 16 rows each.
+enum DenseType : int { kDenseF32 = 0, kDenseF16 = 1, kDenseBF16 = 2, kDenseTypes = 3 };
+struct Dense {
+  const void* data;
+  int64_t ld;
+  int64_t rows, cols;
+};
+using GemmDenseFn = void (*)(const Dense& w, const ActF32& x, const GemmTask& t);
+
 using QuantizeActFn = void (*)(const float* x, int64_t K, int8_t* qs, ActBlock* meta);
 using GemmIntFn = void (*)(const Packed& w, const ActQ8& x, const GemmTask& t);
 using GemmFloatFn = void (*)(const Packed& w, const ActF32& x, const GemmTask& t);
@@ -184,6 +194,11 @@ struct KernelTable {
   // integer contract: within the bound tile_gemm_bf16.inl states. ops::matmul uses
   // it in place of the integer path for M >= tile_min_rows when it is set.
   GemmFloatFn gemm_tile[kFamilies][2] = {};
+  // amx: float weights (f32, f16, bf16) on the same bf16 tiles (kernels/amx/
+  // tile_gemm_dense.inl): weights and activations rounded to bf16, fp32 sums, any K.
+  // ops::matmul's float-weight overloads use it for M >= tile_min_rows where the
+  // precision allows (include/halfbyte/ops/matmul.hpp).
+  GemmDenseFn gemm_tile_dense[kDenseTypes] = {};
   int64_t tile_min_rows = 0;
 };
 
@@ -244,6 +259,9 @@ GemmIntFn emulated_tile_gemm_int(Family f, bool bf16);
 // The bf16 tile GEMM (any number of rows), on the hardware and on the emulation.
 GemmFloatFn tile_gemm_bf16(Family f, bool bf16);
 GemmFloatFn emulated_tile_gemm_bf16(Family f, bool bf16);
+// Float weights on bf16 tiles (any number of rows), on the hardware and on the emulation.
+GemmDenseFn tile_gemm_dense(DenseType t);
+GemmDenseFn emulated_tile_gemm_dense(DenseType t);
 }  // namespace amx
 
 }  // namespace halfbyte::kernels

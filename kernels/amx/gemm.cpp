@@ -92,6 +92,7 @@ struct HwTiles {
 
 #include "tile_gemm.inl"
 #include "tile_gemm_bf16.inl"
+#include "tile_gemm_dense.inl"
 
 // avx512's integer GEMMs, for tasks with fewer rows than kMinTileRows.
 GemmIntFn g_below[kFamilies][2];
@@ -119,6 +120,7 @@ void fill(KernelTable& t) {
   if (use_bf16_tiles()) {
     for (int f = 0; f < kFamilies; ++f)
       for (int bf = 0; bf < 2; ++bf) t.gemm_tile[f][bf] = tile_gemm_bf16(Family(f), bf != 0);
+    for (int d = 0; d < kDenseTypes; ++d) t.gemm_tile_dense[d] = tile_gemm_dense(DenseType(d));
     t.tile_min_rows = kMinBf16Rows;
   }
   for (int f = 0; f < kFamilies; ++f)
@@ -145,6 +147,13 @@ GemmFloatFn tile_gemm_bf16(Family f, bool bf16) {
       {gemm_tiles_bf16<HwTiles, kAffine4, false>, gemm_tiles_bf16<HwTiles, kAffine4, true>},
       {gemm_tiles_bf16<HwTiles, kQ8, false>, gemm_tiles_bf16<HwTiles, kQ8, true>}};
   return fns[f][bf16 ? 1 : 0];
+}
+
+GemmDenseFn tile_gemm_dense(DenseType t) {
+  static const GemmDenseFn fns[kDenseTypes] = {gemm_tiles_dense<HwTiles, kDenseF32>,
+                                               gemm_tiles_dense<HwTiles, kDenseF16>,
+                                               gemm_tiles_dense<HwTiles, kDenseBF16>};
+  return fns[t];
 }
 
 }  // namespace halfbyte::kernels::amx

@@ -32,6 +32,7 @@ struct EmuTiles {
 
 #include "tile_gemm.inl"
 #include "tile_gemm_bf16.inl"
+#include "tile_gemm_dense.inl"
 
 __m512i EmuTiles::bf16x32(__m512 lo, __m512 hi) { return to_bf16x32(lo, hi); }
 
@@ -51,6 +52,13 @@ GemmFloatFn emulated_tile_gemm_bf16(Family f, bool bf16) {
       {gemm_tiles_bf16<EmuTiles, kAffine4, false>, gemm_tiles_bf16<EmuTiles, kAffine4, true>},
       {gemm_tiles_bf16<EmuTiles, kQ8, false>, gemm_tiles_bf16<EmuTiles, kQ8, true>}};
   return fns[f][bf16 ? 1 : 0];
+}
+
+GemmDenseFn emulated_tile_gemm_dense(DenseType t) {
+  static const GemmDenseFn fns[kDenseTypes] = {gemm_tiles_dense<EmuTiles, kDenseF32>,
+                                               gemm_tiles_dense<EmuTiles, kDenseF16>,
+                                               gemm_tiles_dense<EmuTiles, kDenseBF16>};
+  return fns[t];
 }
 
 }  // namespace halfbyte::kernels::amx

@@ -12,10 +12,10 @@
 // whole of K with the fp32 sums in the C tiles, and the only epilogue is one tile
 // store per 16 x 16 outputs.
 //
-// Precision: not the integer contract. Each product is of two bf16 values (unit
-// roundoff 2^-9 each, so the product is within 2^-8 relative of dw*q times x) and
-// the sums are fp32: |y - y_exact| <= (2^-8 + K * 2^-23) * sum_k |w_k x_k|, with
-// y_exact the dequantized weights' product. That is tighter than the integer path
+// Precision: not the integer contract. Each product is of two bf16 values (8
+// significant bits: unit roundoff 2^-8 each, so the product is within 2^-7 + 2^-16
+// relative of dw*q times x) and the sums are fp32: |y - y_exact| <= (2^-7 + 2^-16 +
+// K * 2^-23) * sum_k |w_k x_k|, with y_exact the dequantized weights' product. That is tighter than the integer path
 // (int8 activations lose up to amax/254 per element); tests/kernels/test_amx.cpp
 // checks the bound on the emulated tiles and on the hardware.
 //
@@ -114,17 +114,24 @@ void widen_group_bf16(const Packed& w, int64_t g, uint8_t* out) {
 
 // x rows [m0, m1) as bf16 A tiles: step s (32 rows), block kb at out + (s * nb + kb) *
 // 1024: 32 rows of 32 bf16 (64 bytes), so a tile load reads 1 KB in one piece (not 16
-// rows a whole K apart: 16 pages per load at K = 2048 and more).
+// rows a whole K apart: 16 pages per load at K = 2048 and more). nb = K / 32 rounded
+// up: a last partial block (float weights) is padded with zeros.
 template <class Tiles>
 void activations_bf16(const ActF32& x, int64_t K, int64_t m0, int64_t m1, uint16_t* out) {
-  const int64_t nb = K / 32;
+  const int64_t full = K / 32, nb = (K + 31) / 32;
+  const int tail = int(K - full * 32);
+  const __mmask16 mlo = tail >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << tail) - 1u);
+  const __mmask16 mhi = tail > 16 ? __mmask16((1u << (tail - 16)) - 1u) : __mmask16(0);
   for (int64_t m = m0; m < m1; ++m) {
     const float* xr = x.x + m * x.ldx;
     const int64_t i = m - m0;
     uint16_t* o = out + (i / 32) * nb * 1024 + (i % 32) * 32;
-    for (int64_t kb = 0; kb < nb; ++kb)
+    for (int64_t kb = 0; kb < full; ++kb)
       _mm512_store_si512(o + kb * 1024,
                          Tiles::bf16x32(_mm512_loadu_ps(xr + kb * 32), _mm512_loadu_ps(xr + kb * 32 + 16)));
+    if (tail)
+      _mm512_store_si512(o + full * 1024, Tiles::bf16x32(_mm512_maskz_loadu_ps(mlo, xr + full * 32),
+                                                         _mm512_maskz_loadu_ps(mhi, xr + full * 32 + 16)));
   }
 }
 
@@ -203,34 +210,42 @@ void step_bf16(const uint16_t* xb, int64_t nb, const uint8_t* b0, const uint8_t*
 thread_local PanelBuffer t_bf16_panel;
 thread_local PanelBuffer t_bf16_x;
 
-template <class Tiles, Family F, bool BF16>
-void gemm_tiles_bf16(const Packed& w, const ActF32& x, const GemmTask& t) {
+// The blocking above for any weights: widen(g, out) writes row group g of W (16 rows
+// of n_rows, zero past them) as bf16 B tiles, block kb at out + kb * 1024, for the K
+// (rounded up to 32) of x.
+template <class Tiles, class Widen>
+void tiles_bf16(int64_t K, int64_t n_rows, const ActF32& x, const GemmTask& t, Widen&& widen) {
   if (t.g0 >= t.g1 || t.m0 >= t.m1) return;
   const TileScope<Tiles> scope;
-  const int64_t K = w.cols, rows = t.m1 - t.m0;
+  const int64_t nb = (K + 31) / 32, rows = t.m1 - t.m0;
   const int64_t steps = (rows + kStepRows - 1) / kStepRows;
-  auto* xb = reinterpret_cast<uint16_t*>(t_bf16_x.get(size_t(steps * kStepRows * K) * sizeof(uint16_t)));
+  auto* xb = reinterpret_cast<uint16_t*>(t_bf16_x.get(size_t(steps * kStepRows * nb * 32) * sizeof(uint16_t)));
   activations_bf16<Tiles>(x, K, t.m0, t.m1, xb);
-  const int64_t group_bytes = 16 * K * int64_t(sizeof(uint16_t));
+  const int64_t group_bytes = nb * 1024;
   int64_t per_panel = kBf16PanelBytes / group_bytes;
   per_panel = per_panel < 2 ? 2 : (per_panel > 16 ? 16 : per_panel & ~int64_t(1));
   uint8_t* panel = t_bf16_panel.get(size_t(per_panel * group_bytes));
-  const int64_t nb = K / 32;
   auto valid = [&](int64_t g) {
-    const int64_t left = w.rows - g * 16;
+    const int64_t left = n_rows - g * 16;
     return int(left >= 16 ? 16 : left);
   };
   for (int64_t g = t.g0; g < t.g1; g += per_panel) {
     const int64_t ng = t.g1 - g < per_panel ? t.g1 - g : per_panel;
-    for (int64_t j = 0; j < ng; ++j) widen_group_bf16<Tiles, F, BF16>(w, g + j, panel + j * group_bytes);
+    for (int64_t j = 0; j < ng; ++j) widen(g + j, panel + j * group_bytes);
     for (int64_t m = t.m0; m < t.m1; m += kStepRows) {
       const int r = int(t.m1 - m < kStepRows ? t.m1 - m : kStepRows);
       for (int64_t j = 0; j < ng; j += 2) {
         const bool two = j + 1 < ng;
-        step_bf16<Tiles>(xb + (m - t.m0) * K, nb, panel + j * group_bytes,
+        step_bf16<Tiles>(xb + (m - t.m0) * nb * 32, nb, panel + j * group_bytes,
                          two ? panel + (j + 1) * group_bytes : nullptr, r, t.y + m * t.ldy + (g + j) * 16, t.ldy,
                          valid(g + j), two ? valid(g + j + 1) : 0);
       }
     }
   }
+}
+
+template <class Tiles, Family F, bool BF16>
+void gemm_tiles_bf16(const Packed& w, const ActF32& x, const GemmTask& t) {
+  tiles_bf16<Tiles>(w.cols, w.rows, x, t,
+                    [&](int64_t g, uint8_t* out) { widen_group_bf16<Tiles, F, BF16>(w, g, out); });
 }

@@ -310,7 +310,7 @@ void Bert::project_qkv(const PackedBatch& b, const Linear& w, const float* x, fl
                        const std::function<void(int64_t, int64_t)>& prologue) const {
   const int64_t D = c_.n_embd, T = b.n_tokens(), S = b.n_seqs();
   if (!(auto_precision_ && w.quantized() && asym_kernel(w.format()))) {
-    w.forward(x, T, D, qkv, 3 * D, n_threads_, ln_precision_, kAnyRows, false, ops::Activation::None, prologue);
+    w.forward(x, T, D, qkv, 3 * D, n_threads_, ln_precision(w), kAnyRows, false, ops::Activation::None, prologue);
     return;
   }
   w.forward(x, T, D, qkv, 3 * D, n_threads_, ops::Precision::Int8Asym, kAnyRows, false, ops::Activation::None,
@@ -343,7 +343,7 @@ void Bert::forward(const PackedBatch& b, float* out) const {
   // A smoothed layer (only ever quantized, under Auto) runs on asymmetric int8 where
   // the ISA (now) has the kernel; elsewhere ops::matmul applies its smoothing to a copy of x.
   const auto up_prec = [&](const Linear& l) {
-    return l.smoothed() && asym_kernel(l.format()) ? ops::Precision::Int8Asym : ln_precision_;
+    return l.smoothed() && asym_kernel(l.format()) ? ops::Precision::Int8Asym : ln_precision(l);
   };
   // A LayerNorm of the residual stream plus a layer's output (and its bias) over
   // tokens [t0, t1): run by the GEMM that reads x next, on the threads that then

@@ -74,6 +74,12 @@ class Bert {
   void project_qkv(const PackedBatch& b, const Linear& w, const float* x, float* qkv,
                    const std::function<void(int64_t, int64_t)>& prologue) const;
 
+  // ln_precision_ for a quantized layer; fp32 for a float one (MatmulPrecision: float
+  // weights always run in fp32, also where NoInt8 would put them on bf16 tiles).
+  ops::Precision ln_precision(const Linear& l) const {
+    return l.quantized() ? ln_precision_ : ops::Precision::Float;
+  }
+
   const io::GgufFile& file_;
   EncoderConfig c_;
   ops::Precision other_precision_ = ops::Precision::Auto;  // Wo and Wdown

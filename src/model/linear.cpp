@@ -167,6 +167,10 @@ Linear Linear::from_gguf(const io::GgufFile& f, const std::vector<const io::Gguf
     l.packed_ = ops::PackedMatrix::pack(q);
     l.quantized_ = true;
     std::vector<float>().swap(l.dense_);
+  } else {
+    l.half_source_ = std::all_of(parts.begin(), parts.end(), [](const io::GgufTensorInfo* t) {
+      return t->type == io::GgmlType::F16 || t->type == io::GgmlType::BF16;
+    });
   }
   for (const auto* t : parts) f.release_pages(*t);
   return l;
@@ -177,7 +181,8 @@ void Linear::forward(const float* x, int64_t T, int64_t ldx, float* y, int64_t l
                      ops::Activation activation, std::function<void(int64_t, int64_t)> prologue) const {
   ops::MatmulOptions o;
   o.n_threads = n_threads;
-  o.precision = precision;
+  // 16-bit weights in the file: bf16 tiles are as precise as they were (see linear.hpp).
+  o.precision = !quantized_ && half_source_ && precision == ops::Precision::Auto ? ops::Precision::NoInt8 : precision;
   o.tile_min_rows = tile_min_rows;
   if (smoothed()) o.act_scale = act_scale_.data();
   if (add_bias && !bias.empty()) o.bias = bias.data();

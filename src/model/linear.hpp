@@ -41,6 +41,10 @@ class Linear {
                bool float_path = false) const {
     forward(x, T, ldx, y, ldy, n_threads, float_path ? ops::Precision::Float : ops::Precision::Auto);
   }
+  // Float layers: fp32 products, except that a layer whose weights were f16 or bf16
+  // in the file runs under Precision::Auto as under NoInt8: on bf16 tiles where the
+  // CPU has AMX-BF16 and T reaches the crossover (ops::matmul's float overloads; the
+  // rounding of an f16 weight to bf16 is within 2^-8 of it, an f32 layer stays fp32).
   // tile_min_rows: ops::MatmulOptions::tile_min_rows. add_bias = false leaves the
   // bias to the caller (fused into what it does next). activation: applied after
   // the bias (ops::MatmulOptions::activation). prologue: produces x's rows as the
@@ -64,6 +68,7 @@ class Linear {
   bool quantized_ = false;
   ops::PackedMatrix packed_;
   std::vector<float> dense_;  // [n_out, n_in]
+  bool half_source_ = false;  // dense_ was f16/bf16 in the file
   std::vector<float> act_scale_;  // [n_in] if smoothed
   std::string requantized_from_;
   int requantized_parts_ = 0;

@@ -70,6 +70,21 @@ void run_prologue(const MatmulOptions& o, int64_t M, int nt) {
   }
 }
 
+// Thread tid's share of G row groups x M rows: threads split the row groups (each
+// reads its weights once, for all M rows); only when there are fewer groups than
+// threads are the rows of x split.
+kernels::GemmTask split(int64_t G, int64_t M, TensorView<float> y, int tid, int nthr) {
+  kernels::GemmTask t{0, G, 0, M, y.data(), y.stride(0)};
+  if (G >= nthr || M == 1) {
+    t.g0 = G * tid / nthr;
+    t.g1 = G * (tid + 1) / nthr;
+  } else {
+    t.m0 = M * tid / nthr;
+    t.m1 = M * (tid + 1) / nthr;
+  }
+  return t;
+}
+
 void check_shapes(const char* what, TensorView<const float> x, int64_t n, int64_t k, TensorView<float> y) {
   if (x.ndim() != 2) throw_invalid(what, ": x must be 2-D [M, K], got rank ", x.ndim());
   if (y.ndim() != 2) throw_invalid(what, ": y must be 2-D [M, N], got rank ", y.ndim());
@@ -100,19 +115,7 @@ bool product(TensorView<const float> x_in, const PackedMatrix& w, TensorView<flo
   const int64_t G = (w.rows() + kRowGroup - 1) / kRowGroup;
   const int64_t nb = K / 32;
 
-  // Threads split the row groups (each reads its weights once, for all M rows);
-  // only when there are fewer groups than threads are the rows of x split.
-  auto task_for = [&](int tid, int nthr) {
-    kernels::GemmTask t{0, G, 0, M, y.data(), y.stride(0)};
-    if (G >= nthr || M == 1) {
-      t.g0 = G * tid / nthr;
-      t.g1 = G * (tid + 1) / nthr;
-    } else {
-      t.m0 = M * tid / nthr;
-      t.m1 = M * (tid + 1) / nthr;
-    }
-    return t;
-  };
+  auto task_for = [&](int tid, int nthr) { return split(G, M, y, tid, nthr); };
 
   const auto tile = kt.gemm_tile[p.family][bf];
   const int64_t min_rows = opts.tile_min_rows > 0 ? opts.tile_min_rows : kt.tile_min_rows;
@@ -275,26 +278,48 @@ void float_matmul(TensorView<const float> x, int64_t N, int64_t K, TensorView<fl
   epilogue(y, opts, nt);
 }
 
-}  // namespace
-
-void matmul(TensorView<const float> x, TensorView<const float> w, TensorView<float> y, const MatmulOptions& opts) {
-  if (w.ndim() != 2) throw_invalid("matmul: W must be 2-D [N, K], got rank ", w.ndim());
-  if (w.stride(1) != 1) throw_invalid("matmul: W rows must be contiguous (stride(1) == 1)");
-  check_shapes("matmul", x, w.dim(0), w.dim(1), y);
-  const int64_t K = w.dim(1);
-  float_matmul(x, w.dim(0), K, y, opts, [&](const ConstMap& X, int64_t n0, int64_t n1, Map Y) {
-    const ConstMap W(w.row(n0), n1 - n0, K, Eigen::OuterStride<>(std::max<int64_t>(w.stride(0), K)));
-    Y.noalias() = X * W.transpose();
+// Float weights on bf16 tiles (AMX) where the table has them, M reaches the
+// crossover and the precision allows it (matmul.hpp); false: not taken.
+template <class T>
+bool dense_on_tiles(TensorView<const float> x, TensorView<const T> w, TensorView<float> y, const MatmulOptions& opts) {
+  constexpr kernels::DenseType type = std::is_same_v<T, float> ? kernels::kDenseF32
+                                      : std::is_same_v<T, f16> ? kernels::kDenseF16
+                                                               : kernels::kDenseBF16;
+  const kernels::KernelTable& kt = kernels::active();
+  const auto fn = kt.gemm_tile_dense[type];
+  const int64_t M = x.dim(0), N = w.dim(0);
+  const int64_t min_rows = opts.tile_min_rows > 0 ? opts.tile_min_rows : kt.tile_min_rows;
+  const bool allowed = opts.precision == Precision::NoInt8 || (type != kernels::kDenseF32 && opts.precision != Precision::Float);
+  if (!fn || !allowed || M < min_rows || N == 0) return false;
+  const int nt = threads_for(opts);
+  run_prologue(opts, M, nt);
+  const kernels::Dense d{w.data(), std::max<int64_t>(w.stride(0), w.dim(1)), N, w.dim(1)};
+  const kernels::ActF32 a{x.data(), x.stride(0), nullptr};
+  const int64_t G = (N + 15) / 16;
+  parallel(nt, [&](int tid, int nthr) {
+    const auto t = split(G, M, y, tid, nthr);
+    if (t.g0 < t.g1 && t.m0 < t.m1) fn(d, a, t);
   });
+  epilogue(y, opts, nt);
+  return true;
 }
 
-void matmul(TensorView<const float> x, TensorView<const f16> w, TensorView<float> y, const MatmulOptions& opts) {
+template <class T>
+void check_dense(TensorView<const float> x, TensorView<const T> w, TensorView<float> y, const MatmulOptions& opts) {
+  if (opts.act_scale)
+    throw_invalid("matmul: act_scale (smoothing) is for quantized weights; scale float weights' columns instead");
   if (w.ndim() != 2) throw_invalid("matmul: W must be 2-D [N, K], got rank ", w.ndim());
   if (w.stride(1) != 1) throw_invalid("matmul: W rows must be contiguous (stride(1) == 1)");
   check_shapes("matmul", x, w.dim(0), w.dim(1), y);
+}
+
+// 16-bit weights: converted 64 rows at a time into a thread-local fp32 panel.
+template <class T>
+void half_matmul(TensorView<const float> x, TensorView<const T> w, TensorView<float> y, const MatmulOptions& opts) {
+  check_dense(x, w, y, opts);
+  if (dense_on_tiles(x, w, y, opts)) return;
   const int64_t K = w.dim(1);
   float_matmul(x, w.dim(0), K, y, opts, [&](const ConstMap& X, int64_t n0, int64_t n1, Map Y) {
-    // Converted 64 rows at a time into a thread-local fp32 panel.
     constexpr int64_t kPanel = 64;
     std::vector<float> buf(size_t(std::min(kPanel, n1 - n0) * K));
     for (int64_t a = n0; a < n1; a += kPanel) {
@@ -305,6 +330,26 @@ void matmul(TensorView<const float> x, TensorView<const f16> w, TensorView<float
       Y.middleCols(a - n0, b - a).noalias() = X * W.transpose();
     }
   });
+}
+
+}  // namespace
+
+void matmul(TensorView<const float> x, TensorView<const float> w, TensorView<float> y, const MatmulOptions& opts) {
+  check_dense(x, w, y, opts);
+  if (dense_on_tiles(x, w, y, opts)) return;
+  const int64_t K = w.dim(1);
+  float_matmul(x, w.dim(0), K, y, opts, [&](const ConstMap& X, int64_t n0, int64_t n1, Map Y) {
+    const ConstMap W(w.row(n0), n1 - n0, K, Eigen::OuterStride<>(std::max<int64_t>(w.stride(0), K)));
+    Y.noalias() = X * W.transpose();
+  });
+}
+
+void matmul(TensorView<const float> x, TensorView<const f16> w, TensorView<float> y, const MatmulOptions& opts) {
+  half_matmul(x, w, y, opts);
+}
+
+void matmul(TensorView<const float> x, TensorView<const bf16> w, TensorView<float> y, const MatmulOptions& opts) {
+  half_matmul(x, w, y, opts);
 }
 
 }  // namespace halfbyte::ops

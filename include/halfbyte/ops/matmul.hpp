@@ -27,7 +27,8 @@ enum class Precision : uint8_t {
             // channels keep their precision); else int16 activations per 32-block
             // (each moves by at most amax/65534) where the ISA has that kernel
             // (avx2, avx512, amx); else Float. For layers whose inputs have outlier
-            // channels that int8 per 32-block loses.
+            // channels that int8 per 32-block loses. Float weights: the bf16 tiles
+            // under the same condition, else fp32 (the float overloads below).
   Int8Asym, // where the ISA has the asymmetric int8 kernel (avx512; q4_0 and q8_0
             // weights) and no bf16 tiles take the call: activations quantized per
             // 32-block to 256 levels from an offset to the block's max (the row's min
@@ -52,7 +53,8 @@ struct MatmulOptions {
   int64_t tile_min_rows = 0;
   // [K] or null: x's columns are multiplied by act_scale before the product (the
   // caller has divided W's columns by it: SmoothQuant's per-channel smoothing, which
-  // moves outliers from the activations into the weights). Every path honours it;
+  // moves outliers from the activations into the weights). Quantized weights only
+  // (the float-weight overloads reject it); every path honours it:
   // the asymmetric int8 one at no cost (in its quantization), the others through a
   // scaled copy of x.
   const float* act_scale = nullptr;
@@ -71,10 +73,18 @@ struct MatmulOptions {
 void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> y,
             const MatmulOptions& opts = {});
 
-// Float weights (layers kept in float; also a reference). Uses Eigen.
+// Float weights (layers kept in float; also a reference): fp32 products (Eigen),
+// except on bf16 tiles (AMX-BF16, M >= tile_min_rows) where the precision allows:
+// f32 weights only under Precision::NoInt8, f16 and bf16 weights under anything but
+// Precision::Float. On the tiles weights and activations are rounded to bf16 and
+// summed in fp32: |y - y*| <= (2^-7 + 2^-16 + K 2^-23) sum_k |w_k x_k| against the
+// exact product of the weights as given. MatmulOptions::act_scale is for quantized
+// weights: these overloads reject it.
 void matmul(TensorView<const float> x, TensorView<const float> w, TensorView<float> y,
             const MatmulOptions& opts = {});
 void matmul(TensorView<const float> x, TensorView<const f16> w, TensorView<float> y,
+            const MatmulOptions& opts = {});
+void matmul(TensorView<const float> x, TensorView<const bf16> w, TensorView<float> y,
             const MatmulOptions& opts = {});
 
 }  // namespace halfbyte::ops
