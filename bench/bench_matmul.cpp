@@ -11,7 +11,8 @@
 // and K=16384 N=16384+ weights over 256 MB (the DRAM-bound case); q8_0 at
 // M=1024 in MiniLM's shapes (an encoder batch: qkv, FFN up, FFN down, attention
 // out) with int and noint8 (the int16 path on avx2 and avx512) precision, and on avx2
-// float (the path noint8 took there before the int16 kernel).
+// float (the path noint8 took there before the int16 kernel); f32/f16/bf16 weights
+// (fp32 Eigen, and on amx the bf16 tiles) at M in {1, 16, 32, 64, 512}, 2 threads.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -74,6 +75,37 @@ void BM_matmul(benchmark::State& state, std::string fmt, std::string isa_name, o
 struct Shape {
   int64_t N, K;
 };
+
+// Float weights (f32, f16, bf16) [N, K]: Eigen's fp32 GEMM, or amx's bf16 tiles
+// (noint8 rows; docs/AMX.md "Float weights on bf16 tiles").
+void BM_matmul_dense(benchmark::State& state, std::string type, std::string isa_name, ops::Precision prec, int64_t M,
+                     int64_t N, int64_t K, int threads) {
+  set_isa(isa_name);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 0.05f);
+  std::vector<float> w(size_t(N * K)), x(size_t(M * K)), y(size_t(M * N));
+  for (float& v : w) v = nd(rng);
+  for (float& v : x) v = nd(rng) * 20.0f;
+  std::vector<f16> wh;
+  std::vector<bf16> wb;
+  if (type == "f16") for (float v : w) wh.push_back(f16::from_float(v));
+  if (type == "bf16") for (float v : w) wb.push_back(bf16::from_float(v));
+  ops::MatmulOptions o;
+  o.precision = prec;
+  o.n_threads = threads;
+  const TensorView<const float> xv(x.data(), {M, K});
+  const TensorView<float> yv(y.data(), {M, N});
+  for (auto _ : state) {
+    if (type == "f16") ops::matmul(xv, TensorView<const f16>(wh.data(), {N, K}), yv, o);
+    else if (type == "bf16") ops::matmul(xv, TensorView<const bf16>(wb.data(), {N, K}), yv, o);
+    else ops::matmul(xv, TensorView<const float>(w.data(), {N, K}), yv, o);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double it = double(state.iterations());
+  const double bytes = double(N * K) * (type == "f32" ? 4.0 : 2.0);
+  state.counters["wGB/s"] = benchmark::Counter(it * bytes / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GOP/s"] = benchmark::Counter(it * 2.0 * double(M * N * K) / 1e9, benchmark::Counter::kIsRate);
+}
 
 // amx: the GEMM on AMX tiles, at M in {16, 32, 64, 128, 512} (its float path and
 // M < 16 are avx512's); on an AMX machine avx512 gets int rows at 16 and 64 too,
@@ -146,6 +178,24 @@ void register_all() {
                 ->Unit(benchmark::kMicrosecond)
                 ->UseRealTime();
           }
+    // Float weights, 2 threads: float (fp32, Eigen) everywhere; on amx noint8 too
+    // (f32 on the bf16 tiles; f16/bf16 take them under int as well), for the ratio
+    // and the crossover against Eigen.
+    if (isa_name == "avx2" || isa_name == "avx512" || isa_name == "amx")
+      for (const char* type : {"f32", "f16", "bf16"})
+        for (ops::Precision prec : {ops::Precision::Float, ops::Precision::NoInt8}) {
+          if (prec == ops::Precision::NoInt8 && isa_name != "amx") continue;
+          for (int64_t M : {1, 16, 32, 64, 512})
+            for (const Shape& s : {Shape{4096, 4096}, Shape{1536, 576}}) {
+              const std::string name = std::string(type) + "/" + isa_name +
+                                       (prec == ops::Precision::Float ? "/float" : "/noint8") + "/M" +
+                                       std::to_string(M) + "/N" + std::to_string(s.N) + "/K" + std::to_string(s.K) +
+                                       "/t2";
+              benchmark::RegisterBenchmark(name.c_str(), BM_matmul_dense, type, isa_name, prec, M, s.N, s.K, 2)
+                  ->Unit(benchmark::kMicrosecond)
+                  ->UseRealTime();
+            }
+        }
   }
 }
 
