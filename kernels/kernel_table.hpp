@@ -149,6 +149,27 @@ struct AttnArgs {
   int64_t ldo;
 };
 using AttendFn = void (*)(const AttnArgs& a);
+// Causal attention of a run of T consecutive tokens of one sequence (prompt
+// processing), for the `group` query heads that share one KV head: token i (0 <= i < T)
+// sees keys j < n0 + i (itself included: n0 is the first token's position + 1),
+//   out[i, h] = softmax_j(scale * q[i, h] . k_j) . V.
+// Query row (i, h) at q + i ldq + h hd, output row at out + i ldo + h hd. K and V as
+// AttnArgs (K tiled; V rows at a stride of ldv). Elements fp32 or fp16 bits
+// (attend_block[0] / [1]). Where null, the caller runs attend per token.
+struct AttnBlockArgs {
+  const float* q;
+  int64_t ldq;
+  int T, group;
+  const void* kt;
+  const void* v;
+  int64_t ldv;
+  int64_t n0;
+  int hd;
+  float scale;
+  float* out;
+  int64_t ldo;
+};
+using AttendBlockFn = void (*)(const AttnBlockArgs& a);
 // n fp32 keys of hd values (key j at k + j ldk) into the tiled layout above, padded
 // with zeros to a whole number of tiles: tiles[(j / kKeyTile) hd kKeyTile + d kKeyTile
 // + j % kKeyTile] = k[j ldk + d] for j < n, 0 for n <= j < n rounded up to kKeyTile.
@@ -199,6 +220,10 @@ struct KernelTable {
   // ops::matmul's float-weight overloads use it for M >= tile_min_rows where the
   // precision allows (include/halfbyte/ops/matmul.hpp).
   GemmDenseFn gemm_tile_dense[kDenseTypes] = {};
+  // amx (AMX-BF16): prompt attention on bf16 tiles (kernels/amx/tile_attention.inl):
+  // q, K, V and the softmax weights rounded to bf16, fp32 sums; head dims a multiple
+  // of 32. Within the bound tests/kernels/test_amx_attention.cpp states against fp32.
+  AttendBlockFn attend_block[2] = {};
   int64_t tile_min_rows = 0;
 };
 
@@ -262,6 +287,9 @@ GemmFloatFn emulated_tile_gemm_bf16(Family f, bool bf16);
 // Float weights on bf16 tiles (any number of rows), on the hardware and on the emulation.
 GemmDenseFn tile_gemm_dense(DenseType t);
 GemmDenseFn emulated_tile_gemm_dense(DenseType t);
+// Prompt attention on bf16 tiles ([0]: fp32 cache, [1]: fp16), hardware and emulation.
+AttendBlockFn tile_attend_block(bool f16);
+AttendBlockFn emulated_tile_attend_block(bool f16);
 }  // namespace amx
 
 }  // namespace halfbyte::kernels

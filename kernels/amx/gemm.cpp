@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <cstdlib>
+#include <cmath>
 #include <cstring>
 #include <new>
 
@@ -93,6 +94,8 @@ struct HwTiles {
 #include "tile_gemm.inl"
 #include "tile_gemm_bf16.inl"
 #include "tile_gemm_dense.inl"
+#include "exp_ps512.inl"
+#include "tile_attention.inl"
 
 // avx512's integer GEMMs, for tasks with fewer rows than kMinTileRows.
 GemmIntFn g_below[kFamilies][2];
@@ -121,6 +124,12 @@ void fill(KernelTable& t) {
     for (int f = 0; f < kFamilies; ++f)
       for (int bf = 0; bf < 2; ++bf) t.gemm_tile[f][bf] = tile_gemm_bf16(Family(f), bf != 0);
     for (int d = 0; d < kDenseTypes; ++d) t.gemm_tile_dense[d] = tile_gemm_dense(DenseType(d));
+    // HALFBYTE_AMX_ATTENTION=avx512 keeps avx512's attention (to measure one against the other).
+    const char* att = std::getenv("HALFBYTE_AMX_ATTENTION");
+    if (!(att && std::strcmp(att, "avx512") == 0)) {
+      t.attend_block[0] = tile_attend_block(false);
+      t.attend_block[1] = tile_attend_block(true);
+    }
     t.tile_min_rows = kMinBf16Rows;
   }
   for (int f = 0; f < kFamilies; ++f)
@@ -154,6 +163,10 @@ GemmDenseFn tile_gemm_dense(DenseType t) {
                                                gemm_tiles_dense<HwTiles, kDenseF16>,
                                                gemm_tiles_dense<HwTiles, kDenseBF16>};
   return fns[t];
+}
+
+AttendBlockFn tile_attend_block(bool f16) {
+  return f16 ? attend_block_tiles<HwTiles, true> : attend_block_tiles<HwTiles, false>;
 }
 
 }  // namespace halfbyte::kernels::amx

@@ -5,6 +5,7 @@
 // so no tile instruction can slip in.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 #include <new>
 
@@ -33,6 +34,8 @@ struct EmuTiles {
 #include "tile_gemm.inl"
 #include "tile_gemm_bf16.inl"
 #include "tile_gemm_dense.inl"
+#include "exp_ps512.inl"
+#include "tile_attention.inl"
 
 __m512i EmuTiles::bf16x32(__m512 lo, __m512 hi) { return to_bf16x32(lo, hi); }
 
@@ -59,6 +62,10 @@ GemmDenseFn emulated_tile_gemm_dense(DenseType t) {
                                                gemm_tiles_dense<EmuTiles, kDenseF16>,
                                                gemm_tiles_dense<EmuTiles, kDenseBF16>};
   return fns[t];
+}
+
+AttendBlockFn emulated_tile_attend_block(bool f16) {
+  return f16 ? attend_block_tiles<EmuTiles, true> : attend_block_tiles<EmuTiles, false>;
 }
 
 }  // namespace halfbyte::kernels::amx

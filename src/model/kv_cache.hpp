@@ -37,6 +37,13 @@ class KvCache {
   void attend(int64_t layer, int64_t g, const float* q, int64_t ldq, int M, int64_t n_keys, float scale,
               float* scratch, float* out, int64_t ldo) const;
   size_t scratch_floats(int M) const noexcept { return size_t(M) * size_t(ldk_); }
+  // Causal attention of T consecutive tokens (the first at position n0 - 1, all stored)
+  // for the M query heads of KV head g: token i sees keys [0, n0 + i); query row (i, h)
+  // at q + i ldq + h head_dim, output likewise at out + i ldo. Only where the kernel
+  // table has attend_block (amx) and head_dim % 32 == 0 (has_attend_block()).
+  bool has_attend_block() const noexcept;
+  void attend_block(int64_t layer, int64_t g, const float* q, int64_t ldq, int T, int M, int64_t n0, float scale,
+                    float* out, int64_t ldo) const;
 
  private:
   int64_t n_layer_ = 0, n_head_kv_ = 0, hd_ = 0, n_ctx_ = 0, ldk_ = 0;

@@ -33,6 +33,9 @@ class Linear {
   int64_t n_out() const noexcept { return n_out_; }
   int64_t n_in() const noexcept { return n_in_; }
   bool quantized() const noexcept { return quantized_; }
+  // Float weights that were f32 in the file (not quantized, not f16/bf16): the layer's
+  // products are fp32 unless a precision other than Auto/Float asks otherwise.
+  bool f32_weights() const noexcept { return !quantized_ && !half_source_; }
   const quant::Format& format() const noexcept { return packed_.format(); }  // if quantized()
   size_t nbytes() const noexcept { return quantized_ ? packed_.nbytes() : dense_.size() * sizeof(float); }
 

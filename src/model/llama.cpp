@@ -195,22 +195,44 @@ void Llama::attention(int layer, int64_t n, const int32_t* seq, const int64_t* p
       const float* k = qkv_ + t * qkv_w + (H + g) * hd;
       kv_[size_t(seq[t])].store(layer, g, pos[t], k, k + Hkv * hd);
     }
-  // One job per token and KV head: the `group` query heads that share the head
-  // see the same keys (causal: up to the token), one kernel call for all of them.
-  const int64_t jobs = n * Hkv;
+  // Runs of tokens: where the kernels have prompt attention on tiles (amx), up to
+  // kAttnChunk consecutive tokens of one sequence at consecutive positions with at
+  // least kAttnMinRows query rows in all; else (decoding, short runs) one token.
+  // Tiles round q, k, v to bf16: only where the layer's products are not fp32 already
+  // (int8 activations or 16-bit weights); precision "float" and f32 layers keep fp32.
+  const bool tiles = !float_ && !layers_[size_t(layer)].wqkv.f32_weights() && kv_[0].has_attend_block();
+  runs_.clear();
+  for (int64_t t = 0; t < n;) {
+    int64_t t1 = t + 1;
+    if (tiles)
+      while (t1 < n && t1 - t < kAttnChunk && seq[t1] == seq[t] && pos[t1] == pos[t1 - 1] + 1) ++t1;
+    if ((t1 - t) * group < kAttnMinRows) t1 = t + 1;
+    runs_.push_back({t, t1 - t});
+    t = t1;
+  }
+  // One job per run and KV head: the `group` query heads that share the head see the
+  // same keys (causal: up to each token), one kernel call for all of them.
+  const int64_t jobs = int64_t(runs_.size()) * Hkv;
   const size_t scratch = kv_[0].scratch_floats(int(group));
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads_) schedule(dynamic, 1) if (n_threads_ > 1 && jobs > 1)
 #endif
   for (int64_t job = 0; job < jobs; ++job) {
-    const int64_t t = job / Hkv, g = job % Hkv;
+    const auto [t, len] = runs_[size_t(job / Hkv)];
+    const int64_t g = job % Hkv;
+    const KvCache& kv = kv_[size_t(seq[t])];
+    const float* q = qkv_ + t * qkv_w + g * group * hd;
+    float* out = att_ + t * H * hd + g * group * hd;
+    if (len > 1) {
+      kv.attend_block(layer, g, q, qkv_w, int(len), int(group), pos[t] + 1, scale, out, H * hd);
+      continue;
+    }
 #ifdef _OPENMP
     float* sc = scores_ + size_t(omp_get_thread_num()) * scratch;
 #else
     float* sc = scores_;
 #endif
-    kv_[size_t(seq[t])].attend(layer, g, qkv_ + t * qkv_w + g * group * hd, hd, int(group), pos[t] + 1, scale, sc,
-               att_ + t * H * hd + g * group * hd, hd);
+    kv.attend(layer, g, q, hd, int(group), pos[t] + 1, scale, sc, out, hd);
   }
 }
 

@@ -76,6 +76,14 @@ class Llama {
   float *x_, *xn_, *qkv_, *att_, *tmp_, *gu_, *act_, *scores_, *rope_cs_;
   std::vector<int32_t> seq0_;    // forward() on sequence 0: [n_batch] zeros
   std::vector<int64_t> pos_buf_, rows_buf_;
+  // attention(): runs of tokens (first token, count) that share one kernel call.
+  struct AttnRun {
+    int64_t t, len;
+  };
+  std::vector<AttnRun> runs_;
+  // Prompt attention on tiles (amx): tokens per call, and the fewest query rows
+  // (tokens x heads per KV head) worth a call; to be tuned on an AMX machine.
+  static constexpr int64_t kAttnChunk = 64, kAttnMinRows = 16;
   std::vector<float> inv_freq_;
   std::map<std::string, int> requantized_;
   // Activation statistics (imatrix): the names of the tensors behind each matmul
