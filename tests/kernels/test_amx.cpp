@@ -13,6 +13,7 @@
 #include "amx_tile.hpp"
 #include "cpu_features.hpp"
 #include "kernel_table.hpp"
+#include "amx_test_util.hpp"
 #include "kernel_test_util.hpp"
 
 using namespace halfbyte;
@@ -21,11 +22,6 @@ namespace amx = halfbyte::kernels::amx;
 namespace emu = halfbyte::kernels::amx::emu;
 
 namespace {
-
-bool available(const char* name) {
-  const auto a = available_isas();
-  return std::find(a.begin(), a.end(), name) != a.end();
-}
 
 // ---- the emulated tile layer ------------------------------------------------------
 
@@ -433,26 +429,19 @@ TEST_CASE("amx emulation: configuration limits and faults", "[amx]") {
 }
 
 TEST_CASE("amx: the tile GEMM on emulated tiles equals the scalar kernels bit for bit", "[amx]") {
-  if (!available("avx512")) {
-    std::printf("amx (emulated): skipped: the emulated tile kernel needs AVX-512, which this CPU lacks\n");
-    return;
-  }
-  const int cases = check_tile_gemm("amx (emulated)", amx::emulated_tile_gemm_int);
-  std::printf("amx (emulated): %d cases equal the scalar kernels bit for bit\n", cases);
-  emu::tilerelease();
+  on_emulated_tiles("amx", [](const char* label) {
+    return std::to_string(check_tile_gemm(label, amx::emulated_tile_gemm_int)) + " cases equal the scalar kernels bit for bit";
+  });
 }
 
 TEST_CASE("amx: the tile GEMM on AMX hardware equals the scalar kernels bit for bit", "[amx]") {
-  if (!available("amx")) {
-    std::printf("amx (hardware): skipped: no AMX on this CPU (emulated tile kernel tested)\n");
-    return;
-  }
-  const int cases = check_tile_gemm("amx (hardware)", amx::tile_gemm_int);
-  std::printf("amx (hardware): %d cases equal the scalar kernels bit for bit\n", cases);
+  on_amx_hardware("amx", false, [](const char* label) {
+    return std::to_string(check_tile_gemm(label, amx::tile_gemm_int)) + " cases equal the scalar kernels bit for bit";
+  });
 }
 
 TEST_CASE("amx: the tile GEMMs give back a configuration they found, keep theirs otherwise", "[amx]") {
-  if (!available("avx512")) {
+  if (!isa_available("avx512")) {
     std::printf("amx (emulated): skipped: the emulated tile kernel needs AVX-512, which this CPU lacks\n");
     return;
   }
@@ -491,48 +480,38 @@ TEST_CASE("amx: the tile GEMMs give back a configuration they found, keep theirs
 }
 
 TEST_CASE("amx: the bf16 tile GEMM on emulated tiles, within its bound of the oracle", "[amx]") {
-  if (!available("avx512")) {
-    std::printf("amx bf16 (emulated): skipped: the emulated tile kernel needs AVX-512, which this CPU lacks\n");
-    return;
-  }
-  const auto [cases, worst] = check_tile_gemm_bf16("amx bf16 (emulated)", amx::emulated_tile_gemm_bf16);
-  std::printf("amx bf16 (emulated): %d cases within the bound (worst %.3f of it)\n", cases, worst);
-  emu::tilerelease();
+  on_emulated_tiles("amx bf16", [](const char* label) {
+    const auto [cases, worst] = check_tile_gemm_bf16(label, amx::emulated_tile_gemm_bf16);
+    return within_bound(cases, worst);
+  });
 }
 
 TEST_CASE("amx: the bf16 tile GEMM on AMX hardware, within its bound of the oracle", "[amx]") {
-  if (!available("amx") || !kernels::cpu_features().amx_bf16) {
-    std::printf("amx bf16 (hardware): skipped: no AMX-BF16 on this CPU (emulated tile kernel tested)\n");
-    return;
-  }
-  const auto [cases, worst] = check_tile_gemm_bf16("amx bf16 (hardware)", amx::tile_gemm_bf16);
-  std::printf("amx bf16 (hardware): %d cases within the bound (worst %.3f of it)\n", cases, worst);
+  on_amx_hardware("amx bf16", true, [](const char* label) {
+    const auto [cases, worst] = check_tile_gemm_bf16(label, amx::tile_gemm_bf16);
+    return within_bound(cases, worst);
+  });
 }
 
 TEST_CASE("amx: float weights on emulated bf16 tiles, within the bound of the exact product", "[amx]") {
-  if (!available("avx512")) {
-    std::printf("amx float weights (emulated): skipped: the emulated tile kernel needs AVX-512, which this CPU lacks\n");
-    return;
-  }
-  const auto [cases, worst] = check_tile_gemm_dense("amx float weights (emulated)", amx::emulated_tile_gemm_dense);
-  std::printf("amx float weights (emulated): %d cases within the bound (worst %.3f of it)\n", cases, worst);
-  emu::tilerelease();
+  on_emulated_tiles("amx float weights", [](const char* label) {
+    const auto [cases, worst] = check_tile_gemm_dense(label, amx::emulated_tile_gemm_dense);
+    return within_bound(cases, worst);
+  });
 }
 
 TEST_CASE("amx: float weights on AMX hardware bf16 tiles, within the bound of the exact product", "[amx]") {
-  if (!available("amx") || !kernels::cpu_features().amx_bf16) {
-    std::printf("amx float weights (hardware): skipped: no AMX-BF16 on this CPU (emulated tile kernel tested)\n");
-    return;
-  }
-  const auto [cases, worst] = check_tile_gemm_dense("amx float weights (hardware)", amx::tile_gemm_dense);
-  std::printf("amx float weights (hardware): %d cases within the bound (worst %.3f of it)\n", cases, worst);
+  on_amx_hardware("amx float weights", true, [](const char* label) {
+    const auto [cases, worst] = check_tile_gemm_dense(label, amx::tile_gemm_dense);
+    return within_bound(cases, worst);
+  });
 }
 
 TEST_CASE("amx: the dispatch offers amx only with AMX, and says what is missing", "[amx][dispatch]") {
   const auto compiled = compiled_isas();
   REQUIRE(std::find(compiled.begin(), compiled.end(), "amx") != compiled.end());
   IsaGuard guard;
-  if (available("amx")) {
+  if (isa_available("amx")) {
     set_isa("amx");
     REQUIRE(isa() == "amx");
     return;

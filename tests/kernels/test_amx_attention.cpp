@@ -19,21 +19,16 @@
 #include <random>
 #include <vector>
 
-#include "amx_tile.hpp"
-#include "cpu_features.hpp"
+#include "amx_test_util.hpp"
 #include "halfbyte/core/half.hpp"
 #include "halfbyte/halfbyte.hpp"
 #include "kernel_table.hpp"
 
 using namespace halfbyte;
+using namespace halfbyte::test;
 namespace amx = halfbyte::kernels::amx;
 
 namespace {
-
-bool available(const char* name) {
-  const auto a = available_isas();
-  return std::find(a.begin(), a.end(), name) != a.end();
-}
 
 struct Case {
   int T, group, hd;
@@ -139,20 +134,15 @@ std::pair<int, double> check_attend_block(kernels::AttendBlockFn (*fn)(bool)) {
 }  // namespace
 
 TEST_CASE("amx: prompt attention on emulated bf16 tiles, within its bound of the exact attention", "[amx][attention]") {
-  if (!available("avx512")) {
-    std::printf("amx attention (emulated): skipped: the emulated tile kernel needs AVX-512, which this CPU lacks\n");
-    return;
-  }
-  const auto [cases, worst] = check_attend_block(amx::emulated_tile_attend_block);
-  std::printf("amx attention (emulated): %d cases within the bound (worst %.3f of it)\n", cases, worst);
-  amx::emu::tilerelease();
+  on_emulated_tiles("amx attention", [](const char*) {
+    const auto [cases, worst] = check_attend_block(amx::emulated_tile_attend_block);
+    return within_bound(cases, worst);
+  });
 }
 
 TEST_CASE("amx: prompt attention on AMX hardware bf16 tiles, within its bound of the exact attention", "[amx][attention]") {
-  if (!available("amx") || !kernels::cpu_features().amx_bf16) {
-    std::printf("amx attention (hardware): skipped: no AMX-BF16 on this CPU (emulated tile kernel tested)\n");
-    return;
-  }
-  const auto [cases, worst] = check_attend_block(amx::tile_attend_block);
-  std::printf("amx attention (hardware): %d cases within the bound (worst %.3f of it)\n", cases, worst);
+  on_amx_hardware("amx attention", true, [](const char*) {
+    const auto [cases, worst] = check_attend_block(amx::tile_attend_block);
+    return within_bound(cases, worst);
+  });
 }
