@@ -1,8 +1,10 @@
 // The amx kernel set: the avx512 table with the integer GEMM on AMX tiles for
 // tasks of at least kMinTileRows activation rows (kernels/amx/tile_gemm.inl);
-// GEMV and short GEMMs stay on the avx512 kernels. Compiled with the AVX-512 and
-// AMX flags; runs only where dispatch.cpp found AMX-TILE + AMX-INT8 and Linux
-// granted the tile state.
+// GEMV and short GEMMs stay on the avx512 kernels. Where the CPU has AMX-BF16, also
+// the bf16 tile GEMM for quantized (tile_gemm_bf16.inl) and float weights
+// (tile_gemm_dense.inl) and the prompt attention (tile_attention.inl). Compiled
+// with the AVX-512 and AMX flags; runs only where dispatch.cpp found AMX-TILE +
+// AMX-INT8 and Linux granted the tile state.
 #include <immintrin.h>
 
 #include <cstdlib>
