@@ -220,6 +220,10 @@ struct KernelTable {
   // ops::matmul's float-weight overloads use it for M >= tile_min_rows where the
   // precision allows (include/halfbyte/ops/matmul.hpp).
   GemmDenseFn gemm_tile_dense[kDenseTypes] = {};
+  // Float weights with fp32 FMAs (avx512): ops::matmul's float overloads use it in
+  // place of Eigen (compiled for baseline x86-64) where set; any summation order,
+  // within (K + 2) 2^-24 sum_k |w_k x_k| of the exact product.
+  GemmDenseFn gemm_dense[kDenseTypes] = {};
   // amx (AMX-BF16): prompt attention on bf16 tiles (kernels/amx/tile_attention.inl):
   // q, K, V and the softmax weights rounded to bf16, fp32 sums; head dims a multiple
   // of 32. Within the bound tests/kernels/test_amx_attention.cpp states against fp32.
@@ -257,7 +261,7 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
 GemmIntFn gemm_int_asym(Family f);
 }  // namespace scalar
 namespace avx2 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); void fill_elementwise(KernelTable& t); }
-namespace avx512 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); void fill_elementwise(KernelTable& t); }
+namespace avx512 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); void fill_elementwise(KernelTable& t); void fill_dense(KernelTable& t); }
 namespace neon { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
 namespace neon_i8mm { void fill(KernelTable& t); }
 

@@ -27,23 +27,6 @@ void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
   }
 }
 
-// Lane j of the result: op over the 16 lanes of v[j] (16 horizontal reductions in
-// 45 shuffles and ops instead of 16 x 8). Level by level, each vector holds partial
-// results of more inputs; the inputs are taken in transposed order (slot 4e + k
-// gets v[4k + e]) so that the last level's lanes come out in natural order.
-template <class Op>
-inline __m512 reduce16(const __m512 (&v)[16], Op op) {
-  __m512 a[8], b[4], c[2];
-  const auto in = [&](int i) -> const __m512& { return v[(i % 4) * 4 + i / 4]; };
-  for (int i = 0; i < 8; ++i)  // 128-bit lanes 0-1: input 2i's 8 partials, 2-3: input 2i+1's
-    a[i] = op(_mm512_shuffle_f32x4(in(2 * i), in(2 * i + 1), 0x44), _mm512_shuffle_f32x4(in(2 * i), in(2 * i + 1), 0xEE));
-  for (int i = 0; i < 4; ++i)  // 128-bit lane l: input 4i + l's 4 partials
-    b[i] = op(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x88), _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xDD));
-  for (int i = 0; i < 2; ++i)  // lane l: elements 0-1 input 8i + l's 2 partials, 2-3 input 8i + 4 + l's
-    c[i] = op(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44), _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0xEE));
-  return op(_mm512_shuffle_ps(c[0], c[1], 0x88), _mm512_shuffle_ps(c[0], c[1], 0xDD));  // lane 4l + e: input 4e + l
-}
-
 void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t* qs, ActBlock* meta) {
   const auto load = [&](int64_t k) {
     const __m512 v = _mm512_loadu_ps(x + k);
@@ -511,6 +494,7 @@ void fill(KernelTable& t) {
   t.asym_epilogue = true;
   fill_i16(t);
   fill_elementwise(t);
+  fill_dense(t);
   fill_attention(t);
 }
 

@@ -15,6 +15,23 @@
 namespace halfbyte::kernels::avx512 {
 namespace {
 
+// Lane j of the result: op over the 16 lanes of v[j] (16 horizontal reductions in
+// 45 shuffles and ops instead of 16 x 8). Level by level, each vector holds partial
+// results of more inputs; the inputs are taken in transposed order (slot 4e + k
+// gets v[4k + e]) so that the last level's lanes come out in natural order.
+template <class Op>
+inline __m512 reduce16(const __m512 (&v)[16], Op op) {
+  __m512 a[8], b[4], c[2];
+  const auto in = [&](int i) -> const __m512& { return v[(i % 4) * 4 + i / 4]; };
+  for (int i = 0; i < 8; ++i)  // 128-bit lanes 0-1: input 2i's 8 partials, 2-3: input 2i+1's
+    a[i] = op(_mm512_shuffle_f32x4(in(2 * i), in(2 * i + 1), 0x44), _mm512_shuffle_f32x4(in(2 * i), in(2 * i + 1), 0xEE));
+  for (int i = 0; i < 4; ++i)  // 128-bit lane l: input 4i + l's 4 partials
+    b[i] = op(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x88), _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xDD));
+  for (int i = 0; i < 2; ++i)  // lane l: elements 0-1 input 8i + l's 2 partials, 2-3 input 8i + 4 + l's
+    c[i] = op(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44), _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0xEE));
+  return op(_mm512_shuffle_ps(c[0], c[1], 0x88), _mm512_shuffle_ps(c[0], c[1], 0xDD));  // lane 4l + e: input 4e + l
+}
+
 // erf(x) as a rational function (x clamped to [-4, 4], where erf is 1 to fp32).
 inline __m512 erf_rational(__m512 x) {
   x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-4.0f)), _mm512_set1_ps(4.0f));

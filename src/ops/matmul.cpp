@@ -304,6 +304,30 @@ bool dense_on_tiles(TensorView<const float> x, TensorView<const T> w, TensorView
   return true;
 }
 
+// Float weights with the ISA's fp32 kernel (gemm_dense) where it has one; false: not taken.
+template <class T>
+bool dense_kernel(TensorView<const float> x, TensorView<const T> w, TensorView<float> y, const MatmulOptions& opts) {
+  constexpr kernels::DenseType type = std::is_same_v<T, float> ? kernels::kDenseF32
+                                      : std::is_same_v<T, f16> ? kernels::kDenseF16
+                                                               : kernels::kDenseBF16;
+  const auto fn = kernels::active().gemm_dense[type];
+  const int64_t M = x.dim(0), N = w.dim(0);
+  if (!fn) return false;
+  const int nt = threads_for(opts);
+  run_prologue(opts, M, nt);
+  if (M > 0 && N > 0) {
+    const kernels::Dense d{w.data(), std::max<int64_t>(w.stride(0), w.dim(1)), N, w.dim(1)};
+    const kernels::ActF32 a{x.data(), x.stride(0), nullptr};
+    const int64_t G = (N + 15) / 16;
+    parallel(nt, [&](int tid, int nthr) {
+      const auto t = split(G, M, y, tid, nthr);
+      if (t.g0 < t.g1 && t.m0 < t.m1) fn(d, a, t);
+    });
+  }
+  epilogue(y, opts, nt);
+  return true;
+}
+
 template <class T>
 void check_dense(TensorView<const float> x, TensorView<const T> w, TensorView<float> y, const MatmulOptions& opts) {
   if (opts.act_scale)
@@ -317,7 +341,7 @@ void check_dense(TensorView<const float> x, TensorView<const T> w, TensorView<fl
 template <class T>
 void half_matmul(TensorView<const float> x, TensorView<const T> w, TensorView<float> y, const MatmulOptions& opts) {
   check_dense(x, w, y, opts);
-  if (dense_on_tiles(x, w, y, opts)) return;
+  if (dense_on_tiles(x, w, y, opts) || dense_kernel(x, w, y, opts)) return;
   const int64_t K = w.dim(1);
   float_matmul(x, w.dim(0), K, y, opts, [&](const ConstMap& X, int64_t n0, int64_t n1, Map Y) {
     constexpr int64_t kPanel = 64;
@@ -336,7 +360,7 @@ void half_matmul(TensorView<const float> x, TensorView<const T> w, TensorView<fl
 
 void matmul(TensorView<const float> x, TensorView<const float> w, TensorView<float> y, const MatmulOptions& opts) {
   check_dense(x, w, y, opts);
-  if (dense_on_tiles(x, w, y, opts)) return;
+  if (dense_on_tiles(x, w, y, opts) || dense_kernel(x, w, y, opts)) return;
   const int64_t K = w.dim(1);
   float_matmul(x, w.dim(0), K, y, opts, [&](const ConstMap& X, int64_t n0, int64_t n1, Map Y) {
     const ConstMap W(w.row(n0), n1 - n0, K, Eigen::OuterStride<>(std::max<int64_t>(w.stride(0), K)));
