@@ -12,7 +12,8 @@
 // M=1024 in MiniLM's shapes (an encoder batch: qkv, FFN up, FFN down, attention
 // out) with int and noint8 (the int16 path on avx2 and avx512) precision, and on avx2
 // float (the path noint8 took there before the int16 kernel); f32/f16/bf16 weights
-// (fp32 Eigen, and on amx the bf16 tiles) at M in {1, 16, 32, 64, 512}, 2 threads.
+// (fp32: Eigen on scalar, the avx2/avx512 kernels; on amx the bf16 tiles too) at M in
+// {1, 16, 32, 64, 512}, 2 threads.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -178,10 +179,10 @@ void register_all() {
                 ->Unit(benchmark::kMicrosecond)
                 ->UseRealTime();
           }
-    // Float weights, 2 threads: float (fp32, Eigen) everywhere; on amx noint8 too
-    // (f32 on the bf16 tiles; f16/bf16 take them under int as well), for the ratio
-    // and the crossover against Eigen.
-    if (isa_name == "avx2" || isa_name == "avx512" || isa_name == "amx")
+    // Float weights, 2 threads: float (fp32: avx2's and avx512's kernel, Eigen on
+    // scalar, the baseline the kernels replace); on amx noint8 too (f32 on the bf16
+    // tiles; f16/bf16 take them under int as well), for the ratio and the crossover.
+    if (isa_name == "scalar" || isa_name == "avx2" || isa_name == "avx512" || isa_name == "amx")
       for (const char* type : {"f32", "f16", "bf16"})
         for (ops::Precision prec : {ops::Precision::Float, ops::Precision::NoInt8}) {
           if (prec == ops::Precision::NoInt8 && isa_name != "amx") continue;

@@ -220,7 +220,7 @@ struct KernelTable {
   // ops::matmul's float-weight overloads use it for M >= tile_min_rows where the
   // precision allows (include/halfbyte/ops/matmul.hpp).
   GemmDenseFn gemm_tile_dense[kDenseTypes] = {};
-  // Float weights with fp32 FMAs (avx512): ops::matmul's float overloads use it in
+  // Float weights with fp32 FMAs (avx2, avx512): ops::matmul's float overloads use it in
   // place of Eigen (compiled for baseline x86-64) where set; any summation order,
   // within (K + 2) 2^-24 sum_k |w_k x_k| of the exact product.
   GemmDenseFn gemm_dense[kDenseTypes] = {};
@@ -260,7 +260,7 @@ GemmI16Fn gemm_i16(Family f);
 void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t* qs, ActBlock* meta);
 GemmIntFn gemm_int_asym(Family f);
 }  // namespace scalar
-namespace avx2 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); void fill_elementwise(KernelTable& t); }
+namespace avx2 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); void fill_elementwise(KernelTable& t); void fill_dense(KernelTable& t); }
 namespace avx512 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); void fill_elementwise(KernelTable& t); void fill_dense(KernelTable& t); }
 namespace neon { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
 namespace neon_i8mm { void fill(KernelTable& t); }

@@ -294,6 +294,7 @@ void fill(KernelTable& t) {
   set<kQ8>(t);
   fill_i16(t);
   fill_elementwise(t);
+  fill_dense(t);
   fill_attention(t);
 }
 
