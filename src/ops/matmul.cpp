@@ -278,41 +278,17 @@ void float_matmul(TensorView<const float> x, int64_t N, int64_t K, TensorView<fl
   epilogue(y, opts, nt);
 }
 
-// Float weights on bf16 tiles (AMX) where the table has them, M reaches the
-// crossover and the precision allows it (matmul.hpp); false: not taken.
 template <class T>
-bool dense_on_tiles(TensorView<const float> x, TensorView<const T> w, TensorView<float> y, const MatmulOptions& opts) {
-  constexpr kernels::DenseType type = std::is_same_v<T, float> ? kernels::kDenseF32
-                                      : std::is_same_v<T, f16> ? kernels::kDenseF16
-                                                               : kernels::kDenseBF16;
-  const kernels::KernelTable& kt = kernels::active();
-  const auto fn = kt.gemm_tile_dense[type];
-  const int64_t M = x.dim(0), N = w.dim(0);
-  const int64_t min_rows = opts.tile_min_rows > 0 ? opts.tile_min_rows : kt.tile_min_rows;
-  const bool allowed = opts.precision == Precision::NoInt8 || (type != kernels::kDenseF32 && opts.precision != Precision::Float);
-  if (!fn || !allowed || M < min_rows || N == 0) return false;
-  const int nt = threads_for(opts);
-  run_prologue(opts, M, nt);
-  const kernels::Dense d{w.data(), std::max<int64_t>(w.stride(0), w.dim(1)), N, w.dim(1)};
-  const kernels::ActF32 a{x.data(), x.stride(0), nullptr};
-  const int64_t G = (N + 15) / 16;
-  parallel(nt, [&](int tid, int nthr) {
-    const auto t = split(G, M, y, tid, nthr);
-    if (t.g0 < t.g1 && t.m0 < t.m1) fn(d, a, t);
-  });
-  epilogue(y, opts, nt);
-  return true;
+constexpr kernels::DenseType dense_type() {
+  return std::is_same_v<T, float> ? kernels::kDenseF32 : std::is_same_v<T, f16> ? kernels::kDenseF16 : kernels::kDenseBF16;
 }
 
-// Float weights with the ISA's fp32 kernel (gemm_dense) where it has one; false: not taken.
+// A float-weight kernel (gemm_tile_dense or gemm_dense) over all of x and w: the
+// prologue first, the row groups split among the threads, then the epilogue.
 template <class T>
-bool dense_kernel(TensorView<const float> x, TensorView<const T> w, TensorView<float> y, const MatmulOptions& opts) {
-  constexpr kernels::DenseType type = std::is_same_v<T, float> ? kernels::kDenseF32
-                                      : std::is_same_v<T, f16> ? kernels::kDenseF16
-                                                               : kernels::kDenseBF16;
-  const auto fn = kernels::active().gemm_dense[type];
+void run_dense(kernels::GemmDenseFn fn, TensorView<const float> x, TensorView<const T> w, TensorView<float> y,
+               const MatmulOptions& opts) {
   const int64_t M = x.dim(0), N = w.dim(0);
-  if (!fn) return false;
   const int nt = threads_for(opts);
   run_prologue(opts, M, nt);
   if (M > 0 && N > 0) {
@@ -325,6 +301,23 @@ bool dense_kernel(TensorView<const float> x, TensorView<const T> w, TensorView<f
     });
   }
   epilogue(y, opts, nt);
+}
+
+// Float weights on a kernel: bf16 tiles (AMX) where the table has them, M reaches the
+// crossover and the precision allows it (matmul.hpp), else the ISA's fp32 kernel
+// where it has one; false: neither (Eigen's turn).
+template <class T>
+bool dense_on_kernel(TensorView<const float> x, TensorView<const T> w, TensorView<float> y, const MatmulOptions& opts) {
+  constexpr kernels::DenseType type = dense_type<T>();
+  const kernels::KernelTable& kt = kernels::active();
+  const int64_t min_rows = opts.tile_min_rows > 0 ? opts.tile_min_rows : kt.tile_min_rows;
+  const bool allowed = opts.precision == Precision::NoInt8 || (type != kernels::kDenseF32 && opts.precision != Precision::Float);
+  if (kt.gemm_tile_dense[type] && allowed && x.dim(0) >= min_rows) {
+    run_dense(kt.gemm_tile_dense[type], x, w, y, opts);
+    return true;
+  }
+  if (!kt.gemm_dense[type]) return false;
+  run_dense(kt.gemm_dense[type], x, w, y, opts);
   return true;
 }
 
@@ -341,7 +334,7 @@ void check_dense(TensorView<const float> x, TensorView<const T> w, TensorView<fl
 template <class T>
 void half_matmul(TensorView<const float> x, TensorView<const T> w, TensorView<float> y, const MatmulOptions& opts) {
   check_dense(x, w, y, opts);
-  if (dense_on_tiles(x, w, y, opts) || dense_kernel(x, w, y, opts)) return;
+  if (dense_on_kernel(x, w, y, opts)) return;
   const int64_t K = w.dim(1);
   float_matmul(x, w.dim(0), K, y, opts, [&](const ConstMap& X, int64_t n0, int64_t n1, Map Y) {
     constexpr int64_t kPanel = 64;
@@ -360,7 +353,7 @@ void half_matmul(TensorView<const float> x, TensorView<const T> w, TensorView<fl
 
 void matmul(TensorView<const float> x, TensorView<const float> w, TensorView<float> y, const MatmulOptions& opts) {
   check_dense(x, w, y, opts);
-  if (dense_on_tiles(x, w, y, opts) || dense_kernel(x, w, y, opts)) return;
+  if (dense_on_kernel(x, w, y, opts)) return;
   const int64_t K = w.dim(1);
   float_matmul(x, w.dim(0), K, y, opts, [&](const ConstMap& X, int64_t n0, int64_t n1, Map Y) {
     const ConstMap W(w.row(n0), n1 - n0, K, Eigen::OuterStride<>(std::max<int64_t>(w.stride(0), K)));

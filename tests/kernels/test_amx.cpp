@@ -7,6 +7,7 @@
 #include <cpuid.h>
 
 #include <exception>
+#include <string>
 #include <tuple>
 #include <thread>
 
@@ -179,6 +180,42 @@ int check_tile_gemm(const char* label, kernels::GemmIntFn (*fn)(kernels::Family,
   return cases;
 }
 
+// The bf16 tiles' bound on 1 and 2 threads: runs(nthr, got) fills got ([M][N + 3],
+// pre-filled with -7); every output within (2^-7 + 2^-16 + K 2^-23) sum_k |w_k x_k| of
+// the oracle (the small absolute slack covers the hardware's flushing of subnormal
+// products), columns past N untouched, both thread counts equal. Adds the runs to
+// cases, returns the worst error as a fraction of the bound.
+template <class Runs>
+double check_bf16_bound(const std::string& what, const Shape& s, const Oracle& o, Runs&& runs, int& cases) {
+  const int64_t ldy = s.N + 3;
+  const double rel = std::ldexp(1.0, -7) + std::ldexp(1.0, -16) + double(s.K) * std::ldexp(1.0, -23);
+  double worst = 0;
+  std::vector<float> first;
+  for (int nthr : {1, 2}) {
+    std::vector<float> got(size_t(s.M * ldy), -7.0f);
+    runs(nthr, got.data(), ldy);
+    ++cases;
+    for (int64_t m = 0; m < s.M; ++m)
+      for (int64_t n = 0; n < ldy; ++n) {
+        const size_t i = size_t(m * ldy + n);
+        INFO(what << " M=" << s.M << " N=" << s.N << " K=" << s.K << " threads=" << nthr << " at m=" << m
+                  << " n=" << n << ": got " << got[i]);
+        if (n >= s.N) {
+          REQUIRE(got[i] == -7.0f);
+          continue;
+        }
+        const size_t k = size_t(m * s.N + n);
+        const double bound = rel * o.abs_sum[k] + 1e-30, err = std::fabs(double(got[i]) - o.y[k]);
+        INFO("oracle " << o.y[k] << ", bound " << bound);
+        REQUIRE(err <= bound);
+        worst = std::max(worst, err / bound);
+      }
+    if (nthr == 1) first = got;
+    else REQUIRE(std::memcmp(first.data(), got.data(), got.size() * sizeof(float)) == 0);
+  }
+  return worst;
+}
+
 // The bf16 tile GEMM (kernels/amx/tile_gemm_bf16.inl) against the oracle, within
 // its stated bound |y - y*| <= (2^-7 + 2^-16 + K 2^-23) sum_k |w_k x_k| (bf16 weights
 // and activations, fp32 sums in the unit's order; the small absolute slack covers
@@ -190,35 +227,13 @@ std::pair<int, double> check_tile_gemm_bf16(const char* label, kernels::GemmFloa
   int cases = 0;
   double worst = 0;
   for_each_case(19000, [&](const Case& c) {
-    const Shape& s = c.s;
     const kernels::Packed& p = c.p;
-    const Oracle o = oracle(dequantized(c.q), c.x, s.M, s.N, s.K);
-    const kernels::ActF32 a{c.x.data(), s.K, nullptr};
-    const int64_t ldy = s.N + 3;
-    const double rel = std::ldexp(1.0, -7) + std::ldexp(1.0, -16) + double(s.K) * std::ldexp(1.0, -23);
-    std::vector<float> first;
-    for (int nthr : {1, 2}) {
-      std::vector<float> got(size_t(s.M * ldy), -7.0f);
-      run(fn(p.family, p.bf16), p, a, got.data(), ldy, s.M, nthr);
-      ++cases;
-      for (int64_t m = 0; m < s.M; ++m)
-        for (int64_t n = 0; n < ldy; ++n) {
-          const size_t i = size_t(m * ldy + n);
-          INFO(label << ": " << c.name << (c.adversarial ? " adversarial" : "") << " M=" << s.M << " N=" << s.N
-                     << " K=" << s.K << " threads=" << nthr << " at m=" << m << " n=" << n << ": got " << got[i]);
-          if (n >= s.N) {
-            REQUIRE(got[i] == -7.0f);
-            continue;
-          }
-          const size_t k = size_t(m * s.N + n);
-          const double bound = rel * o.abs_sum[k] + 1e-30, err = std::fabs(double(got[i]) - o.y[k]);
-          INFO("oracle " << o.y[k] << ", bound " << bound);
-          REQUIRE(err <= bound);
-          worst = std::max(worst, err / bound);
-        }
-      if (nthr == 1) first = got;
-      else REQUIRE(std::memcmp(first.data(), got.data(), got.size() * sizeof(float)) == 0);
-    }
+    const Oracle o = oracle(dequantized(c.q), c.x, c.s.M, c.s.N, c.s.K);
+    const kernels::ActF32 a{c.x.data(), c.s.K, nullptr};
+    const std::string what = std::string(label) + ": " + c.name + (c.adversarial ? " adversarial" : "");
+    worst = std::max(worst, check_bf16_bound(what, c.s, o, [&](int nthr, float* y, int64_t ldy) {
+      run(fn(p.family, p.bf16), p, a, y, ldy, c.s.M, nthr);
+    }, cases));
   });
   return {cases, worst};
 }
@@ -262,31 +277,10 @@ std::pair<int, double> check_tile_gemm_dense(const char* label, kernels::GemmDen
       const auto x = random_activations(s.M, s.K, seed++);
       const Oracle o = oracle(w, x, s.M, s.N, s.K);
       const kernels::ActF32 a{x.data(), s.K, nullptr};
-      const int64_t ldy = s.N + 3;
-      const double rel = std::ldexp(1.0, -7) + std::ldexp(1.0, -16) + double(s.K) * std::ldexp(1.0, -23);
-      std::vector<float> first;
-      for (int nthr : {1, 2}) {
-        std::vector<float> got(size_t(s.M * ldy), -7.0f);
-        run(fn(kernels::DenseType(type)), d, a, got.data(), ldy, s.M, nthr);
-        ++cases;
-        for (int64_t m = 0; m < s.M; ++m)
-          for (int64_t n = 0; n < ldy; ++n) {
-            const size_t i = size_t(m * ldy + n);
-            INFO(label << ": " << names[type] << " M=" << s.M << " N=" << s.N << " K=" << s.K
-                       << " threads=" << nthr << " at m=" << m << " n=" << n << ": got " << got[i]);
-            if (n >= s.N) {
-              REQUIRE(got[i] == -7.0f);
-              continue;
-            }
-            const size_t k = size_t(m * s.N + n);
-            const double bound = rel * o.abs_sum[k] + 1e-30, err = std::fabs(double(got[i]) - o.y[k]);
-            INFO("oracle " << o.y[k] << ", bound " << bound);
-            REQUIRE(err <= bound);
-            worst = std::max(worst, err / bound);
-          }
-        if (nthr == 1) first = got;
-        else REQUIRE(std::memcmp(first.data(), got.data(), got.size() * sizeof(float)) == 0);
-      }
+      const std::string what = std::string(label) + ": " + names[type];
+      worst = std::max(worst, check_bf16_bound(what, s, o, [&](int nthr, float* y, int64_t ldy) {
+        run(fn(kernels::DenseType(type)), d, a, y, ldy, s.M, nthr);
+      }, cases));
     }
   }
   return {cases, worst};
