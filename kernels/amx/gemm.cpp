@@ -7,8 +7,8 @@
 // AMX-INT8 and Linux granted the tile state.
 #include <immintrin.h>
 
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -160,15 +160,8 @@ GemmFloatFn tile_gemm_bf16(Family f, bool bf16) {
   return fns[f][bf16 ? 1 : 0];
 }
 
-GemmDenseFn tile_gemm_dense(DenseType t) {
-  static const GemmDenseFn fns[kDenseTypes] = {gemm_tiles_dense<HwTiles, kDenseF32>,
-                                               gemm_tiles_dense<HwTiles, kDenseF16>,
-                                               gemm_tiles_dense<HwTiles, kDenseBF16>};
-  return fns[t];
-}
+GemmDenseFn tile_gemm_dense(DenseType t) { return dense_tiles_for<HwTiles>(t); }
 
-AttendBlockFn tile_attend_block(bool f16) {
-  return f16 ? attend_block_tiles<HwTiles, true> : attend_block_tiles<HwTiles, false>;
-}
+AttendBlockFn tile_attend_block(bool f16) { return attend_block_for<HwTiles>(f16); }
 
 }  // namespace halfbyte::kernels::amx

@@ -57,15 +57,8 @@ GemmFloatFn emulated_tile_gemm_bf16(Family f, bool bf16) {
   return fns[f][bf16 ? 1 : 0];
 }
 
-GemmDenseFn emulated_tile_gemm_dense(DenseType t) {
-  static const GemmDenseFn fns[kDenseTypes] = {gemm_tiles_dense<EmuTiles, kDenseF32>,
-                                               gemm_tiles_dense<EmuTiles, kDenseF16>,
-                                               gemm_tiles_dense<EmuTiles, kDenseBF16>};
-  return fns[t];
-}
+GemmDenseFn emulated_tile_gemm_dense(DenseType t) { return dense_tiles_for<EmuTiles>(t); }
 
-AttendBlockFn emulated_tile_attend_block(bool f16) {
-  return f16 ? attend_block_tiles<EmuTiles, true> : attend_block_tiles<EmuTiles, false>;
-}
+AttendBlockFn emulated_tile_attend_block(bool f16) { return attend_block_for<EmuTiles>(f16); }
 
 }  // namespace halfbyte::kernels::amx

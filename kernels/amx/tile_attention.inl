@@ -24,13 +24,7 @@
 
 constexpr int64_t kAttnRows = 16;  // query rows per step (one A tile)
 
-template <bool F16>
-inline __m512 att_load16(const void* base, int64_t idx) {
-  if constexpr (F16)
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + idx)));
-  else
-    return _mm512_loadu_ps(static_cast<const float*>(base) + idx);
-}
+#include "dense16.inl"
 
 // (a0, b0, a1, b1, ..., a15, b15) rounded to 32 bf16.
 template <class Tiles>
@@ -74,8 +68,8 @@ void attend_block_tiles(const AttnBlockArgs& a) {
       for (int p = 0; p < 16; ++p) {
         const int64_t d = db * 32 + 2 * p;
         _mm512_store_si512(kb + (b * nd32 + db) * 1024 + p * 64,
-                           pairs_bf16<Tiles>(att_load16<F16>(a.kt, base + d * kKeyTile),
-                                             att_load16<F16>(a.kt, base + (d + 1) * kKeyTile)));
+                           pairs_bf16<Tiles>(dense16<F16 ? kDenseF16 : kDenseF32>(a.kt, base + d * kKeyTile),
+                                             dense16<F16 ? kDenseF16 : kDenseF32>(a.kt, base + (d + 1) * kKeyTile)));
       }
   }
   // V: block (b, c) at vb + (b nd16 + c) 1024; rows past nk_max are not read (zero).
@@ -83,8 +77,8 @@ void attend_block_tiles(const AttnBlockArgs& a) {
     for (int p = 0; p < 16; ++p) {
       const int64_t j = b * 32 + 2 * p;
       for (int64_t c = 0; c < nd16; ++c) {
-        const __m512 v0 = j < nk_max ? att_load16<F16>(a.v, j * a.ldv + c * 16) : _mm512_setzero_ps();
-        const __m512 v1 = j + 1 < nk_max ? att_load16<F16>(a.v, (j + 1) * a.ldv + c * 16) : _mm512_setzero_ps();
+        const __m512 v0 = j < nk_max ? dense16<F16 ? kDenseF16 : kDenseF32>(a.v, j * a.ldv + c * 16) : _mm512_setzero_ps();
+        const __m512 v1 = j + 1 < nk_max ? dense16<F16 ? kDenseF16 : kDenseF32>(a.v, (j + 1) * a.ldv + c * 16) : _mm512_setzero_ps();
         _mm512_store_si512(vb + (b * nd16 + c) * 1024 + p * 64, pairs_bf16<Tiles>(v0, v1));
       }
     }
@@ -148,4 +142,9 @@ void attend_block_tiles(const AttnBlockArgs& a) {
       }
     }
   }
+}
+
+template <class Tiles>
+AttendBlockFn attend_block_for(bool f16) {
+  return f16 ? attend_block_tiles<Tiles, true> : attend_block_tiles<Tiles, false>;
 }

@@ -15,9 +15,10 @@
 // Precision: not the integer contract. Each product is of two bf16 values (8
 // significant bits: unit roundoff 2^-8 each, so the product is within 2^-7 + 2^-16
 // relative of dw*q times x) and the sums are fp32: |y - y_exact| <= (2^-7 + 2^-16 +
-// K * 2^-23) * sum_k |w_k x_k|, with y_exact the dequantized weights' product. That is tighter than the integer path
-// (int8 activations lose up to amax/254 per element); tests/kernels/test_amx.cpp
-// checks the bound on the emulated tiles and on the hardware.
+// K * 2^-23) * sum_k |w_k x_k|, with y_exact the dequantized weights' product. That
+// is tighter than the integer path (int8 activations lose up to amax/254 per
+// element); tests/kernels/test_amx.cpp checks the bound on the emulated tiles and on
+// the hardware.
 //
 // Blocking. Per task: its rows of x as bf16 A tiles (per 32-row step and 32-k block,
 // 32 rows of 64 bytes together: a tile load reads 1 KB in one piece) in a per-thread

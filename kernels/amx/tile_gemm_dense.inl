@@ -13,19 +13,8 @@
 // and oneDNN's bf16 modes give, not fp32: ops::matmul takes this path for f32
 // weights only under Precision::NoInt8 (matmul.hpp).
 
+#include "dense16.inl"
 #include "transpose16.inl"
-
-// 16 weights from element k of row p as fp32 (lanes off the mask: 0).
-template <int T>
-inline __m512 dense16(const void* row, int64_t k, __mmask16 m) {
-  if constexpr (T == kDenseF32) {
-    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(row) + k);
-  } else {
-    const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(row) + k);
-    if constexpr (T == kDenseF16) return _mm512_cvtph_ps(h);
-    else return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-  }
-}
 
 // Row group g of w (rows 16 g .. 16 g + 15) as bf16 B tiles: block kb at out + kb *
 // 1024, 16 rows of 64 bytes (row p: (w[n][32 kb + 2p], w[n][32 kb + 2p + 1]) for n =
@@ -58,4 +47,11 @@ void widen_dense_group(const Dense& w, int64_t g, uint8_t* out) {
 template <class Tiles, int T>
 void gemm_tiles_dense(const Dense& w, const ActF32& x, const GemmTask& t) {
   tiles_bf16<Tiles>(w.cols, w.rows, x, t, [&](int64_t g, uint8_t* out) { widen_dense_group<Tiles, T>(w, g, out); });
+}
+
+template <class Tiles>
+GemmDenseFn dense_tiles_for(DenseType t) {
+  static const GemmDenseFn fns[kDenseTypes] = {gemm_tiles_dense<Tiles, kDenseF32>, gemm_tiles_dense<Tiles, kDenseF16>,
+                                               gemm_tiles_dense<Tiles, kDenseBF16>};
+  return fns[t];
 }

@@ -19,16 +19,7 @@ namespace {
 constexpr int64_t kChunk = 512;   // k per pass: 16 weight rows x 2 KB (f32) + 4 activation rows x 2 KB
 constexpr int64_t kMBlock = 64;   // activation rows per pass over a row group
 
-template <int T>
-inline __m512 wload(const uint8_t* row, int64_t k, __mmask16 m) {
-  if constexpr (T == kDenseF32) {
-    return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(row) + k);
-  } else {
-    const __m256i h = _mm256_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(row) + k);
-    if constexpr (T == kDenseF16) return _mm512_cvtph_ps(h);
-    else return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-  }
-}
+#include "dense16.inl"
 
 // y[m + i][n + j] = (first ? 0 : y) + sum_{k0 <= k < k1} x[m + i][k] w[n + j][k] for i < MR,
 // j < min(NR, nvalid) (NR = 16 / MR); weight rows past nvalid repeat the last valid one
@@ -50,7 +41,7 @@ void tile(const Dense& w, const ActF32& x, int64_t m, int64_t n, int nvalid, int
     const __mmask16 mask = k1 - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (k1 - k)) - 1u);
     __m512 wv[NR];
 #pragma GCC unroll 16
-    for (int j = 0; j < NR; ++j) wv[j] = wload<T>(wr[j], k, mask);
+    for (int j = 0; j < NR; ++j) wv[j] = dense16<T>(wr[j], k, mask);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const __m512 xv = _mm512_maskz_loadu_ps(mask, xr[i] + k);

@@ -73,8 +73,8 @@ struct MatmulOptions {
 void matmul(TensorView<const float> x, const PackedMatrix& w, TensorView<float> y,
             const MatmulOptions& opts = {});
 
-// Float weights (layers kept in float; also a reference): fp32 products (avx512:
-// its fp32 kernel; elsewhere Eigen), within (K + 2) 2^-24 sum_k |w_k x_k|,
+// Float weights (layers kept in float; also a reference): fp32 products (avx2 and
+// avx512: their fp32 kernel; elsewhere Eigen), within (K + 2) 2^-24 sum_k |w_k x_k|,
 // except on bf16 tiles (AMX-BF16, M >= tile_min_rows) where the precision allows:
 // f32 weights only under Precision::NoInt8, f16 and bf16 weights under anything but
 // Precision::Float. On the tiles weights and activations are rounded to bf16 and
