@@ -32,9 +32,10 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
     const __m512 v = _mm512_loadu_ps(x + k);
     return inv_scale ? _mm512_mul_ps(v, _mm512_loadu_ps(inv_scale + k)) : v;
   };
-  // Blocks 16 at a time (their mins, maxes, steps and inverses as vectors), the
-  // rest one by one; every value in the scalar reference's fp32 operations.
-  const int64_t nb = K / 32, nb16 = nb / 16 * 16;
+  // Blocks 16 at a time (their mins, maxes, steps and inverses as vectors; a last
+  // group of fewer padded: K = 384 is 12 blocks), every value in the scalar
+  // reference's fp32 operations.
+  const int64_t nb = K / 32;
   constexpr int64_t kStackBlocks = 256;
   alignas(64) float stack[2 * kStackBlocks];
   // (Rows of more than 8192 values; kept per thread: no allocation per row. The
@@ -43,63 +44,63 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
   if (nb > kStackBlocks && heap.size() < size_t(2 * nb)) heap.resize(size_t(2 * nb));
   float* const lo_b = nb <= kStackBlocks ? stack : heap.data();
   float* const hi_b = lo_b + nb;
+  const auto group = [nb](int64_t b) {  // the blocks b .. b + 15 that exist
+    return nb - b >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nb - b)) - 1u);
+  };
   // Each block's min and max, and the row's min.
   __m512 row_lo16 = _mm512_set1_ps(INFINITY);
-  for (int64_t b = 0; b < nb16; b += 16) {
+  for (int64_t b = 0; b < nb; b += 16) {
+    const int64_t n = nb - b < 16 ? nb - b : 16;
     __m512 lo[16], hi[16];
     for (int i = 0; i < 16; ++i) {
-      const __m512 v0 = load((b + i) * 32), v1 = load((b + i) * 32 + 16);
-      lo[i] = _mm512_min_ps(v0, v1);
-      hi[i] = _mm512_max_ps(v0, v1);
+      if (i < n) {
+        const __m512 v0 = load((b + i) * 32), v1 = load((b + i) * 32 + 16);
+        lo[i] = _mm512_min_ps(v0, v1);
+        hi[i] = _mm512_max_ps(v0, v1);
+      } else {
+        lo[i] = hi[i] = _mm512_setzero_ps();  // (lanes past the last block: never stored)
+      }
     }
+    const __mmask16 k = group(b);
     const __m512 blo = reduce16(lo, [](__m512 a, __m512 c) { return _mm512_min_ps(a, c); });
-    _mm512_storeu_ps(lo_b + b, blo);
-    _mm512_storeu_ps(hi_b + b, reduce16(hi, [](__m512 a, __m512 c) { return _mm512_max_ps(a, c); }));
-    row_lo16 = _mm512_min_ps(row_lo16, blo);
+    _mm512_mask_storeu_ps(lo_b + b, k, blo);
+    _mm512_mask_storeu_ps(hi_b + b, k, reduce16(hi, [](__m512 a, __m512 c) { return _mm512_max_ps(a, c); }));
+    row_lo16 = _mm512_mask_min_ps(row_lo16, k, row_lo16, blo);
   }
-  float row_lo = _mm512_reduce_min_ps(row_lo16);
-  for (int64_t b = nb16; b < nb; ++b) {
-    const __m512 v0 = load(b * 32), v1 = load(b * 32 + 16);
-    lo_b[b] = _mm512_reduce_min_ps(_mm512_min_ps(v0, v1));
-    hi_b[b] = _mm512_reduce_max_ps(_mm512_max_ps(v0, v1));
-    row_lo = row_lo < lo_b[b] ? row_lo : lo_b[b];
-  }
+  const float row_lo = _mm512_reduce_min_ps(row_lo16);
   // Whether the row can share its min: no block's step widens by more than kAsymRowSpan.
   bool one = true;
   const __m512 vrow_lo = _mm512_set1_ps(row_lo), vspan = _mm512_set1_ps(kAsymRowSpan);
-  for (int64_t b = 0; b < nb16; b += 16) {
-    const __m512 hi = _mm512_loadu_ps(hi_b + b), lo = _mm512_loadu_ps(lo_b + b);
+  for (int64_t b = 0; b < nb; b += 16) {
+    const __mmask16 k = group(b);
+    const __m512 hi = _mm512_maskz_loadu_ps(k, hi_b + b), lo = _mm512_maskz_loadu_ps(k, lo_b + b);
     const __m512 widened = _mm512_sub_ps(hi, vrow_lo), allowed = _mm512_mul_ps(vspan, _mm512_sub_ps(hi, lo));
-    one = one && _mm512_cmp_ps_mask(widened, allowed, _CMP_LE_OQ) == 0xFFFF;
+    one = one && (_mm512_mask_cmp_ps_mask(k, widened, allowed, _CMP_LE_OQ) == k);
   }
-  for (int64_t b = nb16; b < nb; ++b) one = one && hi_b[b] - row_lo <= kAsymRowSpan * (hi_b[b] - lo_b[b]);
   // The codes, block by block, from each block's offset lo, step d and its inverse.
-  const __m512i zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255);
-  const auto code_block = [&](int64_t b, float lo, float d, float id) {
-    const __m512 vlo = _mm512_set1_ps(lo), vid = _mm512_set1_ps(id);
-    const auto code = [&](__m512 v) {
-      const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v, vlo), vid));
-      return _mm512_max_epi32(_mm512_min_epi32(q, top), zero);
-    };
-    const __m512i q0 = code(load(b * 32)), q1 = code(load(b * 32 + 16));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32), _mm512_cvtepi32_epi8(q0));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32 + 16), _mm512_cvtepi32_epi8(q1));
-    meta[b] = ActBlock{d, one ? 1 : 0, 0.0f, lo};
-  };
-  for (int64_t b = 0; b < nb16; b += 16) {
-    const __m512 lo = one ? vrow_lo : _mm512_loadu_ps(lo_b + b);
-    const __m512 span = _mm512_sub_ps(_mm512_loadu_ps(hi_b + b), lo);
+  const __m512i zero = _mm512_setzero_si512();
+  for (int64_t b = 0; b < nb; b += 16) {
+    const __mmask16 k = group(b);
+    const __m512 lo = one ? vrow_lo : _mm512_maskz_loadu_ps(k, lo_b + b);
+    const __m512 span = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, hi_b + b), lo);
     const __m512 vd = _mm512_div_ps(span, _mm512_set1_ps(255.0f));
     const __mmask16 nz = _mm512_cmp_ps_mask(vd, _mm512_setzero_ps(), _CMP_NEQ_UQ);
     alignas(64) float l[16], d[16], id[16];
     _mm512_store_ps(l, lo);
     _mm512_store_ps(d, vd);
     _mm512_store_ps(id, _mm512_maskz_div_ps(nz, _mm512_set1_ps(255.0f), span));
-    for (int i = 0; i < 16; ++i) code_block(b + i, l[i], d[i], id[i]);
-  }
-  for (int64_t b = nb16; b < nb; ++b) {
-    const float lo = one ? row_lo : lo_b[b], d = (hi_b[b] - lo) / 255.0f;
-    code_block(b, lo, d, d != 0.0f ? 255.0f / (hi_b[b] - lo) : 0.0f);
+    const int64_t n = nb - b < 16 ? nb - b : 16;
+    for (int i = 0; i < n; ++i) {
+      const __m512 vlo = _mm512_set1_ps(l[i]), vid = _mm512_set1_ps(id[i]);
+      // Codes clamped below at 0 (v - lo >= 0 but for NaN), above by vpmovusdb's saturation.
+      const auto code = [&](__m512 v) {
+        return _mm512_cvtusepi32_epi8(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v, vlo), vid)), zero));
+      };
+      const int64_t at = (b + i) * 32;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + at), code(load(at)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + at + 16), code(load(at + 16)));
+      meta[b + i] = ActBlock{d[i], one ? 1 : 0, 0.0f, l[i]};
+    }
   }
 }
 
