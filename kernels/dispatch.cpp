@@ -21,7 +21,8 @@ struct Entry {
   const char* name;
   void (*fill)(KernelTable&);
   bool (*supported)();
-  const char* base;  // entry whose kernels fill the gaps (nullptr: none)
+  const char* base;       // entry whose kernels fill the gaps (nullptr: none)
+  bool by_default = true;  // false: only when asked for by name
 };
 
 bool always() { return true; }
@@ -59,6 +60,12 @@ std::string why_no_amx() {
   }
   return "";
 }
+// The tile kernels on their C++ emulation: for tests, asked for by name.
+bool emulation_asked() {
+  const char* e = std::getenv("HALFBYTE_AMX_EMULATION");
+  return e && *e && std::strcmp(e, "0") != 0;
+}
+bool has_amx_emulated() { return has_avx512() && emulation_asked(); }
 #endif
 #if defined(HALFBYTE_HAVE_NEON_KERNELS)
 bool has_neon_dotprod() { return cpu_features().neon && cpu_features().dotprod; }
@@ -78,6 +85,7 @@ const Entry kEntries[] = {
 #endif
 #if defined(HALFBYTE_HAVE_AMX_KERNELS)
     {"amx", amx::fill, has_amx, "avx512"},
+    {"amx_emulated", amx::fill_emulated, has_amx_emulated, "avx512", false},
 #endif
 #if defined(HALFBYTE_HAVE_NEON_KERNELS)
     {"neon", neon::fill, has_neon_dotprod, "scalar"},
@@ -86,8 +94,20 @@ const Entry kEntries[] = {
 };
 
 KernelTable g_tables[std::size(kEntries)];
+std::once_flag g_filled[std::size(kEntries)];
 std::atomic<const KernelTable*> g_active{nullptr};
 std::once_flag g_init;
+
+void fill_chain(int i, KernelTable& t);
+
+// Entry i's table, filled on first use: only tables of ISAs this CPU runs (a fill()
+// is compiled with its ISA's flags, and the compiler may use them for its own
+// stores: AVX-512 fill() on an AVX2 CPU raised SIGILL), and amx_emulated's only
+// once HALFBYTE_AMX_EMULATION asks for it (it may be set after the first call).
+const KernelTable& table(size_t i) {
+  std::call_once(g_filled[i], [i] { fill_chain(int(i), g_tables[i]); });
+  return g_tables[i];
+}
 
 const Entry* find(std::string_view name) {
   for (const Entry& e : kEntries)
@@ -97,7 +117,7 @@ const Entry* find(std::string_view name) {
 
 void select(std::string_view name) {
   const Entry* e = find(name);
-  static const char* const kAllKnown[] = {"scalar", "avx2", "avx512", "amx", "neon", "neon_i8mm"};
+  static const char* const kAllKnown[] = {"scalar", "avx2", "avx512", "amx", "amx_emulated", "neon", "neon_i8mm"};
   if (!e && std::find(std::begin(kAllKnown), std::end(kAllKnown), name) != std::end(kAllKnown))
     throw_error(ErrorKind::Unsupported, "ISA '", name, "' is not part of this build (",
 #if defined(__x86_64__)
@@ -115,11 +135,15 @@ void select(std::string_view name) {
   }
 #if defined(HALFBYTE_HAVE_AMX_KERNELS)
   if (!e->supported() && name == "amx") throw_error(ErrorKind::Unsupported, "ISA 'amx' is not available: ", why_no_amx());
+  if (!e->supported() && name == "amx_emulated")
+    throw_error(ErrorKind::Unsupported, "ISA 'amx_emulated' is not available: ",
+                has_avx512() ? "it is offered only with HALFBYTE_AMX_EMULATION=1 in the environment (tests; far slower than avx512)"
+                             : "the emulated tile kernels need the CPU features of avx512");
 #endif
   if (!e->supported())
     throw_error(ErrorKind::Unsupported, "ISA '", name, "' is not supported by this CPU (it has: ",
                 cpu_feature_string(), ")");
-  g_active.store(&g_tables[size_t(e - kEntries)], std::memory_order_release);
+  g_active.store(&table(size_t(e - kEntries)), std::memory_order_release);
 }
 
 // An entry's table: its base's kernels, then its own on top.
@@ -130,11 +154,6 @@ void fill_chain(int i, KernelTable& t) {
 }
 
 void init() {
-  // Only the tables of ISAs this CPU runs: a fill() is compiled with its ISA's flags,
-  // and the compiler may use them for its own stores (AVX-512 fill() on an AVX2 CPU
-  // raised SIGILL). select() refuses the others before their table is used.
-  for (size_t i = 0; i < std::size(kEntries); ++i)
-    if (kEntries[i].supported()) fill_chain(int(i), g_tables[i]);
   const char* env = std::getenv("HALFBYTE_ISA");
   if (env && *env) {
     try {
@@ -145,8 +164,8 @@ void init() {
     return;
   }
   for (size_t i = std::size(kEntries); i-- > 0;)
-    if (kEntries[i].supported()) {
-      g_active.store(&g_tables[i], std::memory_order_release);
+    if (kEntries[i].by_default && kEntries[i].supported()) {
+      g_active.store(&table(i), std::memory_order_release);
       return;
     }
 }

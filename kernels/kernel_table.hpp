@@ -280,6 +280,11 @@ constexpr int64_t kMinTileRows = 16;
 // 1140; q8_0 M16 848 vs 671, M32 1013 vs 1070; docs/AMX.md).
 constexpr int64_t kMinBf16Rows = 32;
 void fill(KernelTable& t);
+// The same table on the C++ emulation of the tiles: the "amx_emulated" ISA, offered
+// on AVX-512 CPUs with HALFBYTE_AMX_EMULATION=1 only and never chosen by default
+// (tests: the model paths through the tile kernels on CPUs without AMX; far slower
+// than avx512).
+void fill_emulated(KernelTable& t);
 // The tile GEMM itself, for any number of rows (no crossover), for tests: on the
 // tile instructions (AMX CPUs only), and on their C++ emulation (any AVX-512 CPU:
 // the same blocking, packing and tail code).

@@ -14,7 +14,9 @@ namespace halfbyte {
 // "avx512" (AVX-512 F/BW/VL/DQ + VNNI), "amx" (avx512 + the integer GEMM on AMX
 // tiles; offered where CPUID has AMX-TILE and AMX-INT8 and Linux grants the tile
 // state), "neon" (ARMv8.2 dotprod), "neon_i8mm" (+ the i8mm matrix instructions
-// for GEMM).
+// for GEMM). For tests, "amx_emulated": amx's kernels on a C++ emulation of the
+// tile instructions, offered on AVX-512 CPUs with HALFBYTE_AMX_EMULATION=1 in the
+// environment only, never chosen by default (docs/AMX.md).
 
 // Name of the kernel set in use, e.g. "avx512".
 std::string isa();

@@ -99,17 +99,7 @@ struct HwTiles {
 #include "exp_ps512.inl"
 #include "tile_attention.inl"
 
-// avx512's integer GEMMs, for tasks with fewer rows than kMinTileRows.
-GemmIntFn g_below[kFamilies][2];
-
-template <Family F, bool BF16>
-void gemm_int(const Packed& w, const ActQ8& x, const GemmTask& t) {
-  if (t.m1 - t.m0 < kMinTileRows) {
-    g_below[F][BF16](w, x, t);
-    return;
-  }
-  gemm_tiles<HwTiles, F, BF16>(w, x, t);
-}
+#include "fill.inl"
 
 }  // namespace
 
@@ -121,44 +111,11 @@ bool use_bf16_tiles() {
   return cpu_features().amx_bf16 && __builtin_cpu_supports("avx512bf16") && !(e && std::strcmp(e, "int8") == 0);
 }
 
-void fill(KernelTable& t) {
-  if (use_bf16_tiles()) {
-    for (int f = 0; f < kFamilies; ++f)
-      for (int bf = 0; bf < 2; ++bf) t.gemm_tile[f][bf] = tile_gemm_bf16(Family(f), bf != 0);
-    for (int d = 0; d < kDenseTypes; ++d) t.gemm_tile_dense[d] = tile_gemm_dense(DenseType(d));
-    // HALFBYTE_AMX_ATTENTION=avx512 keeps avx512's attention (to measure one against the other).
-    const char* att = std::getenv("HALFBYTE_AMX_ATTENTION");
-    if (!(att && std::strcmp(att, "avx512") == 0)) {
-      t.attend_block[0] = tile_attend_block(false);
-      t.attend_block[1] = tile_attend_block(true);
-    }
-    t.tile_min_rows = kMinBf16Rows;
-  }
-  for (int f = 0; f < kFamilies; ++f)
-    for (int bf = 0; bf < 2; ++bf) g_below[f][bf] = t.gemm_int[f][bf];
-  t.gemm_int[kSym4][0] = gemm_int<kSym4, false>;
-  t.gemm_int[kSym4][1] = gemm_int<kSym4, true>;
-  t.gemm_int[kAffine4][0] = gemm_int<kAffine4, false>;
-  t.gemm_int[kAffine4][1] = gemm_int<kAffine4, true>;
-  t.gemm_int[kQ8][0] = gemm_int<kQ8, false>;
-  t.gemm_int[kQ8][1] = gemm_int<kQ8, true>;
-}
+void fill(KernelTable& t) { fill_tiles<HwTiles>(t, use_bf16_tiles()); }
 
-GemmIntFn tile_gemm_int(Family f, bool bf16) {
-  static const GemmIntFn fns[kFamilies][2] = {
-      {gemm_tiles<HwTiles, kSym4, false>, gemm_tiles<HwTiles, kSym4, true>},
-      {gemm_tiles<HwTiles, kAffine4, false>, gemm_tiles<HwTiles, kAffine4, true>},
-      {gemm_tiles<HwTiles, kQ8, false>, gemm_tiles<HwTiles, kQ8, true>}};
-  return fns[f][bf16 ? 1 : 0];
-}
+GemmIntFn tile_gemm_int(Family f, bool bf16) { return int_tiles_for<HwTiles>(f, bf16); }
 
-GemmFloatFn tile_gemm_bf16(Family f, bool bf16) {
-  static const GemmFloatFn fns[kFamilies][2] = {
-      {gemm_tiles_bf16<HwTiles, kSym4, false>, gemm_tiles_bf16<HwTiles, kSym4, true>},
-      {gemm_tiles_bf16<HwTiles, kAffine4, false>, gemm_tiles_bf16<HwTiles, kAffine4, true>},
-      {gemm_tiles_bf16<HwTiles, kQ8, false>, gemm_tiles_bf16<HwTiles, kQ8, true>}};
-  return fns[f][bf16 ? 1 : 0];
-}
+GemmFloatFn tile_gemm_bf16(Family f, bool bf16) { return bf16_tiles_for<HwTiles>(f, bf16); }
 
 GemmDenseFn tile_gemm_dense(DenseType t) { return dense_tiles_for<HwTiles>(t); }
 

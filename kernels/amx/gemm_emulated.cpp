@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -39,23 +40,20 @@ struct EmuTiles {
 
 __m512i EmuTiles::bf16x32(__m512 lo, __m512 hi) { return to_bf16x32(lo, hi); }
 
+#include "fill.inl"
+
 }  // namespace
 
-GemmIntFn emulated_tile_gemm_int(Family f, bool bf16) {
-  static const GemmIntFn fns[kFamilies][2] = {
-      {gemm_tiles<EmuTiles, kSym4, false>, gemm_tiles<EmuTiles, kSym4, true>},
-      {gemm_tiles<EmuTiles, kAffine4, false>, gemm_tiles<EmuTiles, kAffine4, true>},
-      {gemm_tiles<EmuTiles, kQ8, false>, gemm_tiles<EmuTiles, kQ8, true>}};
-  return fns[f][bf16 ? 1 : 0];
+// The bf16 design unless HALFBYTE_AMX_GEMM=int8, as on an AMX-BF16 CPU (the
+// emulation needs no AMX-BF16 nor AVX512-BF16).
+void fill_emulated(KernelTable& t) {
+  const char* e = std::getenv("HALFBYTE_AMX_GEMM");
+  fill_tiles<EmuTiles>(t, !(e && std::strcmp(e, "int8") == 0));
 }
 
-GemmFloatFn emulated_tile_gemm_bf16(Family f, bool bf16) {
-  static const GemmFloatFn fns[kFamilies][2] = {
-      {gemm_tiles_bf16<EmuTiles, kSym4, false>, gemm_tiles_bf16<EmuTiles, kSym4, true>},
-      {gemm_tiles_bf16<EmuTiles, kAffine4, false>, gemm_tiles_bf16<EmuTiles, kAffine4, true>},
-      {gemm_tiles_bf16<EmuTiles, kQ8, false>, gemm_tiles_bf16<EmuTiles, kQ8, true>}};
-  return fns[f][bf16 ? 1 : 0];
-}
+GemmIntFn emulated_tile_gemm_int(Family f, bool bf16) { return int_tiles_for<EmuTiles>(f, bf16); }
+
+GemmFloatFn emulated_tile_gemm_bf16(Family f, bool bf16) { return bf16_tiles_for<EmuTiles>(f, bf16); }
 
 GemmDenseFn emulated_tile_gemm_dense(DenseType t) { return dense_tiles_for<EmuTiles>(t); }
 

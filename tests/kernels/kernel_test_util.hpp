@@ -25,6 +25,8 @@ inline std::vector<std::string> isas_under_test() {
     for (const auto& name : compiled_isas()) {
       if (std::find(avail.begin(), avail.end(), name) != avail.end()) {
         run.push_back(name);
+      } else if (name == "amx_emulated") {  // (its tile kernels: the [amx] tests, on any AVX-512 CPU)
+        std::printf("kernel tests: skipped ISA 'amx_emulated': offered only with HALFBYTE_AMX_EMULATION=1\n");
       } else {
         std::printf("kernel tests: skipped ISA '%s': not supported by this CPU\n", name.c_str());
       }

@@ -6,6 +6,8 @@
 // hardware ran.
 #include <cpuid.h>
 
+#include <cstdlib>
+
 #include <exception>
 #include <string>
 #include <tuple>
@@ -528,4 +530,39 @@ TEST_CASE("amx: the dispatch offers amx only with AMX, and says what is missing"
                                  Catch::Contains("XCR0") || Catch::Contains("AVX-512"));
   }
   REQUIRE(isa() != "amx");
+}
+
+TEST_CASE("amx: amx_emulated is offered only when asked for, on AVX-512 CPUs", "[amx][dispatch]") {
+  IsaGuard guard;
+  const char* saved_env = std::getenv("HALFBYTE_AMX_EMULATION");
+  const std::string saved = saved_env ? saved_env : "";
+  ::unsetenv("HALFBYTE_AMX_EMULATION");
+  REQUIRE_FALSE(isa_available("amx_emulated"));
+  try {
+    set_isa("amx_emulated");
+    FAIL("set_isa(\"amx_emulated\") succeeded without HALFBYTE_AMX_EMULATION");
+  } catch (const Error& e) {
+    REQUIRE(e.kind() == ErrorKind::Unsupported);
+    REQUIRE_THAT(e.what(), Catch::Contains("ISA 'amx_emulated' is not available: "));
+  }
+  ::setenv("HALFBYTE_AMX_EMULATION", "1", 1);
+  if (isa_available("avx512")) {
+    REQUIRE(isa_available("amx_emulated"));
+    set_isa("avx512");
+    const kernels::GemmIntFn vnni = kernels::active().gemm_int[kernels::kQ8][0];
+    set_isa("amx_emulated");
+    REQUIRE(isa() == "amx_emulated");
+    // avx512's table with the integer GEMM (from kMinTileRows rows) on the tiles, as amx's.
+    REQUIRE(kernels::active().gemm_int[kernels::kQ8][0] != vnni);
+    std::printf("amx_emulated: offered with HALFBYTE_AMX_EMULATION=1, the tile kernels %s\n",
+                kernels::active().gemm_tile[kernels::kQ8][0] ? "int8 and bf16" : "int8");
+  } else {
+    REQUIRE_FALSE(isa_available("amx_emulated"));
+    std::printf("amx_emulated: skipped: the emulated tiles need AVX-512, which this CPU lacks\n");
+  }
+  if (saved_env)
+    ::setenv("HALFBYTE_AMX_EMULATION", saved.c_str(), 1);
+  else
+    ::unsetenv("HALFBYTE_AMX_EMULATION");
+  REQUIRE_FALSE((saved_env == nullptr && isa_available("amx_emulated")));
 }
