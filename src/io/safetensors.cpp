@@ -10,7 +10,8 @@
 // GGUF's ne = {cols, rows}, so tensors point into the mapped files unchanged.
 //
 // open_safetensors_tensors() stops there: every tensor under its HF name, for
-// architectures whose loader reads config.json itself (the BERT encoder).
+// architectures whose loader reads config.json itself (the BERT encoder); those
+// of GGUF's shapes only (1 to 4 dimensions, none 0; a scalar becomes [1]).
 //
 // config.json (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM) becomes
 // GGUF's <arch>.* keys. HF keeps Q and K rows in the "half" RoPE layout (not
@@ -411,8 +412,12 @@ GgufFile open_safetensors_tensors(const std::string& path) {
   std::vector<GgufTensorInfo> tensors;
   for (const auto& [name, r] : h.raw) {
     if (!r.dt || !r.dt->read) continue;  // an architecture's loader says so if it needs one of them
-    tensors.push_back(meta::tensor(name, std::vector<int64_t>(r.shape.rbegin(), r.shape.rend()), r.dt->type,
-                                   r.offset, r.source));
+    // GGUF's shapes: 1 to 4 sizes of at least 1 (a scalar is [1]). A tensor without
+    // elements or of more dimensions is left out too (no model weight is either).
+    if (r.shape.size() > 4 || std::find(r.shape.begin(), r.shape.end(), 0) != r.shape.end()) continue;
+    std::vector<int64_t> ne(r.shape.rbegin(), r.shape.rend());
+    if (ne.empty()) ne.push_back(1);
+    tensors.push_back(meta::tensor(name, std::move(ne), r.dt->type, r.offset, r.source));
   }
   std::map<std::string, GgufValue> kv;
   kv["general.name"] = meta::str(h.src.dir.filename().string());
