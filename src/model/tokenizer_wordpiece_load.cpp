@@ -86,7 +86,12 @@ AddedToken added_token(const json& a, const std::string& where, bool default_nor
 }
 
 // Adds `tok` -> id to the vocabulary; an id given to two different strings is an error.
-void put(WordPieceTokenizer::Impl& t, const std::string& file, const std::string& tok, int32_t id) {
+// Ids are below `limit`, the file's count of entries (vocab and added tokens), so
+// that a few bytes cannot make a table of 2^24 tokens (512 MB).
+void put(WordPieceTokenizer::Impl& t, const std::string& file, const std::string& tok, int32_t id, size_t limit) {
+  if (size_t(id) >= limit)
+    throw_error(ErrorKind::Format, file, ": token '", tok, "' has id ", id, ", but the file has ", limit,
+                " tokens (ids from 0)");
   if (size_t(id) >= t.tokens.size()) t.tokens.resize(size_t(id) + 1);
   std::string& slot = t.tokens[size_t(id)];
   if (!slot.empty() && slot != tok)
@@ -272,10 +277,12 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const std::string& pa
   if (!vocab || !vocab->is_object() || vocab->empty())
     throw_error(ErrorKind::Format, mwhere, ": vocab should be a non-empty object {token: id}");
   if (int64_t(vocab->size()) > kMaxVocab) throw_error(ErrorKind::Format, mwhere, ": more than ", kMaxVocab, " tokens");
+  const json* added = hj::find(j, "added_tokens");
+  const size_t limit = vocab->size() + (added && added->is_array() ? added->size() : 0);
   for (const auto& [tok, idv] : vocab->items()) {
     if (!idv.is_number_unsigned() || idv.get<uint64_t>() >= uint64_t(kMaxVocab))
       throw_error(ErrorKind::Format, mwhere, ": vocab['", tok, "'] = ", hj::brief(idv), " is not a token id");
-    put(*t, path, tok, int32_t(idv.get<uint64_t>()));
+    put(*t, path, tok, int32_t(idv.get<uint64_t>()), limit);
   }
 
   const json* norm = hj::find(j, "normalizer");
@@ -300,13 +307,13 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const std::string& pa
                 "' is not supported for WordPiece (BertPreTokenizer)");
   read_post_processor(hj::find(j, "post_processor"), path, *t);
 
-  if (const json* added = hj::find(j, "added_tokens")) {
+  if (added) {
     if (!added->is_array()) throw_error(ErrorKind::Format, path, ": added_tokens should be a list");
     for (size_t i = 0; i < added->size(); ++i) {
       const std::string where = path + ": added_tokens[" + std::to_string(i) + "]";
       AddedToken a = added_token((*added)[i], where, true);
       if (a.id < 0) throw_error(ErrorKind::Format, where, ": id is missing");
-      put(*t, path, a.content, a.id);
+      put(*t, path, a.content, a.id, limit);
       t->added.push_back(std::move(a));
     }
   }

@@ -199,6 +199,20 @@ TEST_CASE("wordpiece: malformed files are errors naming the problem", "[wordpiec
                 "id 6 is given to both");
   require_error([&] { WordPieceTokenizer::from_folder(d.path.string() + "/nothing"); }, ErrorKind::Io,
                 "no tokenizer.json nor vocab.txt");
+  // Found with the fuzz_hf_tokenizer harness (libFuzzer's 512 MB allocation
+  // limit): an id far past the file's entries made a table of 2^24 tokens (512 MB)
+  // out of a few bytes. Ids stay below the count of entries (25 in vocab, 3 added
+  // tokens); a hole below that is still an unnamed id.
+  std::string sparse = tokenizer_json("null");
+  sparse.replace(sparse.find("\"z\":24"), 6, "\"z\":16777215");
+  require_error([&] { WordPieceTokenizer::from_tokenizer_json(d.write("t6.json", sparse)); }, ErrorKind::Format,
+                "token 'z' has id 16777215, but the file has 28 tokens");
+  std::string hole = tokenizer_json("null");
+  hole.replace(hole.find("\"z\":24"), 6, "\"z\":27");
+  const auto t = WordPieceTokenizer::from_tokenizer_json(d.write("t7.json", hole));
+  CHECK(t.n_vocab() == 28);
+  CHECK(t.token_id("z") == 27);
+  CHECK(t.token_text(24).empty());
 }
 
 TEST_CASE("unicode: NFD, combining classes, nonspacing marks, lower case", "[wordpiece][unicode]") {
