@@ -136,4 +136,66 @@ void try_tokenizer(const io::GgufFile& f) {
   exercise_tokenizer(tok);
 }
 
+namespace {
+
+// One encoding's promises: an id and a token type per token, ids in range, at most
+// max_length tokens when truncating.
+void check_encoding(const model::Encoding& e, int32_t n, int64_t max_length) {
+  HB_FUZZ_CHECK(e.ids.size() == e.type_ids.size());
+  for (int32_t id : e.ids) HB_FUZZ_CHECK(id >= 0 && id < n);
+  for (int32_t t : e.type_ids) HB_FUZZ_CHECK(t >= 0);
+  if (max_length > 0) HB_FUZZ_CHECK(e.ids.size() <= size_t(max_length));
+}
+
+}  // namespace
+
+void exercise_wordpiece(const model::WordPieceTokenizer& tok) {
+  static constexpr char kInvalid[] = "bad \xFF\xC0\x80 utf8 \xED\xA0\x80 \0 nul \xF0\x9F";  // and a NUL
+  static const std::string kLong = std::string(150, 'a') + " " + std::string(40, '\xE4') + " hello";
+  static const std::string_view kTexts[] = {
+      "Hello, world! The cat's 12345 dogs.",
+      "Caf\xC3\xA9 na\xC3\xAFve \xC3\x85ngstr\xC3\xB6m \xC3\x9C\xC3\x9F E\xCC\x81",  // precomposed and combining
+      "\xE4\xBD\xA0\xE5\xA5\xBD\xE4\xB8\x96\xE7\x95\x8C \xE3\x81\x93\xE3\x82\x93 \xED\x95\x9C",  // CJK, kana, hangul
+      "emoji \xF0\x9F\x98\x80\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD \xE2\x80\x8D zwj",
+      std::string_view(kInvalid, sizeof kInvalid - 1),
+      kLong,
+      "[CLS] hello [MASK] world [SEP] [PAD] [UNK] ##s \t\r\n\x01\x7F \xEF\xBF\xBD",
+      "",
+  };
+  const int32_t n = tok.n_vocab();
+  HB_FUZZ_CHECK(n > 0);
+  HB_FUZZ_CHECK(tok.unk() >= 0 && tok.unk() < n);
+  for (int32_t id : {tok.cls(), tok.sep(), tok.pad()}) HB_FUZZ_CHECK(id == -1 || (id >= 0 && id < n));
+  for (std::string_view text : kTexts) {
+    for (int64_t max_length : {int64_t(0), int64_t(3), int64_t(16)}) {
+      try {
+        check_encoding(tok.encode(text, max_length), n, max_length);
+      } catch (const Error& e) {  // only a max_length below the special tokens' count
+        HB_FUZZ_CHECK(max_length > 0 && e.kind() == ErrorKind::InvalidArgument);
+      }
+      try {
+        check_encoding(tok.encode_pair(text, kTexts[0], max_length), n, max_length);
+      } catch (const Error& e) {
+        HB_FUZZ_CHECK(max_length > 0 && e.kind() == ErrorKind::InvalidArgument);
+      }
+    }
+    for (int32_t id : tok.tokenize(text)) HB_FUZZ_CHECK(id >= 0 && id < n);
+    (void)tok.words(text);
+  }
+  const int32_t step = n > 4096 ? n / 4096 : 1;
+  for (int32_t id = 0; id < n; id += step) (void)tok.token_id(tok.token_text(id));
+  int32_t prev = -1;
+  for (int32_t id : tok.added_ids()) {
+    HB_FUZZ_CHECK(id > prev && id < n);
+    prev = id;
+  }
+  bool threw = false;
+  try {
+    (void)tok.token_text(n);
+  } catch (const Error& e) {
+    threw = e.kind() == ErrorKind::InvalidArgument;
+  }
+  HB_FUZZ_CHECK(threw);
+}
+
 }  // namespace halfbyte::fuzz

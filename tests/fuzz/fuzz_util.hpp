@@ -24,6 +24,7 @@
 #include "halfbyte/core/error.hpp"
 #include "halfbyte/io/gguf.hpp"
 #include "halfbyte/model/tokenizer.hpp"
+#include "halfbyte/model/wordpiece.hpp"
 
 namespace halfbyte::fuzz {
 
@@ -60,6 +61,15 @@ class Scratch {
     files_.insert(path);
     return path;
   }
+  // Creates the folder <dir>/<name> (once; removed at exit, after its files), for
+  // parsers that read several files of one folder. Returns its path; write() then
+  // takes "<name>/<file>".
+  std::string subdir(const std::string& name) {
+    const std::string path = dir_ + "/" + name;
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) die("mkdir", path);
+    dirs_.insert(path);
+    return path;
+  }
   const std::string& dir() const { return dir_; }
 
  private:
@@ -78,6 +88,7 @@ class Scratch {
   }
   ~Scratch() {
     for (const std::string& f : files_) ::unlink(f.c_str());
+    for (auto d = dirs_.rbegin(); d != dirs_.rend(); ++d) ::rmdir(d->c_str());
     ::rmdir(dir_.c_str());
   }
   [[noreturn]] static void die(const char* what, const std::string& path) {
@@ -86,6 +97,7 @@ class Scratch {
   }
   std::string dir_;
   std::set<std::string> files_;
+  std::set<std::string> dirs_;
 };
 
 // With HALFBYTE_FUZZ_VERBOSE=1 in the environment, says how far an input got
@@ -106,5 +118,10 @@ void exercise_tokenizer(const model::Tokenizer& tok);
 
 // Tokenizer::from_gguf, then exercise_tokenizer if the vocabulary loads.
 void try_tokenizer(const io::GgufFile& f);
+
+// The same for a WordPiece tokenizer (BERT encoders): encode / encode_pair with
+// and without truncation, tokenize, words; every id in range, one token type per
+// id, truncation honoured, the special ids in range.
+void exercise_wordpiece(const model::WordPieceTokenizer& tok);
 
 }  // namespace halfbyte::fuzz
