@@ -5,10 +5,12 @@
 //                               <dir>/fuzz_llama2c_tokenizer/*.bin,
 //                               <dir>/fuzz_safetensors/*.safetensors,
 //                               <dir>/fuzz_hf_tokenizer/*.json (tokenizer.json),
-//                               <dir>/fuzz_encoder_config/*.json (config.json)
+//                               <dir>/fuzz_encoder_config/*.json (config.json),
+//                               <dir>/fuzz_gguf_encoder/*.gguf (BERT, llama.cpp's layout)
 //
 // Every seed is a few KB: libFuzzer's default max_len follows the largest seed.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -83,6 +85,16 @@ class Gguf {
     for (uint64_t n : ne) ti_.pod(n);
     ti_.pod(type).pod<uint64_t>(data_.b.size());
     for (size_t i = 0; i < nbytes; ++i) data_.pod<uint8_t>(uint8_t(i * 37 + 11));
+    data_.pad_to((data_.b.size() + align_ - 1) / align_ * align_);
+    ++n_tensors_;
+  }
+  // A tensor with the given data bytes.
+  void tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t type, const std::vector<uint8_t>& bytes) {
+    str(ti_, name);
+    ti_.pod<uint32_t>(uint32_t(ne.size()));
+    for (uint64_t n : ne) ti_.pod(n);
+    ti_.pod(type).pod<uint64_t>(data_.b.size());
+    data_.b.insert(data_.b.end(), bytes.begin(), bytes.end());
     data_.pad_to((data_.b.size() + align_ - 1) / align_ * align_);
     ++n_tensors_;
   }
@@ -538,6 +550,100 @@ std::string distilbert_config(bool head) {
 
 std::vector<uint8_t> text(const std::string& s) { return {s.begin(), s.end()}; }
 
+// --- BERT GGUF seeds (llama.cpp's bert layout) -----------------------------------
+// The vocabulary of fuzz_encoder_config's vocab.txt in llama.cpp's phantom-space
+// form: control tokens (type 3) as they are, a word-initial piece with U+2581 in
+// front, a "##" continuation without its "##".
+const char* const kBertTokens[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "dog",
+                                   "sat",   "on",    "a",     "mat",   "hello",  "world", "##s", "."};
+
+struct BertSeed {
+  uint64_t dim = 32, ff = 64, heads = 2, ctx = 16;
+  bool token_types = true;  // 2 types (token_types.weight, token_type_count)
+  bool cls_pooling = false;
+  uint32_t matrix_type = 0;  // ggml type of the layer's linears: 0 f32, 1 f16, 8 q8_0 (rows of 32)
+  bool lowercase = true;
+  uint32_t version = 3;
+};
+
+// Tensor bytes of n values (a pattern in [-scale, scale] plus offset) of ggml type 0, 1 or 8.
+std::vector<uint8_t> ggml_values(uint64_t n, uint32_t type, uint32_t seed, float scale, float offset = 0.0f) {
+  std::vector<float> v = st::pattern(size_t(n), seed, scale);
+  for (float& x : v) x += offset;
+  if (type == 0) return st::f32(v);
+  if (type == 1) return st::f16(v);
+  std::vector<uint8_t> out;  // q8_0: blocks of f16 scale d, then 32 int8 q; x = d * q
+  for (size_t b = 0; b < v.size(); b += 32) {
+    float amax = 0.0f;
+    for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(v[i]));
+    const std::vector<uint8_t> d = st::f16({amax / 127.0f});
+    const float dq = amax > 0 ? 127.0f / amax : 0.0f;
+    out.insert(out.end(), d.begin(), d.end());
+    for (size_t i = b; i < b + 32; ++i) out.push_back(uint8_t(int8_t(std::lround(v[i] * dq))));
+  }
+  return out;
+}
+
+std::vector<uint8_t> gguf_bert(const BertSeed& s) {
+  const uint64_t V = sizeof kBertTokens / sizeof *kBertTokens, D = s.dim, F = s.ff;
+  Gguf g(s.version);
+  g.kv_str("general.architecture", "bert");
+  g.kv_str("general.name", "fuzz bert");
+  g.kv_u32("bert.context_length", uint32_t(s.ctx));
+  g.kv_u32("bert.embedding_length", uint32_t(D));
+  g.kv_u32("bert.feed_forward_length", uint32_t(F));
+  g.kv_u32("bert.block_count", 1);
+  g.kv_u32("bert.attention.head_count", uint32_t(s.heads));
+  g.kv_f32("bert.attention.layer_norm_epsilon", 1e-12f);
+  g.kv_bool("bert.attention.causal", false);
+  g.kv_u32("bert.pooling_type", s.cls_pooling ? 2 : 1);
+  g.kv_str("tokenizer.ggml.model", "bert");
+  g.kv_str("tokenizer.ggml.pre", "default");
+  std::vector<std::string> tokens;
+  std::vector<int32_t> types;
+  for (const char* t : kBertTokens) {
+    const std::string s8 = t;
+    const bool control = s8.front() == '[' && s8.back() == ']';
+    tokens.push_back(control ? s8 : s8.compare(0, 2, "##") == 0 ? s8.substr(2) : kSpace + s8);
+    types.push_back(control ? 3 : 1);
+  }
+  g.kv_strings("tokenizer.ggml.tokens", tokens);
+  g.kv_array("tokenizer.ggml.token_type", I32, types);
+  if (s.token_types) g.kv_u32("tokenizer.ggml.token_type_count", 2);
+  g.kv_u32("tokenizer.ggml.bos_token_id", 2);
+  g.kv_u32("tokenizer.ggml.eos_token_id", 3);
+  g.kv_u32("tokenizer.ggml.seperator_token_id", 3);  // (sic: llama.cpp's key)
+  g.kv_u32("tokenizer.ggml.unknown_token_id", 1);
+  g.kv_u32("tokenizer.ggml.padding_token_id", 0);
+  g.kv_u32("tokenizer.ggml.mask_token_id", 4);
+  g.kv_bool("tokenizer.ggml.add_bos_token", true);
+  g.kv_bool("tokenizer.ggml.add_eos_token", true);
+  g.kv_bool("tokenizer.ggml.normalizer.lowercase", s.lowercase);
+  g.kv_bool("tokenizer.ggml.normalizer.strip_accents", s.lowercase);
+
+  // ne in GGUF order: [columns, rows]. Tables and norms stay F32 (or F16 with the matrices).
+  const uint32_t table_type = s.matrix_type == 1 ? 1 : 0;
+  uint32_t seed = 0;
+  auto norm = [&](const std::string& name) {
+    g.tensor(name + ".weight", {D}, 0, ggml_values(D, 0, ++seed, 0.1f, 1.0f));
+    g.tensor(name + ".bias", {D}, 0, ggml_values(D, 0, ++seed, 0.05f));
+  };
+  auto linear = [&](const std::string& name, uint64_t out, uint64_t in) {
+    g.tensor(name + ".weight", {in, out}, s.matrix_type, ggml_values(in * out, s.matrix_type, ++seed, 0.2f));
+    g.tensor(name + ".bias", {out}, 0, ggml_values(out, 0, ++seed, 0.05f));
+  };
+  g.tensor("token_embd.weight", {D, V}, table_type, ggml_values(D * V, table_type, ++seed, 0.5f));
+  g.tensor("position_embd.weight", {D, s.ctx}, table_type, ggml_values(D * s.ctx, table_type, ++seed, 0.1f));
+  if (s.token_types) g.tensor("token_types.weight", {D, 2}, 0, ggml_values(D * 2, 0, ++seed, 0.1f));
+  norm("token_embd_norm");
+  for (const char* p : {"attn_q", "attn_k", "attn_v", "attn_output"}) linear(std::string("blk.0.") + p, D, D);
+  norm("blk.0.attn_output_norm");
+  linear("blk.0.ffn_up", F, D);
+  linear("blk.0.ffn_down", D, F);
+  norm("blk.0.layer_output_norm");
+  return g.bytes();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -547,7 +653,7 @@ int main(int argc, char** argv) {
   }
   const fs::path root = argv[1];
   for (const char* t : {"fuzz_gguf", "fuzz_llama2c", "fuzz_llama2c_tokenizer", "fuzz_safetensors", "fuzz_hf_tokenizer",
-                        "fuzz_encoder_config"})
+                        "fuzz_encoder_config", "fuzz_gguf_encoder"})
     fs::create_directories(root / t);
 
   save(root / "fuzz_gguf" / "spm.gguf", gguf_spm());
@@ -586,5 +692,23 @@ int main(int argc, char** argv) {
   save(root / "fuzz_encoder_config" / "bert_classifier.json", text(bert_config(true)));
   save(root / "fuzz_encoder_config" / "distilbert.json", text(distilbert_config(false)));
   save(root / "fuzz_encoder_config" / "distilbert_classifier.json", text(distilbert_config(true)));
+
+  // The sizes of fuzz_encoder_config's fixture, all F32 (~37 KB, the largest
+  // seed); the same in F16 with Q8_0 linears, CLS pooling, no token types, cased;
+  // and a small one (hidden 8, FFN 16, 8 positions, GGUF v2) that mutates fastest.
+  save(root / "fuzz_gguf_encoder" / "bert_f32.gguf", gguf_bert(BertSeed{}));
+  BertSeed q;
+  q.matrix_type = 8;
+  q.token_types = false;
+  q.cls_pooling = true;
+  q.lowercase = false;
+  save(root / "fuzz_gguf_encoder" / "bert_q8_0_cls.gguf", gguf_bert(q));
+  BertSeed h;
+  h.matrix_type = 1;
+  h.dim = 8;
+  h.ff = 16;
+  h.ctx = 8;
+  h.version = 2;
+  save(root / "fuzz_gguf_encoder" / "bert_f16_small.gguf", gguf_bert(h));
   return 0;
 }
