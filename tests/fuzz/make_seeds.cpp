@@ -8,7 +8,8 @@
 //                               <dir>/fuzz_encoder_config/*.json (config.json),
 //                               <dir>/fuzz_gguf_encoder/*.gguf (BERT, llama.cpp's layout)
 //
-// Every seed is a few KB: libFuzzer's default max_len follows the largest seed.
+// Every seed is a few KB (but fuzz_gguf_encoder's F32 BERT, ~41 KB: its weights at
+// the fixture's sizes): libFuzzer's default max_len follows the largest seed.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -693,9 +694,10 @@ int main(int argc, char** argv) {
   save(root / "fuzz_encoder_config" / "distilbert.json", text(distilbert_config(false)));
   save(root / "fuzz_encoder_config" / "distilbert_classifier.json", text(distilbert_config(true)));
 
-  // The sizes of fuzz_encoder_config's fixture, all F32 (~37 KB, the largest
-  // seed); the same in F16 with Q8_0 linears, CLS pooling, no token types, cased;
-  // and a small one (hidden 8, FFN 16, 8 positions, GGUF v2) that mutates fastest.
+  // The sizes of fuzz_encoder_config's fixture, all F32 (~41 KB, the largest
+  // seed); the same with Q8_0 linears (F32 tables and norms), CLS pooling, no
+  // token types, cased;
+  // and a small F16 one (hidden 8, FFN 16, 8 positions, GGUF v2) that mutates fastest.
   save(root / "fuzz_gguf_encoder" / "bert_f32.gguf", gguf_bert(BertSeed{}));
   BertSeed q;
   q.matrix_type = 8;
