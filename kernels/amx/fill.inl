@@ -21,6 +21,13 @@ GemmFloatFn bf16_tiles_for(Family f, bool bf16) {
   return fns[f][bf16 ? 1 : 0];
 }
 
+// HALFBYTE_AMX_GEMM=int8 keeps the integer tile GEMM where the bf16 one would run (to
+// measure one design against the other).
+inline bool int8_tiles_asked() {
+  const char* e = std::getenv("HALFBYTE_AMX_GEMM");
+  return e && std::strcmp(e, "int8") == 0;
+}
+
 // avx512's integer GEMMs, for tasks with fewer rows than kMinTileRows.
 GemmIntFn g_below[kFamilies][2];
 

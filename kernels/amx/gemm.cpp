@@ -103,12 +103,10 @@ struct HwTiles {
 
 }  // namespace
 
-// HALFBYTE_AMX_GEMM=int8 keeps the integer tile GEMM (to measure one design
-// against the other); anything else, or unset, the bf16 one where the CPU has it.
+// The bf16 tile GEMM where the CPU has it, unless int8_tiles_asked().
 bool use_bf16_tiles() {
-  const char* e = std::getenv("HALFBYTE_AMX_GEMM");
   // VCVTNE2PS2BF16 (the widening) is AVX512-BF16: every AMX-BF16 CPU so far has it.
-  return cpu_features().amx_bf16 && __builtin_cpu_supports("avx512bf16") && !(e && std::strcmp(e, "int8") == 0);
+  return cpu_features().amx_bf16 && __builtin_cpu_supports("avx512bf16") && !int8_tiles_asked();
 }
 
 void fill(KernelTable& t) { fill_tiles<HwTiles>(t, use_bf16_tiles()); }

@@ -44,12 +44,9 @@ __m512i EmuTiles::bf16x32(__m512 lo, __m512 hi) { return to_bf16x32(lo, hi); }
 
 }  // namespace
 
-// The bf16 design unless HALFBYTE_AMX_GEMM=int8, as on an AMX-BF16 CPU (the
-// emulation needs no AMX-BF16 nor AVX512-BF16).
-void fill_emulated(KernelTable& t) {
-  const char* e = std::getenv("HALFBYTE_AMX_GEMM");
-  fill_tiles<EmuTiles>(t, !(e && std::strcmp(e, "int8") == 0));
-}
+// The bf16 design unless int8_tiles_asked(), as on an AMX-BF16 CPU (the emulation
+// needs no AMX-BF16 nor AVX512-BF16).
+void fill_emulated(KernelTable& t) { fill_tiles<EmuTiles>(t, !int8_tiles_asked()); }
 
 GemmIntFn emulated_tile_gemm_int(Family f, bool bf16) { return int_tiles_for<EmuTiles>(f, bf16); }
 

@@ -44,9 +44,6 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
   if (nb > kStackBlocks && heap.size() < size_t(2 * nb)) heap.resize(size_t(2 * nb));
   float* const lo_b = nb <= kStackBlocks ? stack : heap.data();
   float* const hi_b = lo_b + nb;
-  const auto group = [nb](int64_t b) {  // the blocks b .. b + 15 that exist
-    return nb - b >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nb - b)) - 1u);
-  };
   // Each block's min and max, and the row's min.
   __m512 row_lo16 = _mm512_set1_ps(INFINITY);
   for (int64_t b = 0; b < nb; b += 16) {
@@ -61,7 +58,7 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
         lo[i] = hi[i] = _mm512_setzero_ps();  // (lanes past the last block: never stored)
       }
     }
-    const __mmask16 k = group(b);
+    const __mmask16 k = first_lanes(nb - b);  // the blocks b .. b + 15 that exist
     const __m512 blo = reduce16(lo, [](__m512 a, __m512 c) { return _mm512_min_ps(a, c); });
     _mm512_mask_storeu_ps(lo_b + b, k, blo);
     _mm512_mask_storeu_ps(hi_b + b, k, reduce16(hi, [](__m512 a, __m512 c) { return _mm512_max_ps(a, c); }));
@@ -72,7 +69,7 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
   bool one = true;
   const __m512 vrow_lo = _mm512_set1_ps(row_lo), vspan = _mm512_set1_ps(kAsymRowSpan);
   for (int64_t b = 0; b < nb; b += 16) {
-    const __mmask16 k = group(b);
+    const __mmask16 k = first_lanes(nb - b);
     const __m512 hi = _mm512_maskz_loadu_ps(k, hi_b + b), lo = _mm512_maskz_loadu_ps(k, lo_b + b);
     const __m512 widened = _mm512_sub_ps(hi, vrow_lo), allowed = _mm512_mul_ps(vspan, _mm512_sub_ps(hi, lo));
     one = one && (_mm512_mask_cmp_ps_mask(k, widened, allowed, _CMP_LE_OQ) == k);
@@ -80,7 +77,7 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
   // The codes, block by block, from each block's offset lo, step d and its inverse.
   const __m512i zero = _mm512_setzero_si512();
   for (int64_t b = 0; b < nb; b += 16) {
-    const __mmask16 k = group(b);
+    const __mmask16 k = first_lanes(nb - b);
     const __m512 lo = one ? vrow_lo : _mm512_maskz_loadu_ps(k, lo_b + b);
     const __m512 span = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, hi_b + b), lo);
     const __m512 vd = _mm512_div_ps(span, _mm512_set1_ps(255.0f));

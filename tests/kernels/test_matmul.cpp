@@ -179,14 +179,14 @@ TEST_CASE("matmul: shape and argument errors", "[matmul]") {
 // of the exact product of the weights as given; on bf16 tiles (amx: f16/bf16 weights
 // unless Precision::Float, f32 ones under NoInt8, M >= tile_min_rows) within the
 // tiles' bound instead. Every ISA, precision, 1 and 2 threads, K with a tail.
-// (avx512: gemm_dense, kernels/avx512/gemm_dense.cpp; elsewhere Eigen.)
+// (avx2, avx512: their gemm_dense, kernels/<isa>/gemm_dense.cpp; elsewhere Eigen.)
 TEST_CASE("matmul: float, fp16 and bf16 weights, fp32 or on bf16 tiles by precision", "[matmul]") {
   const int64_t N = 37;
   for (const auto& isa_name : isas_under_test()) {
     set_isa(isa_name);
     const kernels::KernelTable& kt = kernels::active();
-    // M: the avx512 kernel's 4-, 2- and 1-row tiles and its 64-row blocks; K: its
-    // 16-wide steps with a tail and its 512-k chunks.
+    // M: the fp32 kernels' 4-, 2- and 1-row tiles and their 64-row blocks; K: their
+    // vector steps with a tail and their 512-k chunks.
     for (const int64_t M : {1, 3, 5, 40, 70})
       for (const int64_t K : {96, 100, 1100}) {
         const auto x = random_activations(M, K, uint64_t(3 + M + K));
