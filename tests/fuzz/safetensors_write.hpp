@@ -1,6 +1,7 @@
 // Writing small .safetensors files byte by byte from the format's definition (not
-// by halfbyte): the seeds (make_seeds.cpp, a plain build) and the fixed files some
-// targets put beside their input (fuzz_hf_tokenizer, fuzz_encoder_config).
+// by halfbyte): the seeds (make_seeds.cpp and make_seeds_hf.cpp, a plain build) and
+// the fixed files some targets put beside their input (fuzz_hf_tokenizer,
+// fuzz_encoder_config).
 //
 // u64 little-endian N, N bytes of JSON {"__metadata__": {...}, name: {"dtype",
 // "shape" (row-major), "data_offsets": [begin, end]}, ...} padded with spaces to a
