@@ -1,4 +1,7 @@
-// Thread count for halfbyte's parallel work (OpenMP).
+// Thread count for halfbyte's parallel work. Model steps and matmul run on
+// halfbyte's own worker threads (one pool per process; work is claimed in tasks
+// by whichever thread runs, so a call never waits for a worker that has not
+// started); loading and quantizing run on OpenMP.
 #pragma once
 
 namespace halfbyte {
@@ -14,14 +17,11 @@ void set_num_threads(int n);
 int num_threads() noexcept;
 
 // Ends the OpenMP worker threads that the calling thread's parallel work started
-// (the next parallel call starts them again, ~0.1 ms). GCC's OpenMP keeps one pool
-// per thread that runs parallel work; while the pool of an idle thread lives, the
-// pool of another thread wakes through the kernel on every parallel region: on 2
-// cores, a model used from a thread other than the one that loaded it decoded 3x
-// slower (measured: 128 vs 402 tokens/s). Model::load, Encoder::load and
-// Model::generate call this when they finish, so loading on one thread and
-// generating on another (a Python worker thread, a server's request thread) runs
-// at full speed. Affects only the calling thread's pool.
+// (loading and quantizing; the next such call starts them again, ~0.1 ms). GCC's
+// OpenMP keeps one pool per thread that runs parallel work, and an idle pool's
+// threads linger; Model::load, Encoder::load and Model::generate call this when
+// they finish. The pool that runs model steps and matmul is not affected (its
+// workers sleep when idle).
 void release_thread_pool() noexcept;
 
 }  // namespace halfbyte

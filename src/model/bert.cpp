@@ -27,11 +27,8 @@
 #include <memory>
 
 #include "halfbyte/core/error.hpp"
+#include "core/thread_pool.hpp"
 #include "kernel_table.hpp"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace halfbyte::model {
 namespace {
@@ -201,22 +198,22 @@ void Bert::embed(const PackedBatch& b, float* x) const {
       if (p >= c_.n_positions)
         throw_invalid("encoder: a sequence of more than ", c_.n_positions, " tokens (max_position_embeddings)");
     }
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(n_threads_) if (n_threads_ > 1 && T >= kMinParallelRows)
-#endif
-  for (int64_t t = 0; t < T; ++t) {
-    const int32_t id = b.ids[size_t(t)], type = b.types[size_t(t)];
-    float* row = x + t * D;
-    tensor_row_to_float(file_, *word_emb_, id, row);
-    const float* pe = pos_emb_.data() + pos[size_t(t)] * D;
-    if (type_emb_.empty()) {  // DistilBERT: token types are ignored
-      for (int64_t i = 0; i < D; ++i) row[i] += pe[i];
-    } else {
-      const float* te = type_emb_.data() + int64_t(type) * D;
-      for (int64_t i = 0; i < D; ++i) row[i] += pe[i] + te[i];
+  const int parts = n_threads_ > 1 && T >= kMinParallelRows ? n_threads_ : 1;
+  detail::parallel_ranges(T, parts, n_threads_, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int32_t id = b.ids[size_t(t)], type = b.types[size_t(t)];
+      float* row = x + t * D;
+      tensor_row_to_float(file_, *word_emb_, id, row);
+      const float* pe = pos_emb_.data() + pos[size_t(t)] * D;
+      if (type_emb_.empty()) {  // DistilBERT: token types are ignored
+        for (int64_t i = 0; i < D; ++i) row[i] += pe[i];
+      } else {
+        const float* te = type_emb_.data() + int64_t(type) * D;
+        for (int64_t i = 0; i < D; ++i) row[i] += pe[i] + te[i];
+      }
+      kernels::active().add_layer_norm(row, nullptr, nullptr, D, emb_ln_w_.data(), emb_ln_b_.data(), c_.ln_eps);
     }
-    kernels::active().add_layer_norm(row, nullptr, nullptr, D, emb_ln_w_.data(), emb_ln_b_.data(), c_.ln_eps);
-  }
+  });
 }
 
 namespace {
@@ -253,17 +250,10 @@ void Bert::attention(const PackedBatch& b, const float* qkv, const float* bq, fl
   const int threads = int(std::max<int64_t>(1, std::min<int64_t>(n_threads_, jobs)));
   // (Not zero-filled: every element a job reads it has written first.)
   const std::unique_ptr<float[]> scratch(new float[per_thread * size_t(threads)]);
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
-#endif
-  for (int64_t job = 0; job < jobs; ++job) {
+  detail::parallel_tasks(jobs, threads, [&](int64_t job, int slot) {
     const int64_t s = job / blocks, h0 = job % blocks * hb, nh = std::min(hb, H - h0);
     const int64_t t0 = b.start[size_t(s)], n = b.start[size_t(s) + 1] - t0, lds = round_up(n, kTile);
-#ifdef _OPENMP
-    float* q = scratch.get() + size_t(omp_get_thread_num()) * per_thread;
-#else
-    float* q = scratch.get();
-#endif
+    float* q = scratch.get() + size_t(slot) * per_thread;
     float* kt = q + n * nh * hd;  // head i's tiles at kt + i hd lds
     float* sc = kt + nh * hd * lds;
     const int64_t ldq = nh * hd;
@@ -297,7 +287,7 @@ void Bert::attention(const PackedBatch& b, const float* qkv, const float* bq, fl
       a.ldo = D;
       attend(a);
     }
-  }
+  });
 }
 
 // On AMX every encoder GEMM runs on tiles whatever its number of rows (tokens in the
@@ -373,10 +363,7 @@ void Bert::forward(const PackedBatch& b, float* out) const {
   // waking the other threads.
   if (!pending) return;  // (no layer)
   const bool par = n_threads_ > 1 && T >= kMinParallelRows;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(n_threads_) if (par)
-#endif
-  for (int64_t t = 0; t < T; ++t) pending(t, t + 1);
+  detail::parallel_ranges(T, par ? n_threads_ : 1, n_threads_, pending);
 }
 
 }  // namespace halfbyte::model

@@ -11,6 +11,7 @@
 #include <numeric>
 #include <optional>
 
+#include "core/thread_pool.hpp"
 #include "halfbyte/core/error.hpp"
 #include "halfbyte/io/model_file.hpp"
 #include "halfbyte/quant/format.hpp"
@@ -278,28 +279,27 @@ void Encoder::Impl::run(const PackedBatch& b, const std::vector<size_t>& idx, bo
   const int64_t D = config.n_embd, S = b.n_seqs();
   const std::unique_ptr<float[]> h(new float[size_t(b.n_tokens() * D)]);  // forward() writes all of it
   net->forward(b, h.get());
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(n_threads) if (n_threads > 1 && S >= 8)
-#endif
-  for (int64_t s = 0; s < S; ++s) {
-    const int64_t t0 = b.start[size_t(s)], n = b.start[size_t(s) + 1] - t0;
-    float* row = out + int64_t(idx[size_t(s)]) * D;
-    std::fill(row, row + D, 0.0f);
-    if (config.pooling == Pooling::Cls || n == 1) {
-      std::copy_n(h.get() + t0 * D, D, row);
-    } else {
-      std::vector<double> acc(size_t(D), 0.0);
-      for (int64_t t = t0; t < t0 + n; ++t)
-        for (int64_t i = 0; i < D; ++i) acc[size_t(i)] += h[size_t(t * D + i)];
-      for (int64_t i = 0; i < D; ++i) row[i] = float(acc[size_t(i)] / double(n));
+  detail::parallel_ranges(S, n_threads > 1 && S >= 8 ? n_threads : 1, n_threads, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t t0 = b.start[size_t(s)], n = b.start[size_t(s) + 1] - t0;
+      float* row = out + int64_t(idx[size_t(s)]) * D;
+      std::fill(row, row + D, 0.0f);
+      if (config.pooling == Pooling::Cls || n == 1) {
+        std::copy_n(h.get() + t0 * D, D, row);
+      } else {
+        std::vector<double> acc(size_t(D), 0.0);
+        for (int64_t t = t0; t < t0 + n; ++t)
+          for (int64_t i = 0; i < D; ++i) acc[size_t(i)] += h[size_t(t * D + i)];
+        for (int64_t i = 0; i < D; ++i) row[i] = float(acc[size_t(i)] / double(n));
+      }
+      if (normalize) {  // x / max(||x||, 1e-12), as torch.nn.functional.normalize
+        double ss = 0.0;
+        for (int64_t i = 0; i < D; ++i) ss += double(row[i]) * row[i];
+        const float inv = float(1.0 / std::max(std::sqrt(ss), 1e-12));
+        for (int64_t i = 0; i < D; ++i) row[i] *= inv;
+      }
     }
-    if (normalize) {  // x / max(||x||, 1e-12), as torch.nn.functional.normalize
-      double ss = 0.0;
-      for (int64_t i = 0; i < D; ++i) ss += double(row[i]) * row[i];
-      const float inv = float(1.0 / std::max(std::sqrt(ss), 1e-12));
-      for (int64_t i = 0; i < D; ++i) row[i] *= inv;
-    }
-  }
+  });
 }
 
 std::vector<float> Encoder::embed(const std::vector<std::string>& texts, int normalize, int batch_size,

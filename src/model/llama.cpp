@@ -13,11 +13,8 @@
 #include <iterator>
 
 #include "halfbyte/core/error.hpp"
+#include "core/thread_pool.hpp"
 #include "kernel_table.hpp"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace halfbyte::model {
 namespace {
@@ -214,10 +211,7 @@ void Llama::attention(int layer, int64_t n, const int32_t* seq, const int64_t* p
   // same keys (causal: up to each token), one kernel call for all of them.
   const int64_t jobs = int64_t(runs_.size()) * Hkv;
   const size_t scratch = kv_[0].scratch_floats(int(group));
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(n_threads_) schedule(dynamic, 1) if (n_threads_ > 1 && jobs > 1)
-#endif
-  for (int64_t job = 0; job < jobs; ++job) {
+  detail::parallel_tasks(jobs, n_threads_, [&](int64_t job, int slot) {
     const auto [t, len] = runs_[size_t(job / Hkv)];
     const int64_t g = job % Hkv;
     const KvCache& kv = kv_[size_t(seq[t])];
@@ -225,15 +219,11 @@ void Llama::attention(int layer, int64_t n, const int32_t* seq, const int64_t* p
     float* out = att_ + t * H * hd + g * group * hd;
     if (len > 1) {
       kv.attend_block(layer, g, q, qkv_w, int(len), int(group), pos[t] + 1, scale, out, H * hd);
-      continue;
+      return;
     }
-#ifdef _OPENMP
-    float* sc = scores_ + size_t(omp_get_thread_num()) * scratch;
-#else
-    float* sc = scores_;
-#endif
+    float* sc = scores_ + size_t(slot) * scratch;
     kv.attend(layer, g, q, hd, int(group), pos[t] + 1, scale, sc, out, hd);
-  }
+  });
 }
 
 void Llama::forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logits, float* logits) {

@@ -2,19 +2,18 @@
 // arithmetic is in the kernel table (kernels/).
 #include "halfbyte/ops/matmul.hpp"
 
+// Eigen runs inside halfbyte's own tasks (one panel of columns each): its own
+// OpenMP threads would oversubscribe the cores.
+#define EIGEN_DONT_PARALLELIZE
 #include <Eigen/Core>
 #include <algorithm>
-#include <atomic>
 #include <type_traits>
 #include <vector>
 
 #include "halfbyte/core/error.hpp"
+#include "core/thread_pool.hpp"
 #include "halfbyte/threads.hpp"
 #include "kernel_table.hpp"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace halfbyte::ops {
 namespace {
@@ -47,17 +46,12 @@ int threads_for(const MatmulOptions& o) {
   return o.n_threads > 0 ? o.n_threads : num_threads();
 }
 
-// Runs body(tid, nthreads) on nt threads (inline when nt == 1: no fork/join).
+// Runs body(part, nt) for the nt parts of the work, claimed by up to nt threads
+// (inline when nt == 1). A part is a task, not a thread: a worker that has not
+// woken by the time the others have claimed every part is not waited for.
 template <class F>
 void parallel(int nt, F&& body) {
-#ifdef _OPENMP
-  if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-    body(omp_get_thread_num(), omp_get_num_threads());
-    return;
-  }
-#endif
-  body(0, 1);
+  detail::parallel_tasks(nt, nt, [&](int64_t part, int) { body(int(part), nt); });
 }
 
 // MatmulOptions::prologue over all rows, for a path that reads x as a whole.
@@ -189,28 +183,28 @@ bool product(TensorView<const float> x_in, const PackedMatrix& w, TensorView<flo
       });
       return;
     }
-    // Several rows: the threads quantize their share of rows, then take the row
-    // groups in chunks as they finish (a thread that runs slower, such as the
-    // caller's after serial work or one on a busy core, takes fewer). A group's
-    // outputs come from one kernel call over all of K, whoever runs it.
-    std::atomic<int64_t> next{0};
-    parallel(nt, [&](int tid, int nthr) {
-      const int64_t m0 = M * tid / nthr, m1 = M * (tid + 1) / nthr;
+    // Several rows: the rows are quantized in nt parts, then the row groups are
+    // taken in chunks as threads finish (a thread that runs slower, such as one on
+    // a busy core, takes fewer). A group's outputs come from one kernel call over
+    // all of K, whoever runs it.
+    parallel(nt, [&](int part, int parts) {
+      const int64_t m0 = M * part / parts, m1 = M * (part + 1) / parts;
       if (fused_prologue && m0 < m1) opts.prologue(m0, m1);
       quantize_rows(m0, m1);
-#ifdef _OPENMP
-#pragma omp barrier
-#endif
-      if (G < nthr) {  // fewer groups than threads: the rows are split
-        auto t = task_for(tid, nthr);
+    });
+    if (G < nt) {  // fewer groups than threads: the rows are split
+      parallel(nt, [&](int part, int parts) {
+        auto t = task_for(part, parts);
         t.bias = bias;
         t.gelu = gelu;
         if (t.m0 < t.m1) fn(p, a, t);
-        return;
-      }
-      const int64_t chunk = std::max<int64_t>(1, G / (int64_t(nthr) * kChunksPerThread));
-      for (int64_t g0 = next.fetch_add(chunk); g0 < G; g0 = next.fetch_add(chunk))
-        fn(p, a, kernels::GemmTask{g0, std::min(G, g0 + chunk), 0, M, y.data(), y.stride(0), bias, gelu});
+      });
+      return;
+    }
+    const int64_t chunk = std::max<int64_t>(1, G / (int64_t(nt) * kChunksPerThread));
+    detail::parallel_tasks((G + chunk - 1) / chunk, nt, [&](int64_t c, int) {
+      const int64_t g0 = c * chunk;
+      fn(p, a, kernels::GemmTask{g0, std::min(G, g0 + chunk), 0, M, y.data(), y.stride(0), bias, gelu});
     });
   };
   if (int16) {
@@ -235,17 +229,16 @@ void epilogue(TensorView<float> y, const MatmulOptions& o, int nt) {
   const kernels::KernelTable& kt = kernels::active();
   const bool gelu = o.activation == Activation::Gelu;
   const bool par = nt > 1 && M > 1 && M * N * (gelu ? 10 : 1) >= 16384;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) if (par)
-#endif
-  for (int64_t m = 0; m < M; ++m) {
-    float* r = y.data() + m * y.stride(0);
-    if (gelu) {
-      kt.gelu(r, o.bias, N);
-    } else {
-      for (int64_t n = 0; n < N; ++n) r[n] += o.bias[n];
+  detail::parallel_ranges(M, par ? nt : 1, nt, [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) {
+      float* r = y.data() + m * y.stride(0);
+      if (gelu) {
+        kt.gelu(r, o.bias, N);
+      } else {
+        for (int64_t n = 0; n < N; ++n) r[n] += o.bias[n];
+      }
     }
-  }
+  });
 }
 
 }  // namespace

@@ -129,7 +129,7 @@ Server::Server(const ServerOptions& o) : o_(o) {
   model::BatcherOptions bo;
   bo.max_batch_tokens = 256;
   bo.prefill_chunk = 128;
-  bo.own_thread = false;  // run() below: all model work on this thread (one OpenMP pool)
+  bo.own_thread = false;  // run() below: all model work on this thread
   batcher_ = std::make_unique<model::Batcher>(*llm_, bo);
   if (!o.embed_model.empty()) {
     model::EncoderOptions eo;

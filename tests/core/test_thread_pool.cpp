@@ -1,0 +1,164 @@
+// detail::run_tasks: every task exactly once, slots private to running tasks,
+// nested and concurrent calls, exceptions, a forked child.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <catch2/catch.hpp>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "core/thread_pool.hpp"
+
+using halfbyte::detail::parallel_ranges;
+using halfbyte::detail::parallel_tasks;
+
+namespace {
+
+// Runs a job of n tasks on `threads` threads; checks each task ran once, on a slot
+// in range that no other running task held at the same time.
+void check_job(int64_t n, int threads) {
+  std::vector<std::atomic<int>> runs(size_t(n > 0 ? n : 1));
+  std::vector<std::atomic<int>> busy(size_t(threads > 0 ? threads : 1));
+  std::atomic<int> bad_slot{0}, shared_slot{0};
+  parallel_tasks(n, threads, [&](int64_t t, int slot) {
+    if (slot < 0 || slot >= std::max(threads, 1)) {
+      bad_slot.fetch_add(1);
+      return;
+    }
+    if (busy[size_t(slot)].exchange(1) != 0) shared_slot.fetch_add(1);
+    volatile double x = 0;  // a little work, so that tasks overlap
+    for (int i = 0; i < int(t % 7) * 50; ++i) x = x + i;
+    runs[size_t(t)].fetch_add(1);
+    busy[size_t(slot)].store(0);
+  });
+  CHECK(bad_slot.load() == 0);
+  CHECK(shared_slot.load() == 0);
+  int64_t wrong = 0;
+  for (int64_t t = 0; t < n; ++t) wrong += runs[size_t(t)].load() != 1;
+  CHECK(wrong == 0);
+}
+
+}  // namespace
+
+TEST_CASE("thread pool: every task runs once, on a slot no running task shares", "[threads]") {
+  for (int threads : {1, 2, 3, 8})
+    for (int64_t n : {0, 1, 2, 3, 5, 17, 64, 1000}) {
+      CAPTURE(threads, n);
+      check_job(n, threads);
+    }
+}
+
+TEST_CASE("thread pool: many small jobs in a row (job numbers, descriptor ring reuse)", "[threads]") {
+  // Far more jobs than the ring of job descriptors holds, with the count of tasks
+  // and threads varying, so that workers meet reused descriptors.
+  int64_t total = 0, expect = 0;
+  for (int j = 0; j < 20000; ++j) {
+    const int64_t n = 1 + j % 5;
+    const int threads = 2 + j % 3;
+    std::atomic<int64_t> sum{0};
+    parallel_tasks(n, threads, [&](int64_t t, int) { sum.fetch_add(t + 1); });
+    total += sum.load();
+    expect += n * (n + 1) / 2;
+  }
+  CHECK(total == expect);
+}
+
+TEST_CASE("thread pool: ranges cover 0..n once, in at most the pieces asked for", "[threads]") {
+  for (int64_t n : {1, 2, 7, 100, 1001})
+    for (int64_t parts : {0, 1, 2, 3, 16, 5000}) {
+      CAPTURE(n, parts);
+      std::vector<std::atomic<int>> hit(static_cast<size_t>(n));
+      std::atomic<int> pieces{0};
+      parallel_ranges(n, parts, 2, [&](int64_t a, int64_t b) {
+        pieces.fetch_add(1);
+        for (int64_t i = a; i < b; ++i) hit[size_t(i)].fetch_add(1);
+      });
+      int64_t wrong = 0;
+      for (auto& h : hit) wrong += h.load() != 1;
+      CHECK(wrong == 0);
+      CHECK(pieces.load() <= std::max<int64_t>(1, std::min(parts, n)));
+    }
+  int called = 0;
+  parallel_ranges(0, 4, 2, [&](int64_t, int64_t) { ++called; });
+  CHECK(called == 0);
+}
+
+TEST_CASE("thread pool: a call from inside a task runs inline on the task's thread", "[threads]") {
+  std::atomic<int64_t> inner{0};
+  std::atomic<int> inner_slots_nonzero{0};
+  parallel_tasks(8, 2, [&](int64_t, int) {
+    const auto me = std::this_thread::get_id();
+    parallel_tasks(10, 4, [&](int64_t t, int slot) {
+      if (slot != 0 || std::this_thread::get_id() != me) inner_slots_nonzero.fetch_add(1);
+      inner.fetch_add(t);
+    });
+  });
+  CHECK(inner.load() == 8 * 45);
+  CHECK(inner_slots_nonzero.load() == 0);
+}
+
+TEST_CASE("thread pool: calls from several threads at once all complete", "[threads]") {
+  std::atomic<int64_t> wrong{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < 4; ++c)
+    callers.emplace_back([&, c] {
+      for (int j = 0; j < 2000; ++j) {
+        const int64_t n = 1 + (j + c) % 9;
+        std::vector<std::atomic<int>> runs(static_cast<size_t>(n));
+        parallel_tasks(n, 2, [&](int64_t t, int) { runs[size_t(t)].fetch_add(1); });
+        for (auto& r : runs) wrong += r.load() != 1;
+      }
+    });
+  for (auto& t : callers) t.join();
+  CHECK(wrong.load() == 0);
+}
+
+TEST_CASE("thread pool: a task's exception reaches the caller, and the pool still works", "[threads]") {
+  for (int threads : {1, 2, 4}) {
+    CAPTURE(threads);
+    std::atomic<int> ran{0};
+    CHECK_THROWS_WITH(parallel_tasks(50, threads,
+                                     [&](int64_t t, int) {
+                                       ran.fetch_add(1);
+                                       if (t == 3) throw std::runtime_error("task 3 failed");
+                                     }),
+                      "task 3 failed");
+    CHECK(ran.load() >= 4);  // (tasks after a failure may be skipped)
+    check_job(100, threads);
+  }
+}
+
+TEST_CASE("thread pool: a forked child runs jobs on a pool of its own", "[threads]") {
+  check_job(64, 2);  // the parent's workers exist before the fork
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::atomic<int64_t> sum{0};
+    for (int j = 0; j < 200; ++j) parallel_tasks(16, 2, [&](int64_t t, int) { sum.fetch_add(t); });
+    _exit(sum.load() == 200 * 120 ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(halfbyte::detail::pool_workers() >= 1);
+}
+
+TEST_CASE("thread pool: workers take part in jobs (the pool runs tasks in parallel)", "[threads]") {
+  // Jobs of 8 tasks of ~0.2 ms each until a task runs on a worker's slot; a worker
+  // that never ran within 2 s (a pool that silently runs everything inline) fails.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  std::atomic<int> on_workers{0};
+  while (on_workers.load() == 0 && std::chrono::steady_clock::now() < until)
+    parallel_tasks(8, 2, [&](int64_t, int slot) {
+      const auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+      while (std::chrono::steady_clock::now() < end) {
+      }
+      if (slot == 1) on_workers.fetch_add(1);
+    });
+  CHECK(on_workers.load() > 0);
+  CHECK(halfbyte::detail::pool_workers() >= 1);
+}
