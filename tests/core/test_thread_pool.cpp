@@ -132,6 +132,10 @@ TEST_CASE("thread pool: a task's exception reaches the caller, and the pool stil
 }
 
 TEST_CASE("thread pool: a forked child runs jobs on a pool of its own", "[threads]") {
+#ifdef HALFBYTE_NO_FORK_TESTS
+  WARN("skipped: " << HALFBYTE_NO_FORK_TESTS);
+  return;
+#endif
   check_job(64, 2);  // the parent's workers exist before the fork
   const pid_t pid = fork();
   REQUIRE(pid >= 0);
