@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/thread_pool.hpp"
 #include "halfbyte/core/error.hpp"
+#include "halfbyte/threads.hpp"
 #include "kernel_table.hpp"
 #include "packed_io.hpp"
 
@@ -123,19 +125,16 @@ PackedMatrix PackedMatrix::pack_rows(const quant::Format& f, int64_t cols, const
       }
     }
   };
-  // Row groups in chunks of about 1 MiB of source, split among the threads in one
-  // parallel region; each finished chunk is reported to `consumed` at once so
+  // Row groups in chunks of about 1 MiB of source, taken in order by the threads
+  // (core/thread_pool.hpp); each finished chunk is reported to `consumed` at once so
   // that the caller can release what has been read.
   const int64_t chunk = std::max<int64_t>(1, int64_t((size_t(1) << 20) / (size_t(kRowGroup) * row_bytes + 1)));
   const int64_t n_chunks = (groups + chunk - 1) / chunk;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-  for (int64_t ci = 0; ci < n_chunks; ++ci) {
+  detail::parallel_tasks(n_chunks, num_threads(), [&](int64_t ci, int) {
     const int64_t g0 = ci * chunk, g1 = std::min(groups, g0 + chunk);
     for (int64_t g = g0; g < g1; ++g) pack_group(g);
     if (consumed) consumed(g0 * kRowGroup, std::min(p.rows_, g1 * kRowGroup));
-  }
+  });
   return p;
 }
 
