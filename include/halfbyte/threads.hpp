@@ -1,7 +1,7 @@
 // Thread count for halfbyte's parallel work. Model steps and matmul run on
 // halfbyte's own worker threads (one pool per process; work is claimed in tasks
 // by whichever thread runs, so a call never waits for a worker that has not
-// started); loading and quantizing run on OpenMP.
+// started), and so does packing at load; quantizing runs on OpenMP.
 #pragma once
 
 namespace halfbyte {

@@ -3,7 +3,8 @@
 // never waits for a thread that has not started: on a busy machine, where a worker
 // may sleep for a scheduler time slice before it runs, the caller does the work
 // itself instead of waiting at a barrier (OpenMP's parallel regions end in one).
-// Load-time work (quantizing and repacking weights) stays on OpenMP.
+// Packing weights at load runs here too; quantizing (offline, or an encoder's
+// dtype= at load) stays on OpenMP.
 #pragma once
 
 #include <cstdint>
