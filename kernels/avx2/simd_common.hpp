@@ -5,6 +5,7 @@
 
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "kernel_table.hpp"
@@ -47,6 +48,12 @@ inline float hsum(__m256 v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
+}
+
+// Whether any lane of the 32-block a, b, c, d is NaN.
+inline bool any_nan(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 ab = _mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q), _mm256_cmp_ps(c, d, _CMP_UNORD_Q));
+  return _mm256_movemask_ps(ab) != 0;
 }
 
 inline float hmax(__m256 v) {  // v has no NaN

@@ -17,6 +17,8 @@
 // -march than the rest of the library, and no inline function may leak out of it.
 #include <arm_neon.h>
 
+#include <cmath>
+
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -57,6 +59,14 @@ void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
     const float* xb = x + b * 32;
     float32x4_t v[8];
     for (int i = 0; i < 8; ++i) v[i] = vld1q_f32(xb + 4 * i);
+    uint32x4_t nan = vdupq_n_u32(0);  // x != x only for NaN
+    for (int i = 0; i < 8; ++i) nan = vorrq_u32(nan, vmvnq_u32(vceqq_f32(v[i], v[i])));
+    if (vmaxvq_u32(nan) != 0) {  // codes 0, d NaN (kernel_table.hpp)
+      vst1q_s8(qs + b * 32, vdupq_n_s8(0));
+      vst1q_s8(qs + b * 32 + 16, vdupq_n_s8(0));
+      meta[b] = ActBlock{NAN, 0, NAN};
+      continue;
+    }
     // fmax(0, |x|...) as the scalar code: maxNum ignores NaN like std::fmax.
     float32x4_t a = vdupq_n_f32(0.0f);
     for (int i = 0; i < 8; ++i) a = vmaxnmq_f32(a, vabsq_f32(v[i]));

@@ -9,9 +9,22 @@
 namespace halfbyte::kernels::scalar {
 namespace {
 
+// A block with a NaN: codes 0, d (and ds, c) NaN, so that every output it reaches
+// is NaN, on every ISA (kernel_table.hpp).
+bool has_nan(const float* xb) {
+  bool nan = false;
+  for (int k = 0; k < 32; ++k) nan = nan || std::isnan(xb[k]);
+  return nan;
+}
+
 void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
   for (int64_t b = 0; b < K / 32; ++b) {
     const float* xb = x + b * 32;
+    if (has_nan(xb)) {
+      for (int k = 0; k < 32; ++k) qs[b * 32 + k] = 0;
+      meta[b] = ActBlock{NAN, 0, NAN};
+      continue;
+    }
     float amax = 0.0f;
     for (int k = 0; k < 32; ++k) amax = std::fmax(amax, std::fabs(xb[k]));
     const float d = amax / 127.0f;
@@ -117,6 +130,11 @@ void dequantize_row(const quant::Format& f, const void* src, int64_t n, float* y
 void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta) {
   for (int64_t b = 0; b < K / 32; ++b) {
     const float* xb = x + b * 32;
+    if (has_nan(xb)) {
+      for (int k = 0; k < 32; ++k) qs[b * 32 + k] = 0;
+      meta[b] = ActBlock{NAN, 0, NAN};
+      continue;
+    }
     float amax = 0.0f;
     for (int k = 0; k < 32; ++k) amax = std::fmax(amax, std::fabs(xb[k]));
     const float d = amax / 32767.0f;
@@ -151,6 +169,11 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
   for (int64_t b = 0; b < nb; ++b) {
     float v[32];
     for (int k = 0; k < 32; ++k) v[k] = value(b * 32 + k);
+    if (has_nan(v)) {
+      for (int k = 0; k < 32; ++k) qs[b * 32 + k] = 0;
+      meta[b] = ActBlock{NAN, one ? 1 : 0, 0.0f, NAN};
+      continue;
+    }
     const float hi = meta[b].c, lo = one ? row_lo : meta[b].d;
     const float d = (hi - lo) / 255.0f;
     const float id = d != 0.0f ? 255.0f / (hi - lo) : 0.0f;

@@ -112,3 +112,22 @@ def test_concurrent_calls_from_python_threads():
     for t in threads:
         t.join()
     assert len(results) == 80 and all(results)
+
+
+@pytest.mark.parametrize("precision", ["auto", "int", "float"])
+@pytest.mark.parametrize("M", [1, 5, 48])
+def test_non_finite_rows_give_non_finite_outputs(precision, M):
+    """As numpy: a NaN or an infinity in a row of x leaves no finite value in that
+    row of x @ w.T, and the other rows are what they are without it."""
+    rng = np.random.default_rng(M)
+    w = halfbyte.quantize(rng.standard_normal((40, 128)).astype(np.float32), "q4_0")
+    x = rng.standard_normal((M, 128)).astype(np.float32)
+    clean = halfbyte.matmul(x, w, precision=precision)
+    x[0, 17] = np.nan
+    if M > 1:
+        x[M - 1, 100] = np.inf
+    y = halfbyte.matmul(x, w, precision=precision)
+    bad = [0] + ([M - 1] if M > 1 else [])
+    assert not np.isfinite(y[bad]).any()
+    good = [m for m in range(M) if m not in bad]
+    np.testing.assert_array_equal(y[good], clean[good])
