@@ -11,15 +11,18 @@
 //
 // Idle workers spin for a while (jobs follow each other within microseconds while
 // a model runs), then sleep on a condition variable that the caller notifies only
-// when someone sleeps.
+// when a worker its job includes sleeps.
 #include "core/thread_pool.hpp"
 
 #include <pthread.h>
+#include <sched.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -62,6 +65,13 @@ struct alignas(64) Job {
 
 thread_local bool t_in_pool = false;  // a worker, or a caller inside its job
 
+// CPUs this process may run on (its affinity mask: taskset, cgroup cpusets).
+int usable_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 class Pool {
  public:
   void run(int64_t n_tasks, int n_threads, TaskFn fn, void* ctx);
@@ -76,7 +86,7 @@ class Pool {
   void run_one(Job& j, int64_t task, int slot);
 
   alignas(64) std::atomic<uint64_t> word_{0};  // job << 32 | next task
-  alignas(64) std::atomic<int> sleepers_{0};
+  std::unique_ptr<std::atomic<bool>[]> asleep_{new std::atomic<bool>[kMaxThreads]()};  // by slot
   std::mutex sleep_m_;
   std::condition_variable wake_;
   std::mutex caller_m_;  // one job at a time
@@ -84,6 +94,7 @@ class Pool {
   std::exception_ptr error_;
   std::vector<std::thread> threads_;  // slot i + 1; never joined (see pool())
   std::atomic<int> n_workers_{0};
+  const int cpus_ = usable_cpus();
   Job ring_[kRing];
 };
 
@@ -118,18 +129,24 @@ void Pool::take_tasks(uint32_t job, int slot) {
 void Pool::work(int slot, uint32_t seen) {
   t_in_pool = true;
   for (;;) {
-    // Wait for a job after `seen`: spin, then sleep.
-    const auto until = Clock::now() + kSpin;
+    // Wait for a job after `seen`: spin, then sleep. A worker the last job did not
+    // include sleeps at once; where that job had more threads than CPUs, the spin
+    // yields the core between checks (a spinning worker would take it from one
+    // that works).
+    const int limit = ring_[seen % kRing].limit.load(std::memory_order_relaxed);
+    const bool included = slot < limit, yield = limit > cpus_;
+    const auto until = Clock::now() + (included ? kSpin : Clock::duration::zero());
     uint32_t job = seen;
     for (int i = 0;; ++i) {
       job = uint32_t(word_.load(std::memory_order_acquire) >> 32);
       if (job != seen) break;
-      cpu_relax();
-      if ((i & 63) == 63 && Clock::now() > until) {
+      if (yield) std::this_thread::yield();
+      else cpu_relax();
+      if ((!included || (i & 63) == 63) && Clock::now() > until) {
         std::unique_lock<std::mutex> lock(sleep_m_);
-        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        asleep_[slot].store(true, std::memory_order_seq_cst);
         while ((job = uint32_t(word_.load(std::memory_order_seq_cst) >> 32)) == seen) wake_.wait(lock);
-        sleepers_.fetch_sub(1, std::memory_order_relaxed);
+        asleep_[slot].store(false, std::memory_order_relaxed);
         break;
       }
     }
@@ -167,10 +184,14 @@ void Pool::run(int64_t n_tasks, int n_threads, TaskFn fn, void* ctx) {
   j.failed.store(false, std::memory_order_relaxed);
   j.done.store(0, std::memory_order_relaxed);
   word_.store(uint64_t(job) << 32, std::memory_order_seq_cst);
-  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
-    { std::lock_guard<std::mutex> sl(sleep_m_); }
-    wake_.notify_all();
-  }
+  // Wake the workers this job includes that sleep (only those: a pool grown by an
+  // earlier call with more threads keeps its other workers asleep, at no cost here).
+  for (int s = 1; s < n_threads && s <= workers(); ++s)
+    if (asleep_[s].load(std::memory_order_seq_cst)) {
+      { std::lock_guard<std::mutex> sl(sleep_m_); }
+      wake_.notify_all();
+      break;
+    }
   t_in_pool = true;
   take_tasks(job, 0);
   t_in_pool = false;
