@@ -80,8 +80,8 @@ class Pool {
  private:
   void grow(int n);
   void work(int slot, uint32_t seen);
-  // Claims and runs tasks of job `job` until none is left; false if `slot` may
-  // not take part or the job is no longer current.
+  // Claims and runs tasks of job `job` until none is left, `slot` may not take
+  // part, or the job is no longer current.
   void take_tasks(uint32_t job, int slot);
   void run_one(Job& j, int64_t task, int slot);
 
