@@ -10,8 +10,8 @@
 //      acc = fma(float(isum), dw * d, acc)   (dw: the row's scale for this block)
 //      affine:    acc = fma(mw, ds, acc)
 //    so every ISA computes the same value, bit for bit. A block of x with a NaN
-//    is quantized to codes 0 with d, ds (and c) NaN: every output of its row is
-//    NaN (an infinite x makes d infinite, and the row's outputs NaN too).
+//    or an infinity is quantized to codes 0 with d, ds (and c) NaN: every output
+//    of its row is NaN.
 //  * Float path. Per block: t = sum_k fma(value(code[k]), x[k]) in k order
 //    (value: code - 8, code, or the int8), acc = fma(t, dw, acc), affine:
 //    acc = fma(mw, xsum, acc) with xsum the block's fp32 sum of x in k order.

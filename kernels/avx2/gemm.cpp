@@ -45,7 +45,7 @@ void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
     const float* xb = x + b * 32;
     const __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8);
     const __m256 v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
-    if (any_nan(v0, v1, v2, v3)) {  // codes 0, d NaN (kernel_table.hpp)
+    if (non_finite(v0, v1, v2, v3)) {  // codes 0, d NaN (kernel_table.hpp)
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + b * 32), _mm256_setzero_si256());
       meta[b] = ActBlock{NAN, 0, NAN};
       continue;

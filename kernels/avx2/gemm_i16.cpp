@@ -40,7 +40,7 @@ void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta) {
     const float* xb = x + b * 32;
     __m256 v[4];
     for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(xb + 8 * i);
-    if (any_nan(v[0], v[1], v[2], v[3])) {  // codes 0, d NaN (kernel_table.hpp)
+    if (non_finite(v[0], v[1], v[2], v[3])) {  // codes 0, d NaN (kernel_table.hpp)
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + b * 32), _mm256_setzero_si256());
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + b * 32 + 16), _mm256_setzero_si256());
       meta[b] = ActBlock{NAN, 0, NAN};

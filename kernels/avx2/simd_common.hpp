@@ -50,10 +50,11 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// Whether any lane of the 32-block a, b, c, d is NaN.
-inline bool any_nan(__m256 a, __m256 b, __m256 c, __m256 d) {
-  const __m256 ab = _mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q), _mm256_cmp_ps(c, d, _CMP_UNORD_Q));
-  return _mm256_movemask_ps(ab) != 0;
+// Whether any lane of the 32-block a, b, c, d is NaN or infinite (v - v is NaN).
+inline bool non_finite(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 ab = _mm256_cmp_ps(_mm256_sub_ps(a, a), _mm256_sub_ps(b, b), _CMP_UNORD_Q);
+  const __m256 cd = _mm256_cmp_ps(_mm256_sub_ps(c, c), _mm256_sub_ps(d, d), _CMP_UNORD_Q);
+  return _mm256_movemask_ps(_mm256_or_ps(ab, cd)) != 0;
 }
 
 inline float hmax(__m256 v) {  // v has no NaN

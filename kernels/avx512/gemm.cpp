@@ -46,14 +46,14 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
   float* const hi_b = lo_b + nb;
   // Each block's min and max, and the row's min.
   __m512 row_lo16 = _mm512_set1_ps(INFINITY);
-  __mmask16 nan = 0;  // lanes of some block that are NaN (then: which blocks, below)
+  __mmask16 bad = 0;  // lanes of some block that are NaN or infinite (then: which blocks, below)
   for (int64_t b = 0; b < nb; b += 16) {
     const int64_t n = nb - b < 16 ? nb - b : 16;
     __m512 lo[16], hi[16];
     for (int i = 0; i < 16; ++i) {
       if (i < n) {
         const __m512 v0 = load((b + i) * 32), v1 = load((b + i) * 32 + 16);
-        nan |= _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q);
+        bad |= _mm512_cmp_ps_mask(_mm512_sub_ps(v0, v0), _mm512_sub_ps(v1, v1), _CMP_UNORD_Q);
         lo[i] = _mm512_min_ps(v0, v1);
         hi[i] = _mm512_max_ps(v0, v1);
       } else {
@@ -96,14 +96,15 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
         return _mm512_cvtusepi32_epi8(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v, vlo), vid)), zero));
       };
       const int64_t at = (b + i) * 32;
-      if (nan != 0 && _mm512_cmp_ps_mask(load(at), load(at + 16), _CMP_UNORD_Q) != 0) {
-        // A block with a NaN: codes 0, d and c NaN (kernel_table.hpp).
+      const __m512 v0 = load(at), v1 = load(at + 16);
+      if (bad != 0 && _mm512_cmp_ps_mask(_mm512_sub_ps(v0, v0), _mm512_sub_ps(v1, v1), _CMP_UNORD_Q) != 0) {
+        // A block with a NaN or an infinity: codes 0, d and c NaN (kernel_table.hpp).
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + at), _mm256_setzero_si256());
         meta[b + i] = ActBlock{NAN, one ? 1 : 0, 0.0f, NAN};
         continue;
       }
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + at), code(load(at)));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + at + 16), code(load(at + 16)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + at), code(v0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + at + 16), code(v1));
       meta[b + i] = ActBlock{d[i], one ? 1 : 0, 0.0f, l[i]};
     }
   }

@@ -95,11 +95,12 @@ inline __m512i bcast4(const void* p) {
 
 // One 32-block of activations rounded (to nearest even) to integers of magnitude
 // at most qmax: k 0-15 in q0, 16-31 in q1; returns the block's scale amax / qmax.
-// A block with a NaN: codes 0 and a NaN scale (kernel_table.hpp).
+// A block with a NaN or an infinity (v - v NaN): codes 0 and a NaN scale
+// (kernel_table.hpp).
 inline float quantize_block(const float* x, float qmax, __m512i& q0, __m512i& q1) {
   const __m512 sign = _mm512_set1_ps(-0.0f);
   const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
-  if (_mm512_cmp_ps_mask(x0, x1, _CMP_UNORD_Q) != 0) {
+  if (_mm512_cmp_ps_mask(_mm512_sub_ps(x0, x0), _mm512_sub_ps(x1, x1), _CMP_UNORD_Q) != 0) {
     q0 = q1 = _mm512_setzero_si512();
     return NAN;
   }

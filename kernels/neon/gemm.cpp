@@ -59,9 +59,12 @@ void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
     const float* xb = x + b * 32;
     float32x4_t v[8];
     for (int i = 0; i < 8; ++i) v[i] = vld1q_f32(xb + 4 * i);
-    uint32x4_t nan = vdupq_n_u32(0);  // x != x only for NaN
-    for (int i = 0; i < 8; ++i) nan = vorrq_u32(nan, vmvnq_u32(vceqq_f32(v[i], v[i])));
-    if (vmaxvq_u32(nan) != 0) {  // codes 0, d NaN (kernel_table.hpp)
+    uint32x4_t bad = vdupq_n_u32(0);  // x - x is 0 but for NaN and infinities
+    for (int i = 0; i < 8; ++i) {
+      const float32x4_t z = vsubq_f32(v[i], v[i]);
+      bad = vorrq_u32(bad, vmvnq_u32(vceqq_f32(z, z)));
+    }
+    if (vmaxvq_u32(bad) != 0) {  // codes 0, d NaN (kernel_table.hpp)
       vst1q_s8(qs + b * 32, vdupq_n_s8(0));
       vst1q_s8(qs + b * 32 + 16, vdupq_n_s8(0));
       meta[b] = ActBlock{NAN, 0, NAN};

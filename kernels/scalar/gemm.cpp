@@ -9,18 +9,18 @@
 namespace halfbyte::kernels::scalar {
 namespace {
 
-// A block with a NaN: codes 0, d (and ds, c) NaN, so that every output it reaches
-// is NaN, on every ISA (kernel_table.hpp).
-bool has_nan(const float* xb) {
-  bool nan = false;
-  for (int k = 0; k < 32; ++k) nan = nan || std::isnan(xb[k]);
-  return nan;
+// A block with a NaN or an infinity: codes 0, d (and ds, c) NaN, so that every
+// output it reaches is NaN, on every ISA (kernel_table.hpp).
+bool non_finite(const float* xb) {
+  bool bad = false;
+  for (int k = 0; k < 32; ++k) bad = bad || !std::isfinite(xb[k]);
+  return bad;
 }
 
 void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
   for (int64_t b = 0; b < K / 32; ++b) {
     const float* xb = x + b * 32;
-    if (has_nan(xb)) {
+    if (non_finite(xb)) {
       for (int k = 0; k < 32; ++k) qs[b * 32 + k] = 0;
       meta[b] = ActBlock{NAN, 0, NAN};
       continue;
@@ -130,7 +130,7 @@ void dequantize_row(const quant::Format& f, const void* src, int64_t n, float* y
 void quantize_act16(const float* x, int64_t K, int16_t* qs, ActBlock* meta) {
   for (int64_t b = 0; b < K / 32; ++b) {
     const float* xb = x + b * 32;
-    if (has_nan(xb)) {
+    if (non_finite(xb)) {
       for (int k = 0; k < 32; ++k) qs[b * 32 + k] = 0;
       meta[b] = ActBlock{NAN, 0, NAN};
       continue;
@@ -169,7 +169,7 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
   for (int64_t b = 0; b < nb; ++b) {
     float v[32];
     for (int k = 0; k < 32; ++k) v[k] = value(b * 32 + k);
-    if (has_nan(v)) {
+    if (non_finite(v)) {
       for (int k = 0; k < 32; ++k) qs[b * 32 + k] = 0;
       meta[b] = ActBlock{NAN, one ? 1 : 0, 0.0f, NAN};
       continue;
