@@ -11,24 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "../byte_writer.hpp"
+
 namespace halfbyte::fuzz::seeds {
 
 namespace fs = std::filesystem;
 
-struct Bytes {
-  std::vector<uint8_t> b;
-  template <class T>
-  Bytes& pod(T v) {
-    const auto* p = reinterpret_cast<const uint8_t*>(&v);
-    b.insert(b.end(), p, p + sizeof(T));
-    return *this;
-  }
-  Bytes& raw(const std::string& s) {
-    b.insert(b.end(), s.begin(), s.end());
-    return *this;
-  }
-  void pad_to(size_t n) { b.resize(n, 0); }
-};
+using test::Bytes;
 
 inline void save(const fs::path& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);

@@ -14,27 +14,15 @@
 #include "halfbyte/core/error.hpp"
 #include "halfbyte/io/gguf.hpp"
 #include "halfbyte/io/model_file.hpp"
+#include "byte_writer.hpp"
 #include "halfbyte/model/tokenizer.hpp"
 
 using namespace halfbyte;
 using namespace halfbyte::io;
 using Catch::Contains;
+using halfbyte::test::Bytes;
 
 namespace {
-
-struct Bytes {
-  std::vector<uint8_t> b;
-  template <class T>
-  Bytes& pod(T v) {
-    const auto* p = reinterpret_cast<const uint8_t*>(&v);
-    b.insert(b.end(), p, p + sizeof(T));
-    return *this;
-  }
-  Bytes& raw(const std::string& s) {
-    b.insert(b.end(), s.begin(), s.end());
-    return *this;
-  }
-};
 
 // A file under /tmp, removed when the test ends. `size` > bytes: a hole follows.
 struct TmpFile {
