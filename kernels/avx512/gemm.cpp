@@ -27,45 +27,77 @@ void quantize_act(const float* x, int64_t K, int8_t* qs, ActBlock* meta) {
   }
 }
 
+// Lanes 0-7 of the result: op over the 16 lanes of v[0..7] (the last level of
+// reduce16's tree, then one permutation from its lane order: v[4e + l] lands in lane
+// 4l + 2e).
+template <class Op>
+inline __m512 reduce8(const __m512 (&v)[8], Op op) {
+  __m512 a[4], b[2];
+  for (int i = 0; i < 4; ++i)  // 128-bit lanes 0-1: v[2i]'s 8 partials, 2-3: v[2i + 1]'s
+    a[i] = op(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44), _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+  for (int i = 0; i < 2; ++i)  // 128-bit lane l: v[4i + l]'s 4 partials
+    b[i] = op(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x88), _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xDD));
+  // Lane l: elements 0-1 v[l]'s 2 partials, 2-3 v[4 + l]'s; then each pair's op.
+  const __m512 c = op(_mm512_shuffle_ps(b[0], b[1], 0x44), _mm512_shuffle_ps(b[0], b[1], 0xEE));
+  const __m512 e = op(c, _mm512_shuffle_ps(c, c, 0xB1));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0), e);
+}
+
+// Codes of 64 values (two blocks: v0..v3) as (v - lo) * id rounded, each block with
+// its own lo and id, clamped to 0..255 by the packs' saturation (v >= lo but for NaN,
+// whose code is 0 as well) into 64 bytes in order.
+inline __m512i codes64(const __m512 (&v)[4], __m512 lo0, __m512 id0, __m512 lo1, __m512 id1) {
+  const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v[0], lo0), id0));
+  const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v[1], lo0), id0));
+  const __m512i q2 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v[2], lo1), id1));
+  const __m512i q3 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v[3], lo1), id1));
+  // Per 128-bit lane L, dword t holds q_t's values 4L..4L+3: transposed back.
+  const __m512i b = _mm512_packus_epi16(_mm512_packs_epi32(q0, q1), _mm512_packs_epi32(q2, q3));
+  return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), b);
+}
+
 void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t* qs, ActBlock* meta) {
   const auto load = [&](int64_t k) {
     const __m512 v = _mm512_loadu_ps(x + k);
     return inv_scale ? _mm512_mul_ps(v, _mm512_loadu_ps(inv_scale + k)) : v;
   };
-  // Blocks 16 at a time (their mins, maxes, steps and inverses as vectors; a last
-  // group of fewer padded: K = 384 is 12 blocks), every value in the scalar
-  // reference's fp32 operations.
+  // Blocks 8 at a time for their mins and maxes, 16 at a time for their steps and
+  // inverses (as vectors; a last group of fewer padded: K = 384 is 12 blocks), two at
+  // a time for the codes; every value in the scalar reference's fp32 operations.
   const int64_t nb = K / 32;
   constexpr int64_t kStackBlocks = 256;
-  alignas(64) float stack[2 * kStackBlocks];
+  alignas(64) float stack[2 * kStackBlocks + 32];
   // (Rows of more than 8192 values; kept per thread: no allocation per row. The
   // allocator, local to these files, keeps the vector's code out of other objects.)
   thread_local std::vector<float, AlignedAlloc<float>> heap;
-  if (nb > kStackBlocks && heap.size() < size_t(2 * nb)) heap.resize(size_t(2 * nb));
+  if (nb > kStackBlocks && heap.size() < size_t(2 * nb + 32)) heap.resize(size_t(2 * nb + 32));
   float* const lo_b = nb <= kStackBlocks ? stack : heap.data();
-  float* const hi_b = lo_b + nb;
-  // Each block's min and max, and the row's min.
-  __m512 row_lo16 = _mm512_set1_ps(INFINITY);
-  __mmask16 bad = 0;  // lanes of some block that are NaN or infinite (then: which blocks, below)
-  for (int64_t b = 0; b < nb; b += 16) {
-    const int64_t n = nb - b < 16 ? nb - b : 16;
-    __m512 lo[16], hi[16];
-    for (int i = 0; i < 16; ++i) {
+  float* const hi_b = lo_b + nb + 16;
+  // Each block's min and max, and the row's min. A lane with a NaN makes the lane's
+  // min or max NaN (vminps/vmaxps return their second operand then), an infinity
+  // makes max - min infinite or NaN: `spans` stays finite unless some value is NaN or
+  // infinite (or finite spans add up past FLT_MAX: then the exact test below, too).
+  __m512 row_lo16 = _mm512_set1_ps(INFINITY), spans = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; b += 8) {
+    const int64_t n = nb - b < 8 ? nb - b : 8;
+    __m512 lo[8], hi[8];
+    for (int i = 0; i < 8; ++i) {
       if (i < n) {
         const __m512 v0 = load((b + i) * 32), v1 = load((b + i) * 32 + 16);
-        bad |= _mm512_cmp_ps_mask(_mm512_sub_ps(v0, v0), _mm512_sub_ps(v1, v1), _CMP_UNORD_Q);
         lo[i] = _mm512_min_ps(v0, v1);
-        hi[i] = _mm512_max_ps(v0, v1);
+        hi[i] = _mm512_max_ps(v1, v0);
+        spans = _mm512_add_ps(spans, _mm512_sub_ps(hi[i], lo[i]));
       } else {
         lo[i] = hi[i] = _mm512_setzero_ps();  // (lanes past the last block: never stored)
       }
     }
-    const __mmask16 k = first_lanes(nb - b);  // the blocks b .. b + 15 that exist
-    const __m512 blo = reduce16(lo, [](__m512 a, __m512 c) { return _mm512_min_ps(a, c); });
+    const __mmask16 k = first_lanes(n);
+    const __m512 blo = reduce8(lo, [](__m512 a, __m512 c) { return _mm512_min_ps(a, c); });
     _mm512_mask_storeu_ps(lo_b + b, k, blo);
-    _mm512_mask_storeu_ps(hi_b + b, k, reduce16(hi, [](__m512 a, __m512 c) { return _mm512_max_ps(a, c); }));
+    _mm512_mask_storeu_ps(hi_b + b, k, reduce8(hi, [](__m512 a, __m512 c) { return _mm512_max_ps(a, c); }));
     row_lo16 = _mm512_mask_min_ps(row_lo16, k, row_lo16, blo);
   }
+  const bool suspect = _mm512_cmp_ps_mask(_mm512_sub_ps(spans, spans), _mm512_setzero_ps(), _CMP_UNORD_Q) != 0;
   const float row_lo = _mm512_reduce_min_ps(row_lo16);
   // Whether the row can share its min: no block's step widens by more than kAsymRowSpan.
   bool one = true;
@@ -76,36 +108,42 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
     const __m512 widened = _mm512_sub_ps(hi, vrow_lo), allowed = _mm512_mul_ps(vspan, _mm512_sub_ps(hi, lo));
     one = one && (_mm512_mask_cmp_ps_mask(k, widened, allowed, _CMP_LE_OQ) == k);
   }
-  // The codes, block by block, from each block's offset lo, step d and its inverse.
-  const __m512i zero = _mm512_setzero_si512();
+  // The codes from each block's offset lo, step d and its inverse; the blocks' meta
+  // as {d, one, 0, lo}, four blocks per vector.
+  const __m512 one_bits = _mm512_castsi512_ps(_mm512_set1_epi32(one ? 1 : 0));
   for (int64_t b = 0; b < nb; b += 16) {
     const __mmask16 k = first_lanes(nb - b);
     const __m512 lo = one ? vrow_lo : _mm512_maskz_loadu_ps(k, lo_b + b);
     const __m512 span = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, hi_b + b), lo);
     const __m512 vd = _mm512_div_ps(span, _mm512_set1_ps(255.0f));
     const __mmask16 nz = _mm512_cmp_ps_mask(vd, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-    alignas(64) float l[16], d[16], id[16];
-    _mm512_store_ps(l, lo);
-    _mm512_store_ps(d, vd);
-    _mm512_store_ps(id, _mm512_maskz_div_ps(nz, _mm512_set1_ps(255.0f), span));
+    const __m512 vid = _mm512_maskz_div_ps(nz, _mm512_set1_ps(255.0f), span);
     const int64_t n = nb - b < 16 ? nb - b : 16;
-    for (int i = 0; i < n; ++i) {
-      const __m512 vlo = _mm512_set1_ps(l[i]), vid = _mm512_set1_ps(id[i]);
-      // Codes clamped below at 0 (v - lo >= 0 but for NaN), above by vpmovusdb's saturation.
-      const auto code = [&](__m512 v) {
-        return _mm512_cvtusepi32_epi8(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v, vlo), vid)), zero));
-      };
+    for (int q = 0; q < 4 && 4 * q < n; ++q) {
+      const __m512i idx = _mm512_setr_epi32(0, 0, 0, 16, 1, 1, 1, 17, 2, 2, 2, 18, 3, 3, 3, 19);
+      __m512 m = _mm512_maskz_permutex2var_ps(0x9999, vd, _mm512_add_epi32(idx, _mm512_set1_epi32(4 * q)), lo);
+      m = _mm512_mask_mov_ps(m, 0x2222, one_bits);
+      _mm512_mask_storeu_ps(reinterpret_cast<float*>(meta + b + 4 * q), first_lanes(4 * (n - 4 * q)), m);
+    }
+    const auto lane = [](__m512 v, int i) { return _mm512_permutexvar_ps(_mm512_set1_epi32(i), v); };
+    for (int i = 0; i < n; i += 2) {
       const int64_t at = (b + i) * 32;
-      const __m512 v0 = load(at), v1 = load(at + 16);
-      if (bad != 0 && _mm512_cmp_ps_mask(_mm512_sub_ps(v0, v0), _mm512_sub_ps(v1, v1), _CMP_UNORD_Q) != 0) {
-        // A block with a NaN or an infinity: codes 0, d and c NaN (kernel_table.hpp).
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + at), _mm256_setzero_si256());
-        meta[b + i] = ActBlock{NAN, one ? 1 : 0, 0.0f, NAN};
-        continue;
-      }
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + at), code(v0));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + at + 16), code(v1));
-      meta[b + i] = ActBlock{d[i], one ? 1 : 0, 0.0f, l[i]};
+      const bool two = i + 1 < n;
+      const __m512 v[4] = {load(at), load(at + 16), two ? load(at + 32) : _mm512_setzero_ps(),
+                           two ? load(at + 48) : _mm512_setzero_ps()};
+      const __m512i c = codes64(v, lane(lo, i), lane(vid, i), lane(lo, i + 1), lane(vid, i + 1));
+      if (two)
+        _mm512_storeu_si512(qs + at, c);
+      else
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + at), _mm512_castsi512_si256(c));
+      if (!suspect) continue;
+      // A block with a NaN or an infinity: codes 0, d and c NaN (kernel_table.hpp).
+      for (int h = 0; h < (two ? 2 : 1); ++h)
+        if (_mm512_cmp_ps_mask(_mm512_sub_ps(v[2 * h], v[2 * h]), _mm512_sub_ps(v[2 * h + 1], v[2 * h + 1]),
+                               _CMP_UNORD_Q) != 0) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + at + 32 * h), _mm256_setzero_si256());
+          meta[b + i + h] = ActBlock{NAN, one ? 1 : 0, 0.0f, NAN};
+        }
     }
   }
 }
