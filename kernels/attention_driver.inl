@@ -2,7 +2,8 @@
 // ISA's anonymous namespace in kernels/<isa>/attention.cpp (so it has internal
 // linkage there, compiled with that ISA's flags). The including file defines,
 // before the #include: kScoreRows (query rows per scores tile), scores<T, MR>(a, m0)
-// for MR <= kScoreRows, softmax_row(s, n) returning the sum, and
+// for MR <= kScoreRows, softmax_rows(s, lds, n, rows, inv) (rows of s become
+// exp(s - max), zero past n; inv[r] = 1 / the row's sum), and
 // pv_rows<T, MR>(a, m0, inv) for MR <= 4.
 
 // scores<T, mr> for a runtime 1 <= mr <= MR.
@@ -28,7 +29,7 @@ void attend(const AttnArgs& a) {
   float inv[64];
   for (int m0 = 0; m0 < a.M; m0 += 64) {
     const int mr = std::min(64, a.M - m0);
-    for (int m = 0; m < mr; ++m) inv[m] = 1.0f / softmax_row(a.scratch + (m0 + m) * a.lds, a.n_keys);
+    softmax_rows(a.scratch + m0 * a.lds, a.lds, a.n_keys, mr, inv);
     AttnArgs b = a;  // rows m0 .. m0 + mr, so that inv[] is indexed from 0
     b.q += m0 * a.ldq;
     b.scratch += m0 * a.lds;

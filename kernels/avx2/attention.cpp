@@ -135,6 +135,10 @@ void pv_rows(const AttnArgs& a, int m0, const float* inv) {
 }
 
 constexpr int kScoreRows = 6;
+void softmax_rows(float* s, int64_t lds, int64_t n, int rows, float* inv) {
+  for (int r = 0; r < rows; ++r) inv[r] = 1.0f / softmax_row(s + r * lds, n);
+}
+
 #include "attention_driver.inl"
 
 void silu_mul(const float* g, const float* u, float* out, int64_t n) {

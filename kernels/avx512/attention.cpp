@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernel_table.hpp"
+#include "simd_common.hpp"
 
 namespace halfbyte::kernels::avx512 {
 namespace {
@@ -23,22 +24,6 @@ inline __m512 load16(const uint16_t* p) {
 }
 inline __m512 load16(const float* p, __mmask16 k) { return _mm512_maskz_loadu_ps(k, p); }
 inline __m512 load16(const uint16_t* p, __mmask16 k) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p)); }
-
-// Horizontal sum / max by folding lanes (GCC 12's _mm512_reduce_* warn spuriously).
-inline float hsum(__m512 v) {
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
-  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));
-  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1));
-  return _mm512_cvtss_f32(v);
-}
-inline float hmax(__m512 v) {
-  v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
-  v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
-  v = _mm512_max_ps(v, _mm512_permute_ps(v, 0x4E));
-  v = _mm512_max_ps(v, _mm512_permute_ps(v, 0xB1));
-  return _mm512_cvtss_f32(v);
-}
 
 inline __mmask16 first(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
 
@@ -74,7 +59,23 @@ void scores(const AttnArgs& a, int m0) {
   }
 }
 
-// Row m of scratch becomes exp(s - max) (zero past n_keys); returns the sum.
+// Horizontal sum / max by folding lanes (GCC 12's _mm512_reduce_* warn spuriously).
+inline float hsum(__m512 v) {
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
+  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));
+  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1));
+  return _mm512_cvtss_f32(v);
+}
+inline float hmax(__m512 v) {
+  v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+  v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
+  v = _mm512_max_ps(v, _mm512_permute_ps(v, 0x4E));
+  v = _mm512_max_ps(v, _mm512_permute_ps(v, 0xB1));
+  return _mm512_cvtss_f32(v);
+}
+
+// Row s becomes exp(s - max) (zero past n); returns the sum.
 float softmax_row(float* s, int64_t n) {
   __m512 mx = _mm512_set1_ps(-INFINITY);
   for (int64_t j = 0; j < n; j += 16) mx = _mm512_mask_max_ps(mx, first(n - j), mx, _mm512_loadu_ps(s + j));
@@ -86,6 +87,47 @@ float softmax_row(float* s, int64_t n) {
     sum = _mm512_add_ps(sum, e);
   }
   return hsum(sum);
+}
+
+// Rows [0, rows) of s (a stride of lds) become exp(s - the row's max), zero past n;
+// inv[r] = 1 / the row's sum. 16 rows at a time, whose maxima and sums are reduced
+// together (reduce16): one row's horizontal steps and division no longer wait on the
+// last row's (they were a quarter of a MiniLM head's attention).
+// (Fewer than 4 rows, as a decoding token's heads: each row on its own, lanes
+// folded: cheaper than the 16-row trees.)
+void softmax_rows(float* s, int64_t lds, int64_t n, int rows, float* inv) {
+  for (int r0 = 0; r0 < rows; r0 += 16) {
+    const int nr = std::min(16, rows - r0);
+    if (nr < 4) {
+      for (int r = r0; r < rows; ++r) inv[r] = 1.0f / softmax_row(s + r * lds, n);
+      return;
+    }
+    __m512 v[16];
+    for (int r = 0; r < 16; ++r) {
+      __m512 mx = _mm512_set1_ps(-INFINITY);
+      if (r < nr)
+        for (int64_t j = 0; j < n; j += 16) {
+          mx = _mm512_mask_max_ps(mx, first(n - j), mx, _mm512_loadu_ps(s + (r0 + r) * lds + j));
+        }
+      v[r] = mx;
+    }
+    const __m512 m16 = reduce16(v, [](__m512 a, __m512 b) { return _mm512_max_ps(a, b); });
+    for (int r = 0; r < 16; ++r) {
+      __m512 sum = _mm512_setzero_ps();
+      if (r < nr) {
+        float* row = s + (r0 + r) * lds;
+        const __m512 m = _mm512_permutexvar_ps(_mm512_set1_epi32(r), m16);
+        for (int64_t j = 0; j < n; j += 16) {
+          const __m512 e = _mm512_maskz_mov_ps(first(n - j), exp_ps(_mm512_sub_ps(_mm512_loadu_ps(row + j), m)));
+          _mm512_storeu_ps(row + j, e);
+          sum = _mm512_add_ps(sum, e);
+        }
+      }
+      v[r] = sum;
+    }
+    const __m512 sums = reduce16(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
+    _mm512_mask_storeu_ps(inv + r0, first(nr), _mm512_div_ps(_mm512_set1_ps(1.0f), sums));
+  }
 }
 
 // out[m][d0 .. d0 + 16 NV) = sum_j p[m][j] v[j][...] / sums[m], MR rows from m0.
