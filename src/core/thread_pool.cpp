@@ -12,6 +12,21 @@
 // Idle workers spin for a while (jobs follow each other within microseconds while
 // a model runs), then sleep on a condition variable that the caller notifies only
 // when a worker its job includes sleeps.
+//
+// Short jobs on a busy machine: a worker preempted while it runs a task makes the
+// caller wait for that task, up to the other program's time slice (milliseconds),
+// for a job that takes microseconds (decoding's matrix-vector products); and a
+// worker that spins between jobs takes its share of the CPU from the caller where
+// other programs compete for it. So the pool measures, from time to time, the wall
+// time per task of the short jobs (those whose caller's part took less than
+// kShortJob), all time counted (the caller's work between jobs too), with the
+// workers and on the caller alone (kMeasure each), and runs short jobs the cheaper
+// way until the next measurement (after 200 ms, the interval doubling up to 4 s
+// while the answer stays the same; the caller alone only after two such answers in
+// a row). On a quiet machine the workers win (~1.4x on 2 cores) and the measurements
+// cost ~0.3%; with other programs busy on the cores the caller alone can win
+// (docs/PERF.md, "Under contention"). Longer jobs always use every thread: a
+// preempted worker's task costs them less than the worker's share gains.
 #include "core/thread_pool.hpp"
 
 #include <pthread.h>
@@ -52,6 +67,14 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kSpin = std::chrono::microseconds(200);
 constexpr auto kCallerSpin = std::chrono::microseconds(50);
 constexpr uint64_t kRing = 64;
+// Short jobs with or without the workers (see the top of this file).
+constexpr auto kShortJob = std::chrono::microseconds(1000);
+constexpr auto kMeasure = std::chrono::milliseconds(15);
+constexpr int64_t kMeasureJobs = 64;   // at least, per way
+constexpr auto kPause = std::chrono::milliseconds(100);  // no job for that long: measure afresh
+constexpr auto kProbeMin = std::chrono::milliseconds(200);
+constexpr auto kProbeMax = std::chrono::milliseconds(4000);
+constexpr size_t kKinds = 64;
 constexpr int64_t kMaxTasksPerJob = int64_t(1) << 31;
 
 struct alignas(64) Job {
@@ -76,6 +99,7 @@ class Pool {
  public:
   void run(int64_t n_tasks, int n_threads, TaskFn fn, void* ctx);
   int workers() const noexcept { return n_workers_.load(std::memory_order_relaxed); }
+  bool solo_now() const noexcept { return solo_.load(std::memory_order_relaxed); }
 
  private:
   void grow(int n);
@@ -84,6 +108,9 @@ class Pool {
   // part, or the job is no longer current.
   void take_tasks(uint32_t job, int slot);
   void run_one(Job& j, int64_t task, int slot);
+  // Short jobs: whether this one runs on the caller alone (solo); and what it cost.
+  bool solo(bool short_job, Clock::time_point now);
+  void measured(bool solo, int64_t n_tasks);
 
   alignas(64) std::atomic<uint64_t> word_{0};  // job << 32 | next task
   std::unique_ptr<std::atomic<bool>[]> asleep_{new std::atomic<bool>[kMaxThreads]()};  // by slot
@@ -96,7 +123,75 @@ class Pool {
   std::atomic<int> n_workers_{0};
   const int cpus_ = usable_cpus();
   Job ring_[kRing];
+  // (The caller's alone, under caller_m_.) Per kind of job, direct-mapped: how long
+  // the caller's part of its last run took.
+  struct Kind {
+    TaskFn fn = nullptr;
+    int64_t n_tasks = 0;
+    Clock::duration busy{};
+  };
+  Kind kinds_[kKinds];
+  std::atomic<bool> solo_{false};  // the way short jobs run between measurements
+  int measuring_ = 0;     // 0: none, 1: with the workers, 2: on the caller alone
+  int votes_ = 0;         // measurements in a row that the caller alone won
+  Clock::time_point phase_end_{};  // of the measurement, or (none) when the next starts
+  Clock::time_point last_job_{};
+  Clock::duration interval_ = kProbeMin;
+  Clock::time_point begin_{};  // of the measurement under way
+  Clock::duration wall_[2]{};  // per way (workers, alone): the measurement's wall time
+  int64_t tasks_[2]{}, jobs_[2]{};  // (all of it: the caller's work between jobs too), short jobs' tasks and count
 };
+
+size_t kind_index(TaskFn fn, int64_t n_tasks) {
+  const auto h = uint64_t(reinterpret_cast<uintptr_t>(fn)) * 0x9E3779B97F4A7C15ull + uint64_t(n_tasks);
+  return size_t(h >> 58) % kKinds;
+}
+
+std::atomic<int> g_short_jobs{int(ShortJobs::Measured)};
+
+bool Pool::solo(bool short_job, Clock::time_point now) {
+  if (!short_job) return false;
+  const auto forced = ShortJobs(g_short_jobs.load(std::memory_order_relaxed));
+  if (forced != ShortJobs::Measured) return forced == ShortJobs::Alone;
+  const auto start = [&](int way) {
+    measuring_ = way;
+    begin_ = now;
+    phase_end_ = now + kMeasure;
+    tasks_[way - 1] = jobs_[way - 1] = 0;
+  };
+  if (last_job_ == Clock::time_point{}) phase_end_ = now + kProbeMin;  // (the first: after a warm-up)
+  if (now - last_job_ > kPause && measuring_ != 0) start(1);  // (after a pause: from the start)
+  last_job_ = now;
+  if (measuring_ == 0) {
+    if (now >= phase_end_) start(1);
+  } else if (now >= phase_end_ && jobs_[measuring_ - 1] >= kMeasureJobs) {
+    wall_[measuring_ - 1] = now - begin_;
+    if (measuring_ == 1) {
+      start(2);
+    } else {  // both measured: per task, in wall time (5% in the workers' favour)
+      const double with = std::chrono::duration<double>(wall_[0]).count() / double(tasks_[0]);
+      const double alone = std::chrono::duration<double>(wall_[1]).count() / double(tasks_[1]);
+      // The caller alone after two such answers in a row, the workers back after one.
+      const bool alone_wins = alone < 0.95 * with;
+      votes_ = alone_wins ? votes_ + 1 : 0;
+      const bool best = solo_.load(std::memory_order_relaxed) ? alone_wins : votes_ >= 2;
+      const bool was = solo_.load(std::memory_order_relaxed);
+      interval_ = best == was && votes_ != 1 ? std::min<Clock::duration>(2 * interval_, kProbeMax)
+                                             : Clock::duration(kProbeMin);
+      solo_.store(best, std::memory_order_relaxed);
+      measuring_ = 0;
+      phase_end_ = now + interval_;
+    }
+  }
+  return measuring_ == 0 ? solo_.load(std::memory_order_relaxed) : measuring_ == 2;
+}
+
+void Pool::measured(bool solo, int64_t n_tasks) {
+  const int way = solo ? 2 : 1;
+  if (measuring_ != way) return;
+  tasks_[way - 1] += n_tasks;
+  ++jobs_[way - 1];
+}
 
 void Pool::run_one(Job& j, int64_t task, int slot) {
   if (!j.failed.load(std::memory_order_relaxed)) {
@@ -174,6 +269,14 @@ void Pool::run(int64_t n_tasks, int n_threads, TaskFn fn, void* ctx) {
     for (int64_t t = 0; t < n_tasks; ++t) fn(ctx, t, 0);
     return;
   }
+  const auto start = Clock::now();
+  Kind& kind = kinds_[kind_index(fn, n_tasks)];
+  const bool short_job = kind.fn == fn && kind.n_tasks == n_tasks && kind.busy < kShortJob;
+  if (solo(short_job, start)) {
+    for (int64_t t = 0; t < n_tasks; ++t) fn(ctx, t, 0);
+    measured(true, n_tasks);
+    return;
+  }
   grow(n_threads - 1);
   const uint32_t job = uint32_t(word_.load(std::memory_order_relaxed) >> 32) + 1;
   Job& j = ring_[job % kRing];
@@ -196,11 +299,14 @@ void Pool::run(int64_t n_tasks, int n_threads, TaskFn fn, void* ctx) {
   take_tasks(job, 0);
   t_in_pool = false;
   // Every task is claimed; wait for those still running on workers.
-  const auto until = Clock::now() + kCallerSpin;
+  const auto claimed = Clock::now();
+  const auto until = claimed + kCallerSpin;
   for (int i = 0; j.done.load(std::memory_order_acquire) < n_tasks; ++i) {
     cpu_relax();
     if ((i & 63) == 63 && Clock::now() > until) std::this_thread::yield();
   }
+  kind = Kind{fn, n_tasks, claimed - start};
+  if (short_job) measured(false, n_tasks);
   if (j.failed.load(std::memory_order_relaxed)) {
     std::exception_ptr e;
     {
@@ -237,6 +343,14 @@ void run_tasks(int64_t n_tasks, int n_threads, TaskFn fn, void* ctx) {
   if (n_tasks >= kMaxTasksPerJob)
     throw_invalid("run_tasks: ", n_tasks, " tasks in one call (at most ", kMaxTasksPerJob - 1, ")");
   pool().run(n_tasks, n_threads, fn, ctx);
+}
+
+void set_short_jobs(ShortJobs mode) noexcept { g_short_jobs.store(int(mode), std::memory_order_relaxed); }
+
+bool short_jobs_alone() noexcept {
+  const auto forced = ShortJobs(g_short_jobs.load(std::memory_order_relaxed));
+  if (forced != ShortJobs::Measured) return forced == ShortJobs::Alone;
+  return g_pool.load() != nullptr && g_pool.load()->solo_now();
 }
 
 int pool_workers() noexcept {

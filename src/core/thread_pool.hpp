@@ -22,8 +22,9 @@ using TaskFn = void (*)(void* ctx, int64_t task, int slot);
 // claimed one at a time in increasing order. A worker that wakes after every task
 // has been claimed is not waited for. Runs inline, in order, with slot 0 when
 // n_threads <= 1, n_tasks <= 1, from inside a task, or while another thread's
-// call holds the pool. The first exception a task throws is rethrown here, after
-// the tasks already claimed have finished (the others are skipped).
+// call holds the pool, and for short jobs that run on the caller alone (below). The
+// first exception a task throws is rethrown here, after the tasks already claimed
+// have finished (the others are skipped).
 void run_tasks(int64_t n_tasks, int n_threads, TaskFn fn, void* ctx);
 
 // fn(task, slot) for task in [0, n_tasks), as run_tasks.
@@ -44,6 +45,15 @@ void parallel_ranges(int64_t n, int64_t parts, int n_threads, F&& fn) {
   if (parts < 1) parts = 1;
   parallel_tasks(parts, n_threads, [&](int64_t p, int) { fn(n * p / parts, n * (p + 1) / parts); });
 }
+
+// How short jobs (the caller's part under 1 ms, as decoding's) run: by default the
+// cheaper of with the workers or on the caller alone, measured from time to time
+// (thread_pool.cpp: on a busy machine a preempted worker stalls them); or always one
+// way (tests). Longer jobs always use every thread they ask for.
+enum class ShortJobs { Measured, Workers, Alone };
+void set_short_jobs(ShortJobs mode) noexcept;
+// Whether short jobs run on the caller alone now.
+bool short_jobs_alone() noexcept;
 
 // Workers the pool has started so far (for tests and `halfbyte info`).
 int pool_workers() noexcept;

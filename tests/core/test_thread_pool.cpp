@@ -1,11 +1,13 @@
 // detail::run_tasks: every task exactly once, slots private to running tasks,
-// nested and concurrent calls, exceptions, a forked child.
+// nested and concurrent calls, exceptions, a forked child, short jobs on the caller
+// alone.
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -14,8 +16,21 @@
 
 using halfbyte::detail::parallel_ranges;
 using halfbyte::detail::parallel_tasks;
+using halfbyte::detail::ShortJobs;
 
 namespace {
+
+// Sets how short jobs run for a scope (then back to the default, measured).
+struct ShortJobsGuard {
+  explicit ShortJobsGuard(ShortJobs mode) { halfbyte::detail::set_short_jobs(mode); }
+  ~ShortJobsGuard() { halfbyte::detail::set_short_jobs(ShortJobs::Measured); }
+};
+
+void spin_for(std::chrono::microseconds us) {
+  const auto end = std::chrono::steady_clock::now() + us;
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
 
 // Runs a job of n tasks on `threads` threads; checks each task ran once, on a slot
 // in range that no other running task held at the same time.
@@ -154,6 +169,8 @@ TEST_CASE("thread pool: a forked child runs jobs on a pool of its own", "[thread
 TEST_CASE("thread pool: workers take part in jobs (the pool runs tasks in parallel)", "[threads]") {
   // Jobs of 8 tasks of ~0.2 ms each until a task runs on a worker's slot; a worker
   // that never ran within 2 s (a pool that silently runs everything inline) fails.
+  // (Short jobs: with the workers whatever a busy machine would make the pool choose.)
+  const ShortJobsGuard guard(ShortJobs::Workers);
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   std::atomic<int> on_workers{0};
   while (on_workers.load() == 0 && std::chrono::steady_clock::now() < until)
@@ -165,4 +182,75 @@ TEST_CASE("thread pool: workers take part in jobs (the pool runs tasks in parall
     });
   CHECK(on_workers.load() > 0);
   CHECK(halfbyte::detail::pool_workers() >= 1);
+}
+
+TEST_CASE("thread pool: short jobs on the caller alone when so set; longer jobs keep the workers", "[threads]") {
+  // A short job (8 tasks of 50 us: the caller's part well under 1 ms). With the
+  // workers, some task runs on a worker's slot (within 2 s)...
+  const auto short_job = [](std::vector<int>& slots) {
+    parallel_tasks(8, 2, [&](int64_t t, int slot) {
+      spin_for(std::chrono::microseconds(50));
+      slots[size_t(t)] = slot;
+    });
+  };
+  std::vector<int> slots(8, -1);
+  {
+    const ShortJobsGuard with(ShortJobs::Workers);
+    CHECK_FALSE(halfbyte::detail::short_jobs_alone());
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    bool worker_ran = false;
+    while (!worker_ran && std::chrono::steady_clock::now() < until) {
+      short_job(slots);
+      worker_ran = std::count(slots.begin(), slots.end(), 1) > 0;
+    }
+    CHECK(worker_ran);
+  }
+  // ... on the caller alone, every task runs on the caller's slot, each once.
+  const ShortJobsGuard guard(ShortJobs::Alone);
+  CHECK(halfbyte::detail::short_jobs_alone());
+  for (int round = 0; round < 50; ++round) {
+    std::fill(slots.begin(), slots.end(), -1);
+    short_job(slots);
+    CHECK(std::count(slots.begin(), slots.end(), 0) == 8);
+  }
+  // Its exception still reaches the caller, and the pool still works.
+  const auto throwing = [](int64_t bad) {
+    parallel_tasks(8, 2, [&](int64_t t, int) {
+      if (t == bad) throw std::runtime_error("task failed");
+    });
+  };
+  throwing(-1);
+  CHECK_THROWS_WITH(throwing(3), "task failed");
+  check_job(8, 2);
+  // A longer job (the caller's part over 1 ms) keeps using the workers.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  std::atomic<int> on_workers{0};
+  while (on_workers.load() == 0 && std::chrono::steady_clock::now() < until)
+    parallel_tasks(16, 2, [&](int64_t, int slot) {
+      spin_for(std::chrono::microseconds(300));
+      if (slot == 1) on_workers.fetch_add(1);
+    });
+  CHECK(on_workers.load() > 0);
+}
+
+TEST_CASE("thread pool: measured short jobs stay correct while other threads load every core", "[threads]") {
+  // Busy threads on every CPU for a while: the pool measures and may switch short
+  // jobs between the workers and the caller alone; every task still runs once.
+  const ShortJobsGuard guard(ShortJobs::Measured);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> busy;
+  for (unsigned i = 0; i < std::max(1u, std::thread::hardware_concurrency()); ++i)
+    busy.emplace_back([&] {
+      while (!stop.load(std::memory_order_relaxed)) {
+      }
+    });
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(700);
+  int jobs = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    check_job(1 + jobs % 9, 2);
+    ++jobs;
+  }
+  stop.store(true);
+  for (auto& t : busy) t.join();
+  CHECK(jobs > 0);
 }
