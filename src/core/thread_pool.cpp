@@ -23,7 +23,8 @@
 // workers and on the caller alone (kMeasure each), and runs short jobs the cheaper
 // way until the next measurement (after 200 ms, the interval doubling up to 4 s
 // while the answer stays the same; the caller alone only after two such answers in
-// a row). On a quiet machine the workers win (~1.4x on 2 cores) and the measurements
+// a row; no measurement on the caller alone where short jobs took less than half
+// the time with the workers, as between an encoder's batches). On a quiet machine the workers win (~1.4x on 2 cores) and the measurements
 // cost ~0.3%; with other programs busy on the cores the caller alone can win
 // (docs/PERF.md, "Under contention"). Longer jobs always use every thread: a
 // preempted worker's task costs them less than the worker's share gains.
@@ -68,9 +69,10 @@ constexpr auto kSpin = std::chrono::microseconds(200);
 constexpr auto kCallerSpin = std::chrono::microseconds(50);
 constexpr uint64_t kRing = 64;
 // Short jobs with or without the workers (see the top of this file).
-constexpr auto kShortJob = std::chrono::microseconds(1000);
+constexpr auto kShortJob = std::chrono::microseconds(250);
 constexpr auto kMeasure = std::chrono::milliseconds(15);
 constexpr int64_t kMeasureJobs = 64;   // at least, per way
+constexpr double kShortShare = 0.5;    // of the time in short jobs, to measure at all
 constexpr auto kPause = std::chrono::milliseconds(100);  // no job for that long: measure afresh
 constexpr auto kProbeMin = std::chrono::milliseconds(200);
 constexpr auto kProbeMax = std::chrono::milliseconds(4000);
@@ -110,7 +112,7 @@ class Pool {
   void run_one(Job& j, int64_t task, int slot);
   // Short jobs: whether this one runs on the caller alone (solo); and what it cost.
   bool solo(bool short_job, Clock::time_point now);
-  void measured(bool solo, int64_t n_tasks);
+  void measured(bool solo, int64_t n_tasks, Clock::duration wall);
 
   alignas(64) std::atomic<uint64_t> word_{0};  // job << 32 | next task
   std::unique_ptr<std::atomic<bool>[]> asleep_{new std::atomic<bool>[kMaxThreads]()};  // by slot
@@ -138,6 +140,7 @@ class Pool {
   Clock::time_point last_job_{};
   Clock::duration interval_ = kProbeMin;
   Clock::time_point begin_{};  // of the measurement under way
+  Clock::duration inside_{};   // its short jobs' own wall time
   Clock::duration wall_[2]{};  // per way (workers, alone): the measurement's wall time
   int64_t tasks_[2]{}, jobs_[2]{};  // (all of it: the caller's work between jobs too), short jobs' tasks and count
 };
@@ -156,6 +159,7 @@ bool Pool::solo(bool short_job, Clock::time_point now) {
   const auto start = [&](int way) {
     measuring_ = way;
     begin_ = now;
+    inside_ = {};
     phase_end_ = now + kMeasure;
     tasks_[way - 1] = jobs_[way - 1] = 0;
   };
@@ -166,7 +170,15 @@ bool Pool::solo(bool short_job, Clock::time_point now) {
     if (now >= phase_end_) start(1);
   } else if (now >= phase_end_ && jobs_[measuring_ - 1] >= kMeasureJobs) {
     wall_[measuring_ - 1] = now - begin_;
-    if (measuring_ == 1) {
+    if (measuring_ == 1 && inside_ < kShortShare * wall_[0]) {
+      // Short jobs are a small part of the time here (an encoder's batches): the
+      // workers, and the next look later.
+      votes_ = 0;
+      solo_.store(false, std::memory_order_relaxed);
+      interval_ = std::min<Clock::duration>(2 * interval_, kProbeMax);
+      measuring_ = 0;
+      phase_end_ = now + interval_;
+    } else if (measuring_ == 1) {
       start(2);
     } else {  // both measured: per task, in wall time (5% in the workers' favour)
       const double with = std::chrono::duration<double>(wall_[0]).count() / double(tasks_[0]);
@@ -186,10 +198,11 @@ bool Pool::solo(bool short_job, Clock::time_point now) {
   return measuring_ == 0 ? solo_.load(std::memory_order_relaxed) : measuring_ == 2;
 }
 
-void Pool::measured(bool solo, int64_t n_tasks) {
+void Pool::measured(bool solo, int64_t n_tasks, Clock::duration wall) {
   const int way = solo ? 2 : 1;
   if (measuring_ != way) return;
   tasks_[way - 1] += n_tasks;
+  inside_ += wall;
   ++jobs_[way - 1];
 }
 
@@ -274,7 +287,7 @@ void Pool::run(int64_t n_tasks, int n_threads, TaskFn fn, void* ctx) {
   const bool short_job = kind.fn == fn && kind.n_tasks == n_tasks && kind.busy < kShortJob;
   if (solo(short_job, start)) {
     for (int64_t t = 0; t < n_tasks; ++t) fn(ctx, t, 0);
-    measured(true, n_tasks);
+    measured(true, n_tasks, Clock::now() - start);
     return;
   }
   grow(n_threads - 1);
@@ -306,7 +319,7 @@ void Pool::run(int64_t n_tasks, int n_threads, TaskFn fn, void* ctx) {
     if ((i & 63) == 63 && Clock::now() > until) std::this_thread::yield();
   }
   kind = Kind{fn, n_tasks, claimed - start};
-  if (short_job) measured(false, n_tasks);
+  if (short_job) measured(false, n_tasks, Clock::now() - start);
   if (j.failed.load(std::memory_order_relaxed)) {
     std::exception_ptr e;
     {

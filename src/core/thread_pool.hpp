@@ -46,7 +46,7 @@ void parallel_ranges(int64_t n, int64_t parts, int n_threads, F&& fn) {
   parallel_tasks(parts, n_threads, [&](int64_t p, int) { fn(n * p / parts, n * (p + 1) / parts); });
 }
 
-// How short jobs (the caller's part under 1 ms, as decoding's) run: by default the
+// How short jobs (the caller's part under 250 us, as decoding's) run: by default the
 // cheaper of with the workers or on the caller alone, measured from time to time
 // (thread_pool.cpp: on a busy machine a preempted worker stalls them); or always one
 // way (tests). Longer jobs always use every thread they ask for.

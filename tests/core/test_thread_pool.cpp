@@ -185,11 +185,11 @@ TEST_CASE("thread pool: workers take part in jobs (the pool runs tasks in parall
 }
 
 TEST_CASE("thread pool: short jobs on the caller alone when so set; longer jobs keep the workers", "[threads]") {
-  // A short job (8 tasks of 50 us: the caller's part well under 1 ms). With the
+  // A short job (8 tasks of 10 us: the caller's part well under 250 us). With the
   // workers, some task runs on a worker's slot (within 2 s)...
   const auto short_job = [](std::vector<int>& slots) {
     parallel_tasks(8, 2, [&](int64_t t, int slot) {
-      spin_for(std::chrono::microseconds(50));
+      spin_for(std::chrono::microseconds(10));
       slots[size_t(t)] = slot;
     });
   };
@@ -222,7 +222,7 @@ TEST_CASE("thread pool: short jobs on the caller alone when so set; longer jobs 
   throwing(-1);
   CHECK_THROWS_WITH(throwing(3), "task failed");
   check_job(8, 2);
-  // A longer job (the caller's part over 1 ms) keeps using the workers.
+  // A longer job (the caller's part over 250 us) keeps using the workers.
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   std::atomic<int> on_workers{0};
   while (on_workers.load() == 0 && std::chrono::steady_clock::now() < until)
