@@ -60,20 +60,16 @@ void scores(const AttnArgs& a, int m0) {
 }
 
 // Horizontal sum / max by folding lanes (GCC 12's _mm512_reduce_* warn spuriously).
-inline float hsum(__m512 v) {
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
-  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));
-  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1));
+template <class Op>
+inline float fold(__m512 v, Op op) {
+  v = op(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+  v = op(v, _mm512_shuffle_f32x4(v, v, 0xB1));
+  v = op(v, _mm512_permute_ps(v, 0x4E));
+  v = op(v, _mm512_permute_ps(v, 0xB1));
   return _mm512_cvtss_f32(v);
 }
-inline float hmax(__m512 v) {
-  v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
-  v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
-  v = _mm512_max_ps(v, _mm512_permute_ps(v, 0x4E));
-  v = _mm512_max_ps(v, _mm512_permute_ps(v, 0xB1));
-  return _mm512_cvtss_f32(v);
-}
+inline float hsum(__m512 v) { return fold(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); }); }
+inline float hmax(__m512 v) { return fold(v, [](__m512 a, __m512 b) { return _mm512_max_ps(a, b); }); }
 
 // Row s becomes exp(s - max) (zero past n); returns the sum.
 float softmax_row(float* s, int64_t n) {
