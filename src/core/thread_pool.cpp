@@ -21,13 +21,14 @@
 // time per task of the short jobs (those whose caller's part took less than
 // kShortJob), all time counted (the caller's work between jobs too), with the
 // workers and on the caller alone (kMeasure each), and runs short jobs the cheaper
-// way until the next measurement (after 200 ms, the interval doubling up to 4 s
+// way until the next measurement: after 200 ms, the interval doubling up to 4 s
 // while the answer stays the same; the caller alone only after two such answers in
 // a row; no measurement on the caller alone where short jobs took less than half
-// the time with the workers, as between an encoder's batches). On a quiet machine the workers win (~1.4x on 2 cores) and the measurements
-// cost ~0.3%; with other programs busy on the cores the caller alone can win
-// (docs/PERF.md, "Under contention"). Longer jobs always use every thread: a
-// preempted worker's task costs them less than the worker's share gains.
+// the time with the workers (as between an encoder's batches). On a quiet machine
+// the workers win (~1.4x on 2 cores) and the measurements cost ~0.3%; with other
+// programs busy on the cores the caller alone can win (docs/PERF.md, "Under
+// contention"). Longer jobs always use every thread: a preempted worker's task
+// costs them less than the worker's share gains.
 #include "core/thread_pool.hpp"
 
 #include <pthread.h>
@@ -141,8 +142,10 @@ class Pool {
   Clock::duration interval_ = kProbeMin;
   Clock::time_point begin_{};  // of the measurement under way
   Clock::duration inside_{};   // its short jobs' own wall time
-  Clock::duration wall_[2]{};  // per way (workers, alone): the measurement's wall time
-  int64_t tasks_[2]{}, jobs_[2]{};  // (all of it: the caller's work between jobs too), short jobs' tasks and count
+  // Per way (with the workers, alone): the measurement's wall time (all of it: the
+  // caller's work between jobs too), its short jobs' tasks and their count.
+  Clock::duration wall_[2]{};
+  int64_t tasks_[2]{}, jobs_[2]{};
 };
 
 size_t kind_index(TaskFn fn, int64_t n_tasks) {
