@@ -1,7 +1,9 @@
 // Thread count for halfbyte's parallel work. Model steps and matmul run on
 // halfbyte's own worker threads (one pool per process; work is claimed in tasks
 // by whichever thread runs, so a call never waits for a worker that has not
-// started), and so does packing at load; quantizing runs on OpenMP.
+// started), and so does packing at load; quantizing runs on OpenMP. Steps of a few
+// microseconds (decoding's) run on the calling thread alone while the pool measures
+// that to be faster (other programs busy on the cores); the count is an upper bound.
 #pragma once
 
 namespace halfbyte {
