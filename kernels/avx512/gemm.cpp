@@ -66,13 +66,13 @@ void quantize_act_asym(const float* x, int64_t K, const float* inv_scale, int8_t
   // a time for the codes; every value in the scalar reference's fp32 operations.
   const int64_t nb = K / 32;
   constexpr int64_t kStackBlocks = 256;
-  alignas(64) float stack[2 * kStackBlocks + 32];
+  alignas(64) float stack[2 * kStackBlocks];
   // (Rows of more than 8192 values; kept per thread: no allocation per row. The
   // allocator, local to these files, keeps the vector's code out of other objects.)
   thread_local std::vector<float, AlignedAlloc<float>> heap;
-  if (nb > kStackBlocks && heap.size() < size_t(2 * nb + 32)) heap.resize(size_t(2 * nb + 32));
+  if (nb > kStackBlocks && heap.size() < size_t(2 * nb)) heap.resize(size_t(2 * nb));
   float* const lo_b = nb <= kStackBlocks ? stack : heap.data();
-  float* const hi_b = lo_b + nb + 16;
+  float* const hi_b = lo_b + nb;
   // Each block's min and max, and the row's min. A lane with a NaN makes the lane's
   // min or max NaN (vminps/vmaxps return their second operand then), an infinity
   // makes max - min infinite or NaN: `spans` stays finite unless some value is NaN or

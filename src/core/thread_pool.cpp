@@ -366,7 +366,8 @@ void set_short_jobs(ShortJobs mode) noexcept { g_short_jobs.store(int(mode), std
 bool short_jobs_alone() noexcept {
   const auto forced = ShortJobs(g_short_jobs.load(std::memory_order_relaxed));
   if (forced != ShortJobs::Measured) return forced == ShortJobs::Alone;
-  return g_pool.load() != nullptr && g_pool.load()->solo_now();
+  const Pool* p = g_pool.load();
+  return p != nullptr && p->solo_now();
 }
 
 int pool_workers() noexcept {
