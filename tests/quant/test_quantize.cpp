@@ -6,8 +6,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "halfbyte/quant/qmatrix.hpp"
@@ -272,5 +275,63 @@ TEST_CASE("subnormal inputs and scales stay defined", "[quantize]") {
         }
       }
     }
+  }
+}
+
+TEST_CASE("the search's vector code assignment equals its scalar definition", "[quantize]") {
+  // codes_of runs four values at a time where SSE2 is there; clamp_code_f is the
+  // definition. Cases: NaN and infinite products, signed zeros, ties, huge values.
+  std::vector<float> x = {0.0f, -0.0f, 0.5f, -0.5f, 1.5f, 2.5f, -2.5f, 7.49999f, 7.5f, -8.5f,
+                          1e30f, -1e30f, 3e-39f, std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity(), std::nanf("")};
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  while (x.size() < 128) x.push_back(nd(rng));
+  const float inf = std::numeric_limits<float>::infinity();
+  for (float inv : {1.0f, -1.0f, 0.37f, 127.0f / 2.5f, 1e38f, inf, -inf, 0.0f}) {
+    for (float off : {0.0f, -0.0f, 1.25f, -3.0f}) {
+      for (auto [lo, hi] : {std::pair{-8.0f, 7.0f}, {-127.0f, 127.0f}, {0.0f, 15.0f}, {-32.0f, 31.0f}}) {
+        for (int n : {16, 32, 35, 128}) {
+          float c[kMaxBlock];
+          ref::codes_of(x.data(), n, off, inv, lo, hi, c);
+          for (int j = 0; j < n; ++j) {
+            const float want = ref::clamp_code_f((x[j] - off) * inv, lo, hi);
+            INFO("x = " << x[j] << " off = " << off << " inv = " << inv << " [" << lo << ", " << hi << "]");
+            REQUIRE(std::memcmp(&c[j], &want, sizeof(float)) == 0);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("the search's sums: lanes in a fixed order, close to an exact sum", "[quantize]") {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int n : {16, 32, 64, 128}) {
+    std::vector<float> x(static_cast<size_t>(n)), w(static_cast<size_t>(n));
+    for (int j = 0; j < n; ++j) {
+      x[size_t(j)] = nd(rng) * (j % 5 == 0 ? 100.0f : 1.0f);
+      w[size_t(j)] = std::fabs(nd(rng));
+    }
+    ref::Codes q;
+    q.d = 0.01f;
+    q.m = 0.5f;
+    for (int j = 0; j < n; ++j) q.c[j] = j % 16;
+    long double exact = 0.0L;
+    for (int j = 0; j < n; ++j) {
+      const long double r = (long double)x[size_t(j)] - ((long double)q.d * q.c[j] + q.m);
+      exact += (long double)w[size_t(j)] * r * r;
+    }
+    const double e = ref::block_error(x.data(), w.data(), n, q);
+    REQUIRE(std::fabs((long double)e - exact) <= 1e-14L * exact);
+    // The definition: term j into lane j % 8, lanes folded pairwise.
+    double lanes[8] = {};
+    for (int j = 0; j < n; ++j) {
+      const double r = double(x[size_t(j)]) - (double(q.d) * q.c[j] + double(q.m));
+      lanes[j % 8] += double(w[size_t(j)]) * r * r;
+    }
+    const double want = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    REQUIRE(e == want);
   }
 }
