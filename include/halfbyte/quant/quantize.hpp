@@ -22,6 +22,8 @@
 #include <type_traits>
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
 #endif
 
 #include "halfbyte/core/error.hpp"
@@ -84,8 +86,9 @@ inline int clamp_code(float v, int lo, int hi) noexcept {
 }
 
 // c[j] = clamp_code_f((x[j] - off) * inv, lo, hi) for j < n. Four at a time with
-// SSE2 (x86-64's baseline: compilers do not vectorize the clamps by themselves,
-// their comparisons being able to trap), the same IEEE operations and results.
+// SSE2 or NEON (the baselines of x86-64 and AArch64: compilers do not vectorize the
+// clamps by themselves, their comparisons being able to trap), the same IEEE
+// operations and results.
 inline void codes_of(const float* x, int n, float off, float inv, float lo, float hi,
                      float* c) noexcept {
   int j = 0;
@@ -97,6 +100,15 @@ inline void codes_of(const float* x, int n, float off, float inv, float lo, floa
     v = _mm_and_ps(v, _mm_cmpord_ps(v, v));  // NaN -> 0
     v = _mm_min_ps(_mm_max_ps(v, vl), vh);   // equal to the scalar clamp but for the sign of
     _mm_storeu_ps(c + j, _mm_sub_ps(_mm_add_ps(v, magic), magic));  // a zero, which + magic drops
+  }
+#elif defined(__ARM_NEON)
+  const float32x4_t vo = vdupq_n_f32(off), vi = vdupq_n_f32(inv), vl = vdupq_n_f32(lo),
+                    vh = vdupq_n_f32(hi), magic = vdupq_n_f32(12582912.0f);
+  for (; j + 4 <= n; j += 4) {
+    float32x4_t v = vmulq_f32(vsubq_f32(vld1q_f32(x + j), vo), vi);
+    v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), vceqq_f32(v, v)));  // NaN -> 0
+    v = vminq_f32(vmaxq_f32(v, vl), vh);
+    vst1q_f32(c + j, vsubq_f32(vaddq_f32(v, magic), magic));
   }
 #endif
   for (; j < n; ++j) c[j] = clamp_code_f((x[j] - off) * inv, lo, hi);
