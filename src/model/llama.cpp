@@ -22,10 +22,25 @@ namespace {
 std::string key(const Config& c, const char* k) { return c.arch + "." + k; }
 
 void rmsnorm(const float* x, const float* w, int64_t n, float eps, float* out) {
-  double ss = 0.0;
-  for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * x[i];
-  const float scale = float(1.0 / std::sqrt(ss / double(n) + double(eps)));
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+  double ss[4] = {};  // four partial sums: one chain of n double adds is slow
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; ++k) ss[k] += double(x[i + k]) * x[i + k];
+  for (; i < n; ++i) ss[0] += double(x[i]) * x[i];
+  const double sum = (ss[0] + ss[1]) + (ss[2] + ss[3]);
+  const float scale = float(1.0 / std::sqrt(sum / double(n) + double(eps)));
+  for (i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
+// fn(t) for every token t of a batch: split across the threads for a prompt, on the
+// caller for a few tokens (decoding).
+constexpr int64_t kMinParallelTokens = 8;
+template <class F>
+void per_token(int64_t n, int n_threads, F&& fn) {
+  const int64_t parts = n >= kMinParallelTokens ? n_threads : 1;
+  detail::parallel_ranges(n, parts, n_threads, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) fn(t);
+  });
 }
 
 }  // namespace
@@ -187,11 +202,12 @@ void Llama::attention(int layer, int64_t n, const int32_t* seq, const int64_t* p
   const int64_t H = c_.n_head, Hkv = c_.n_head_kv, hd = c_.head_dim, group = H / Hkv;
   const int64_t qkv_w = (H + 2 * Hkv) * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
-  for (int64_t t = 0; t < n; ++t)  // append this batch's keys and values
+  per_token(n, n_threads_, [&](int64_t t) {  // append this batch's keys and values
     for (int64_t g = 0; g < Hkv; ++g) {
       const float* k = qkv_ + t * qkv_w + (H + g) * hd;
       kv_[size_t(seq[t])].store(layer, g, pos[t], k, k + Hkv * hd);
     }
+  });
   // Runs of tokens: where the kernels have prompt attention on tiles (amx), up to
   // kAttnChunk consecutive tokens of one sequence at consecutive positions with at
   // least kAttnMinRows query rows in all; else (decoding, short runs) one token.
@@ -263,27 +279,35 @@ void Llama::forward(const int32_t* tokens, const int32_t* seq, const int64_t* po
   };
   for (int l = 0; l < c_.n_layer; ++l) {
     const LayerWeights& w = layers_[size_t(l)];
-    for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, w.attn_norm.data(), D, c_.rms_eps, xn_ + t * D);
+    per_token(n, n_threads_, [&](int64_t t) {  // the previous layer's residual, then this one's norm
+      if (l > 0)
+        for (int64_t i = 0; i < D; ++i) x[t * D + i] += tmp_[t * D + i];
+      rmsnorm(x + t * D, w.attn_norm.data(), D, c_.rms_eps, xn_ + t * D);
+    });
     if (stats_) record(layer_inputs_[size_t(l)][0], xn_, n, D, D);
     w.wqkv.forward(xn_, n, D, qkv_, qkv_w, n_threads_, float_);
-    for (int64_t t = 0; t < n; ++t)
+    per_token(n, n_threads_, [&](int64_t t) {
       for (int64_t h = 0; h < H + Hkv; ++h) rope(qkv_ + t * qkv_w + h * hd, t);
+    });
     attention(l, n, seq, pos);
     if (stats_) record(layer_inputs_[size_t(l)][1], att_, n, H * hd, H * hd);
     w.wo.forward(att_, n, H * hd, tmp_, D, n_threads_, float_);
-    for (int64_t i = 0; i < n * D; ++i) x[i] += tmp_[i];
-
-    for (int64_t t = 0; t < n; ++t) rmsnorm(x + t * D, w.ffn_norm.data(), D, c_.rms_eps, xn_ + t * D);
+    per_token(n, n_threads_, [&](int64_t t) {
+      for (int64_t i = 0; i < D; ++i) x[t * D + i] += tmp_[t * D + i];
+      rmsnorm(x + t * D, w.ffn_norm.data(), D, c_.rms_eps, xn_ + t * D);
+    });
     if (stats_) record(layer_inputs_[size_t(l)][2], xn_, n, D, D);
     w.w_gate_up.forward(xn_, n, D, gu_, 2 * F, n_threads_, float_);
-    for (int64_t t = 0; t < n; ++t) {
+    per_token(n, n_threads_, [&](int64_t t) {
       const float* g = gu_ + t * 2 * F;
       silu_mul(g, g + F, act_ + t * F, F);
-    }
+    });
     if (stats_) record(layer_inputs_[size_t(l)][3], act_, n, F, F);
     w.w_down.forward(act_, n, F, tmp_, D, n_threads_, float_);
-    for (int64_t i = 0; i < n * D; ++i) x[i] += tmp_[i];
   }
+  per_token(n, n_threads_, [&](int64_t t) {  // the last layer's residual
+    for (int64_t i = 0; i < D; ++i) x[t * D + i] += tmp_[t * D + i];
+  });
   // The rows whose logits are wanted, gathered (in order) at the start of xn.
   for (int64_t i = 0; i < n_logits; ++i)
     rmsnorm(x + logit_rows[i] * D, out_norm_.data(), D, c_.rms_eps, xn_ + i * D);
