@@ -4,7 +4,7 @@
 // before the #include: kScoreRows (query rows per scores tile), scores<T, MR>(a, m0)
 // for MR <= kScoreRows, softmax_rows(s, lds, n, rows, inv) (rows of s become
 // exp(s - max), zero past n; inv[r] = 1 / the row's sum), and
-// pv_rows<T, MR>(a, m0, inv) for MR <= 4.
+// pv_rows<T, MR>(a, m0, inv) for MR <= 4. The includer provides <new> and <cmath>.
 
 // scores<T, mr> for a runtime 1 <= mr <= MR.
 template <class T, int MR>
@@ -23,9 +23,9 @@ void pv_rows_upto(const AttnArgs& a, int m0, int mr, const float* inv) {
   pv_rows<T, MR>(a, m0, inv);
 }
 
+// out = softmax(scratch) . V for the rows of a, whose scores are in a.scratch.
 template <class T>
-void attend(const AttnArgs& a) {
-  for (int m0 = 0; m0 < a.M; m0 += kScoreRows) scores_upto<T, kScoreRows>(a, m0, std::min(kScoreRows, a.M - m0));
+void softmax_pv(const AttnArgs& a) {
   float inv[64];
   for (int m0 = 0; m0 < a.M; m0 += 64) {
     const int mr = std::min(64, a.M - m0);
@@ -35,5 +35,58 @@ void attend(const AttnArgs& a) {
     b.scratch += m0 * a.lds;
     b.out += m0 * a.ldo;
     for (int m = 0; m < mr; m += 4) pv_rows_upto<T, 4>(b, m, std::min(4, mr - m), inv);
+  }
+}
+
+template <class T>
+void attend(const AttnArgs& a) {
+  for (int m0 = 0; m0 < a.M; m0 += kScoreRows) scores_upto<T, kScoreRows>(a, m0, std::min(kScoreRows, a.M - m0));
+  softmax_pv<T>(a);
+}
+
+// Prompt attention (AttnBlockArgs) from the same steps: per block of up to
+// kBlockTokens tokens and per query head, the block's rows are scored in one pass
+// over the keys its last token sees (a token at a time: a pass per token), each
+// earlier token's later keys set to -inf (weight exp(-87 - max): nothing), then
+// softmax and P.V. fp32 throughout: the per-token arithmetic. The scores live in a
+// per-thread buffer of kBlockTokens rows.
+constexpr int kBlockTokens = 16;
+
+struct ScoreRows {
+  float* data = nullptr;
+  size_t size = 0;
+  ~ScoreRows() {
+    if (data) ::operator delete(data, std::align_val_t(64));
+  }
+  float* get(size_t n) {
+    if (n > size) {
+      if (data) ::operator delete(data, std::align_val_t(64));
+      data = nullptr;
+      size = 0;
+      data = static_cast<float*>(::operator new(n * sizeof(float), std::align_val_t(64)));
+      size = n;
+    }
+    return data;
+  }
+};
+thread_local ScoreRows t_score_rows;
+
+template <class T>
+void attend_block(const AttnBlockArgs& b) {
+  if (b.T <= 0 || b.group <= 0) return;
+  const int64_t nk_max = b.n0 + b.T - 1;
+  const int64_t lds = (nk_max + kKeyTile - 1) / kKeyTile * kKeyTile;
+  float* scratch = t_score_rows.get(size_t(kBlockTokens * lds));
+  for (int i0 = 0; i0 < b.T; i0 += kBlockTokens) {
+    const int tb = std::min(kBlockTokens, b.T - i0);
+    const int64_t n_keys = b.n0 + i0 + tb - 1;  // what the block's last token sees
+    for (int h = 0; h < b.group; ++h) {
+      const AttnArgs a{b.q + i0 * b.ldq + h * b.hd, b.ldq, tb, b.kt, b.v, b.ldv, n_keys, b.hd, b.scale,
+                       scratch, lds, b.out + i0 * b.ldo + h * b.hd, b.ldo};
+      for (int m0 = 0; m0 < tb; m0 += kScoreRows) scores_upto<T, kScoreRows>(a, m0, std::min(kScoreRows, tb - m0));
+      for (int r = 0; r + 1 < tb; ++r)  // token i0 + r sees n0 + i0 + r keys
+        for (int64_t j = b.n0 + i0 + r; j < n_keys; ++j) scratch[r * lds + j] = -INFINITY;
+      softmax_pv<T>(a);
+    }
   }
 }

@@ -157,7 +157,9 @@ using AttendFn = void (*)(const AttnArgs& a);
 //   out[i, h] = softmax_j(scale * q[i, h] . k_j) . V.
 // Query row (i, h) at q + i ldq + h hd, output row at out + i ldo + h hd. K and V as
 // AttnArgs (K tiled; V rows at a stride of ldv). Elements fp32 or fp16 bits
-// (attend_block[0] / [1]). Where null, the caller runs attend per token.
+// (attend_block[0] / [1]). Vector ISAs (attention_driver.inl): fp32, the per-token
+// kernels' arithmetic and bound, blocks of 16 tokens per pass over the keys. amx:
+// bf16 tiles (attend_block_bf16). Where null (scalar), the caller runs attend per token.
 struct AttnBlockArgs {
   const float* q;
   int64_t ldq;
@@ -226,10 +228,13 @@ struct KernelTable {
   // place of Eigen (compiled for baseline x86-64) where set; any summation order,
   // within (K + 2) 2^-24 sum_k |w_k x_k| of the exact product.
   GemmDenseFn gemm_dense[kDenseTypes] = {};
-  // amx (AMX-BF16): prompt attention on bf16 tiles (kernels/amx/tile_attention.inl):
-  // q, K, V and the softmax weights rounded to bf16, fp32 sums; head dims a multiple
-  // of 32. Within the bound tests/kernels/test_amx_attention.cpp states against fp32.
+  // Prompt attention (AttnBlockArgs). Vector ISAs: fp32 (attention_driver.inl), within
+  // tests/kernels/test_attention.cpp's bound. amx (AMX-BF16): bf16 tiles
+  // (kernels/amx/tile_attention.inl): q, K, V and the softmax weights rounded to bf16,
+  // fp32 sums; head dims a multiple of 32; within the bound
+  // tests/kernels/test_amx_attention.cpp states against fp32.
   AttendBlockFn attend_block[2] = {};
+  bool attend_block_bf16 = false;  // attend_block rounds to bf16 (amx): not for fp32 precision
   int64_t tile_min_rows = 0;
 };
 

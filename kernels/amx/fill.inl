@@ -53,6 +53,7 @@ void fill_tiles(KernelTable& t, bool bf16_tiles) {
     if (!(att && std::strcmp(att, "avx512") == 0)) {
       t.attend_block[0] = attend_block_for<Tiles>(false);
       t.attend_block[1] = attend_block_for<Tiles>(true);
+      t.attend_block_bf16 = true;
     }
     t.tile_min_rows = kMinBf16Rows;
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <new>
 #include <cstring>
 
 #include "avx2/simd_common.hpp"
@@ -163,6 +164,8 @@ void silu_mul(const float* g, const float* u, float* out, int64_t n) {
 void fill_attention(KernelTable& t) {
   t.attend[0] = attend<float>;
   t.attend[1] = attend<uint16_t>;
+  t.attend_block[0] = attend_block<float>;
+  t.attend_block[1] = attend_block<uint16_t>;
   t.silu_mul = silu_mul;
 }
 

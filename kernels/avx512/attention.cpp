@@ -5,7 +5,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <new>
 
 #include "kernel_table.hpp"
 #include "simd_common.hpp"
@@ -201,6 +203,8 @@ void silu_mul(const float* g, const float* u, float* out, int64_t n) {
 void fill_attention(KernelTable& t) {
   t.attend[0] = attend<float>;
   t.attend[1] = attend<uint16_t>;
+  t.attend_block[0] = attend_block<float>;
+  t.attend_block[1] = attend_block<uint16_t>;
   t.pack_keys = pack_keys;
   t.silu_mul = silu_mul;
 }

@@ -59,8 +59,10 @@ void KvCache::copy_prefix(const KvCache& src, int64_t n) {
   }
 }
 
-bool KvCache::has_attend_block() const noexcept {
-  return kernels::active().attend_block[f16_ ? 1 : 0] != nullptr && hd_ % 32 == 0;
+bool KvCache::has_attend_block(bool bf16_ok) const noexcept {
+  const kernels::KernelTable& t = kernels::active();
+  if (t.attend_block[f16_ ? 1 : 0] == nullptr) return false;
+  return !t.attend_block_bf16 || (bf16_ok && hd_ % 32 == 0);
 }
 
 void KvCache::attend_block(int64_t layer, int64_t g, const float* q, int64_t ldq, int T, int M, int64_t n0,

@@ -40,8 +40,10 @@ class KvCache {
   // Causal attention of T consecutive tokens (the first at position n0 - 1, all stored)
   // for the M query heads of KV head g: token i sees keys [0, n0 + i); query row (i, h)
   // at q + i ldq + h head_dim, output likewise at out + i ldo. Only where the kernel
-  // table has attend_block (amx) and head_dim % 32 == 0 (has_attend_block()).
-  bool has_attend_block() const noexcept;
+  // table has attend_block (has_attend_block()): fp32 on the vector ISAs; on amx's
+  // bf16 tiles only where bf16_ok (the products are not fp32 already) and
+  // head_dim % 32 == 0.
+  bool has_attend_block(bool bf16_ok) const noexcept;
   void attend_block(int64_t layer, int64_t g, const float* q, int64_t ldq, int T, int M, int64_t n0, float scale,
                     float* out, int64_t ldo) const;
 

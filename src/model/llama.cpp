@@ -208,12 +208,13 @@ void Llama::attention(int layer, int64_t n, const int32_t* seq, const int64_t* p
       kv_[size_t(seq[t])].store(layer, g, pos[t], k, k + Hkv * hd);
     }
   });
-  // Runs of tokens: where the kernels have prompt attention on tiles (amx), up to
+  // Runs of tokens: where the kernels have prompt attention (attend_block), up to
   // kAttnChunk consecutive tokens of one sequence at consecutive positions with at
   // least kAttnMinRows query rows in all; else (decoding, short runs) one token.
-  // Tiles round q, k, v to bf16: only where the layer's products are not fp32 already
-  // (int8 activations or 16-bit weights); precision "float" and f32 layers keep fp32.
-  const bool tiles = !float_ && !layers_[size_t(layer)].wqkv.f32_weights() && kv_[0].has_attend_block();
+  // amx's tiles round q, k, v to bf16: only where the layer's products are not fp32
+  // already (int8 activations or 16-bit weights); precision "float" and f32 layers
+  // keep fp32 (the vector ISAs' attend_block).
+  const bool tiles = kv_[0].has_attend_block(!float_ && !layers_[size_t(layer)].wqkv.f32_weights());
   runs_.clear();
   for (int64_t t = 0; t < n;) {
     int64_t t1 = t + 1;

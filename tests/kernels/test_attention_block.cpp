@@ -1,0 +1,128 @@
+// Prompt attention (attend_block: T consecutive tokens x `group` heads, causal) of
+// every vector ISA this CPU runs, against a double-precision causal attention: fp32
+// and fp16 caches, head dims with and without vector tails, 1-4 heads per KV head,
+// runs of 1-40 tokens (blocks of 16 with tails) from positions 0-99, NaN in the
+// cache's padding keys (never read into a result). amx's bf16 tiles have their own
+// test and bound (test_amx_attention.cpp).
+//
+// Bound: the per-token kernels' (test_attention.cpp): outputs are convex combinations
+// of V rows, so |out - oracle| <= 2e-5 max|V| (fp32 arithmetic, vector exp ~1 ulp).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "halfbyte/core/half.hpp"
+#include "kernel_table.hpp"
+#include "kernels/kernel_test_util.hpp"
+
+namespace halfbyte::test {
+namespace {
+
+struct Case {
+  int T, group, hd;
+  int64_t pos0;  // the run's first token sees pos0 + 1 keys
+  bool f16;
+  float q_scale;
+};
+
+// Runs the active table's attend_block on one case; returns max |out - oracle| / max|V|.
+double run_case(const Case& c, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t n0 = c.pos0 + 1, nk_max = n0 + c.T - 1;
+  constexpr int64_t kKt = kernels::kKeyTile;
+  const int64_t ldk = (nk_max + 5 + kKt - 1) / kKt * kKt;  // padding keys past the last, as in a cache
+  const int64_t ldq = int64_t(c.group) * c.hd + 3, ldo = int64_t(c.group) * c.hd + 5, ldv = c.hd + 7;
+  std::vector<float> q(size_t(c.T * ldq)), k(size_t(ldk * c.hd)), v(size_t(ldk * ldv));
+  for (float& x : q) x = nd(rng) * c.q_scale;
+  for (float& x : k) x = nd(rng);
+  for (float& x : v) x = nd(rng);
+  if (c.f16) {
+    for (float& x : k) x = fp16_to_fp32(fp32_to_fp16(x));
+    for (float& x : v) x = fp16_to_fp32(fp32_to_fp16(x));
+  }
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t j = nk_max; j < ldk; ++j)
+    for (int d = 0; d < c.hd; ++d) k[size_t(j * c.hd + d)] = nan;  // padding keys: never in a result
+  // The cache's layouts: K in tiles of kKeyTile keys [tile][hd][kKeyTile], V rows at ldv.
+  std::vector<float> kt(size_t(ldk * c.hd));
+  for (int64_t j = 0; j < ldk; ++j)
+    for (int d = 0; d < c.hd; ++d) kt[size_t((j / kKt) * c.hd * kKt + d * kKt + j % kKt)] = k[size_t(j * c.hd + d)];
+  std::vector<uint16_t> kt16(kt.size()), v16(v.size());
+  for (size_t i = 0; i < kt.size(); ++i) kt16[i] = fp32_to_fp16(kt[i]);
+  for (size_t i = 0; i < v.size(); ++i) v16[i] = fp32_to_fp16(v[i]);
+
+  std::vector<float> out(size_t(c.T * ldo), -7.0f);
+  const float scale = 1.0f / std::sqrt(float(c.hd));
+  const kernels::AttnBlockArgs a{q.data(), ldq, c.T, c.group,
+                                 c.f16 ? static_cast<const void*>(kt16.data()) : kt.data(),
+                                 c.f16 ? static_cast<const void*>(v16.data()) : v.data(),
+                                 ldv, n0, c.hd, scale, out.data(), ldo};
+  kernels::active().attend_block[c.f16 ? 1 : 0](a);
+
+  double vmax = 0.0, err = 0.0;
+  for (int64_t j = 0; j < nk_max; ++j)
+    for (int d = 0; d < c.hd; ++d) vmax = std::max(vmax, std::abs(double(v[size_t(j * ldv + d)])));
+  std::vector<double> s(static_cast<size_t>(nk_max));
+  for (int i = 0; i < c.T; ++i)
+    for (int h = 0; h < c.group; ++h) {
+      const int64_t nk = n0 + i;  // causal: token i sees keys [0, n0 + i)
+      const float* qr = q.data() + i * ldq + h * c.hd;
+      double mx = -INFINITY, sum = 0.0;
+      for (int64_t j = 0; j < nk; ++j) {
+        double acc = 0.0;
+        for (int d = 0; d < c.hd; ++d) acc += double(qr[d]) * k[size_t(j * c.hd + d)];
+        s[size_t(j)] = acc * scale;
+        mx = std::max(mx, s[size_t(j)]);
+      }
+      for (int64_t j = 0; j < nk; ++j) sum += (s[size_t(j)] = std::exp(s[size_t(j)] - mx));
+      for (int d = 0; d < c.hd; ++d) {
+        double ref = 0.0;
+        for (int64_t j = 0; j < nk; ++j) ref += s[size_t(j)] * v[size_t(j * ldv + d)];
+        ref /= sum;
+        const double got = out[size_t(i * ldo + h * c.hd + d)];
+        if (!std::isfinite(got)) return INFINITY;
+        err = std::max(err, std::abs(got - ref));
+      }
+    }
+  for (int i = 0; i < c.T; ++i)  // past the rows' group * hd values: untouched
+    for (int64_t x = int64_t(c.group) * c.hd; x < ldo; ++x)
+      if (out[size_t(i * ldo + x)] != -7.0f) return INFINITY;
+  return err / vmax;
+}
+
+}  // namespace
+
+TEST_CASE("prompt attention (attend_block) of every vector ISA matches the causal oracle", "[kernels][attention]") {
+  const Case cases[] = {
+      {1, 1, 64, 0, false, 1.0f},  {5, 3, 64, 0, false, 1.0f},  {16, 1, 32, 7, false, 1.0f},
+      {17, 3, 64, 10, true, 1.0f}, {40, 3, 64, 99, false, 1.0f}, {17, 4, 128, 31, true, 1.0f},
+      {11, 2, 72, 15, false, 8.0f}, {33, 1, 40, 0, true, 8.0f},  {3, 4, 6, 60, false, 0.2f},
+      {32, 3, 64, 0, true, 1.0f},
+  };
+  for (const auto& name : isas_under_test()) {
+    IsaGuard guard;
+    set_isa(name);
+    if (kernels::active().attend_block[0] == nullptr || kernels::active().attend_block_bf16) {
+      std::printf("attend_block %-9s: none in fp32 (per-token attention, or amx tiles: test_amx_attention.cpp)\n",
+                  name.c_str());
+      continue;
+    }
+    double worst = 0.0;
+    uint64_t seed = 77;
+    for (const Case& c : cases) {
+      const double e = run_case(c, seed++);
+      INFO(name << " T=" << c.T << " group=" << c.group << " hd=" << c.hd << " pos0=" << c.pos0
+                << (c.f16 ? " fp16" : " fp32") << " q_scale=" << c.q_scale << " err=" << e);
+      REQUIRE(e <= 2e-5);
+      worst = std::max(worst, e);
+    }
+    std::printf("attend_block %-9s worst error / max|V| = %.2e\n", name.c_str(), worst);
+  }
+}
+
+}  // namespace halfbyte::test
