@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "amx_test_util.hpp"
+#include "kernels/attention_block_case.hpp"
 #include "halfbyte/core/half.hpp"
 #include "halfbyte/halfbyte.hpp"
 #include "kernel_table.hpp"
@@ -30,47 +31,14 @@ namespace amx = halfbyte::kernels::amx;
 
 namespace {
 
-struct Case {
-  int T, group, hd;
-  int64_t pos0;  // position of the run's first token: it sees pos0 + 1 keys
-  bool f16;
-  float q_scale;
-};
-
 // Runs fn on one case; returns the worst error as a fraction of the bound.
-double run_case(kernels::AttendBlockFn fn, const Case& c, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  const int64_t n0 = c.pos0 + 1, nk_max = n0 + c.T - 1;
-  constexpr int64_t kKt = kernels::kKeyTile;
-  const int64_t ldk = (nk_max + 5 + kKt - 1) / kKt * kKt;  // padding keys past the last, as in a cache
-  const int64_t ldq = int64_t(c.group) * c.hd + 3, ldo = int64_t(c.group) * c.hd + 5, ldv = c.hd + 7;
-  std::vector<float> q(size_t(c.T * ldq)), k(size_t(ldk * c.hd)), v(size_t(ldk * ldv));
-  for (float& x : q) x = nd(rng) * c.q_scale;
-  for (float& x : k) x = nd(rng);
-  for (float& x : v) x = nd(rng);
-  if (c.f16) {
-    for (float& x : k) x = fp16_to_fp32(fp32_to_fp16(x));
-    for (float& x : v) x = fp16_to_fp32(fp32_to_fp16(x));
-  }
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  for (int64_t j = nk_max; j < ldk; ++j)
-    for (int d = 0; d < c.hd; ++d) k[size_t(j * c.hd + d)] = nan;  // padding keys: never in a result
-  // The cache's layouts: K in tiles of kKeyTile keys [tile][hd][kKeyTile], V rows at ldv.
-  std::vector<float> kt(size_t(ldk * c.hd)), vv = v;
-  for (int64_t j = 0; j < ldk; ++j)
-    for (int d = 0; d < c.hd; ++d) kt[size_t((j / kKt) * c.hd * kKt + d * kKt + j % kKt)] = k[size_t(j * c.hd + d)];
-  std::vector<uint16_t> kt16(kt.size()), v16(vv.size());
-  for (size_t i = 0; i < kt.size(); ++i) kt16[i] = fp32_to_fp16(kt[i]);
-  for (size_t i = 0; i < vv.size(); ++i) v16[i] = fp32_to_fp16(vv[i]);
-
+double run_case(kernels::AttendBlockFn fn, const BlockCase& c, uint64_t seed) {
+  const BlockInputs in = make_block_inputs(c, seed);
+  const int64_t n0 = in.n0, nk_max = in.nk_max, ldq = in.ldq, ldo = in.ldo, ldv = in.ldv;
+  const std::vector<float>&q = in.q, &k = in.k, &v = in.v;
   std::vector<float> out(size_t(c.T * ldo), -7.0f);
   const float scale = 1.0f / std::sqrt(float(c.hd));
-  const kernels::AttnBlockArgs a{q.data(), ldq, c.T, c.group,
-                                 c.f16 ? static_cast<const void*>(kt16.data()) : kt.data(),
-                                 c.f16 ? static_cast<const void*>(v16.data()) : vv.data(),
-                                 ldv, n0, c.hd, scale, out.data(), ldo};
-  fn(a);
+  fn(in.args(c, scale, out.data()));
 
   double worst = 0;
   std::vector<double> s(static_cast<size_t>(nk_max)), qk_abs(static_cast<size_t>(nk_max));
@@ -116,7 +84,7 @@ double run_case(kernels::AttendBlockFn fn, const Case& c, uint64_t seed) {
 }
 
 std::pair<int, double> check_attend_block(kernels::AttendBlockFn (*fn)(bool)) {
-  const Case cases[] = {
+  const BlockCase cases[] = {
       {1, 1, 64, 0, false, 1.0f},   {5, 3, 64, 0, false, 1.0f},   {16, 1, 32, 7, false, 1.0f},
       {6, 3, 64, 10, true, 1.0f},   {40, 3, 64, 99, false, 1.0f}, {17, 4, 128, 31, true, 1.0f},
       {11, 2, 96, 15, false, 3.0f}, {33, 1, 64, 0, true, 3.0f},   {3, 4, 32, 60, false, 0.2f},
@@ -124,7 +92,7 @@ std::pair<int, double> check_attend_block(kernels::AttendBlockFn (*fn)(bool)) {
   int n = 0;
   double worst = 0;
   uint64_t seed = 41000;
-  for (const Case& c : cases) {
+  for (const BlockCase& c : cases) {
     worst = std::max(worst, run_case(fn(c.f16), c, seed++));
     ++n;
   }

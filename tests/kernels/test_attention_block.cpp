@@ -11,58 +11,23 @@
 
 #include <cmath>
 #include <cstdio>
-#include <limits>
-#include <random>
 #include <vector>
 
-#include "halfbyte/core/half.hpp"
 #include "kernel_table.hpp"
+#include "kernels/attention_block_case.hpp"
 #include "kernels/kernel_test_util.hpp"
 
 namespace halfbyte::test {
 namespace {
 
-struct Case {
-  int T, group, hd;
-  int64_t pos0;  // the run's first token sees pos0 + 1 keys
-  bool f16;
-  float q_scale;
-};
-
 // Runs the active table's attend_block on one case; returns max |out - oracle| / max|V|.
-double run_case(const Case& c, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  const int64_t n0 = c.pos0 + 1, nk_max = n0 + c.T - 1;
-  constexpr int64_t kKt = kernels::kKeyTile;
-  const int64_t ldk = (nk_max + 5 + kKt - 1) / kKt * kKt;  // padding keys past the last, as in a cache
-  const int64_t ldq = int64_t(c.group) * c.hd + 3, ldo = int64_t(c.group) * c.hd + 5, ldv = c.hd + 7;
-  std::vector<float> q(size_t(c.T * ldq)), k(size_t(ldk * c.hd)), v(size_t(ldk * ldv));
-  for (float& x : q) x = nd(rng) * c.q_scale;
-  for (float& x : k) x = nd(rng);
-  for (float& x : v) x = nd(rng);
-  if (c.f16) {
-    for (float& x : k) x = fp16_to_fp32(fp32_to_fp16(x));
-    for (float& x : v) x = fp16_to_fp32(fp32_to_fp16(x));
-  }
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  for (int64_t j = nk_max; j < ldk; ++j)
-    for (int d = 0; d < c.hd; ++d) k[size_t(j * c.hd + d)] = nan;  // padding keys: never in a result
-  // The cache's layouts: K in tiles of kKeyTile keys [tile][hd][kKeyTile], V rows at ldv.
-  std::vector<float> kt(size_t(ldk * c.hd));
-  for (int64_t j = 0; j < ldk; ++j)
-    for (int d = 0; d < c.hd; ++d) kt[size_t((j / kKt) * c.hd * kKt + d * kKt + j % kKt)] = k[size_t(j * c.hd + d)];
-  std::vector<uint16_t> kt16(kt.size()), v16(v.size());
-  for (size_t i = 0; i < kt.size(); ++i) kt16[i] = fp32_to_fp16(kt[i]);
-  for (size_t i = 0; i < v.size(); ++i) v16[i] = fp32_to_fp16(v[i]);
-
+double run_case(const BlockCase& c, uint64_t seed) {
+  const BlockInputs in = make_block_inputs(c, seed);
+  const int64_t n0 = in.n0, nk_max = in.nk_max, ldq = in.ldq, ldo = in.ldo, ldv = in.ldv;
+  const std::vector<float>&q = in.q, &k = in.k, &v = in.v;
   std::vector<float> out(size_t(c.T * ldo), -7.0f);
   const float scale = 1.0f / std::sqrt(float(c.hd));
-  const kernels::AttnBlockArgs a{q.data(), ldq, c.T, c.group,
-                                 c.f16 ? static_cast<const void*>(kt16.data()) : kt.data(),
-                                 c.f16 ? static_cast<const void*>(v16.data()) : v.data(),
-                                 ldv, n0, c.hd, scale, out.data(), ldo};
-  kernels::active().attend_block[c.f16 ? 1 : 0](a);
+  kernels::active().attend_block[c.f16 ? 1 : 0](in.args(c, scale, out.data()));
 
   double vmax = 0.0, err = 0.0;
   for (int64_t j = 0; j < nk_max; ++j)
@@ -98,7 +63,7 @@ double run_case(const Case& c, uint64_t seed) {
 }  // namespace
 
 TEST_CASE("prompt attention (attend_block) of every vector ISA matches the causal oracle", "[kernels][attention]") {
-  const Case cases[] = {
+  const BlockCase cases[] = {
       {1, 1, 64, 0, false, 1.0f},  {5, 3, 64, 0, false, 1.0f},  {16, 1, 32, 7, false, 1.0f},
       {17, 3, 64, 10, true, 1.0f}, {40, 3, 64, 99, false, 1.0f}, {17, 4, 128, 31, true, 1.0f},
       {11, 2, 72, 15, false, 8.0f}, {33, 1, 40, 0, true, 8.0f},  {3, 4, 6, 60, false, 0.2f},
@@ -114,7 +79,7 @@ TEST_CASE("prompt attention (attend_block) of every vector ISA matches the causa
     }
     double worst = 0.0;
     uint64_t seed = 77;
-    for (const Case& c : cases) {
+    for (const BlockCase& c : cases) {
       const double e = run_case(c, seed++);
       INFO(name << " T=" << c.T << " group=" << c.group << " hd=" << c.hd << " pos0=" << c.pos0
                 << (c.f16 ? " fp16" : " fp32") << " q_scale=" << c.q_scale << " err=" << e);
