@@ -306,9 +306,10 @@ void Llama::forward(const int32_t* tokens, const int32_t* seq, const int64_t* po
     if (stats_) record(layer_inputs_[size_t(l)][3], act_, n, F, F);
     w.w_down.forward(act_, n, F, tmp_, D, n_threads_, float_);
   }
-  per_token(n, n_threads_, [&](int64_t t) {  // the last layer's residual
-    for (int64_t i = 0; i < D; ++i) x[t * D + i] += tmp_[t * D + i];
-  });
+  if (c_.n_layer > 0)
+    per_token(n, n_threads_, [&](int64_t t) {  // the last layer's residual
+      for (int64_t i = 0; i < D; ++i) x[t * D + i] += tmp_[t * D + i];
+    });
   // The rows whose logits are wanted, gathered (in order) at the start of xn.
   for (int64_t i = 0; i < n_logits; ++i)
     rmsnorm(x + logit_rows[i] * D, out_norm_.data(), D, c_.rms_eps, xn_ + i * D);
