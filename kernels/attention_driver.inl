@@ -3,7 +3,8 @@
 // linkage there, compiled with that ISA's flags). The including file defines,
 // before the #include: kScoreRows (query rows per scores tile), scores<T, MR>(a, m0)
 // for MR <= kScoreRows, softmax_rows(s, lds, n, rows, inv) (rows of s become
-// exp(s - max), zero past n; inv[r] = 1 / the row's sum), and
+// exp(s - max), zero past n; inv[r] = 1 / the row's sum), row_max(s, n) (the
+// largest of s[0..n)), and
 // pv_rows<T, MR>(a, m0, inv) for MR <= 4. The includer provides <new> and <cmath>.
 
 // scores<T, mr> for a runtime 1 <= mr <= MR.
@@ -29,7 +30,11 @@ void softmax_pv(const AttnArgs& a) {
   float inv[64];
   for (int m0 = 0; m0 < a.M; m0 += 64) {
     const int mr = std::min(64, a.M - m0);
+    if (a.stats)
+      for (int r = 0; r < mr; ++r) a.stats[2 * (m0 + r)] = row_max(a.scratch + (m0 + r) * a.lds, a.n_keys);
     softmax_rows(a.scratch + m0 * a.lds, a.lds, a.n_keys, mr, inv);
+    if (a.stats)
+      for (int r = 0; r < mr; ++r) a.stats[2 * (m0 + r) + 1] = 1.0f / inv[r];
     AttnArgs b = a;  // rows m0 .. m0 + mr, so that inv[] is indexed from 0
     b.q += m0 * a.ldq;
     b.scratch += m0 * a.lds;

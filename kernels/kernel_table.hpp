@@ -149,6 +149,10 @@ struct AttnArgs {
   int64_t lds;
   float* out;
   int64_t ldo;
+  // Where not null: stats[2 m] = row m's largest scaled score, stats[2 m + 1] = the
+  // sum of exp(score - that max) over its keys (so attention over several ranges of
+  // keys can be combined: decoding splits a long cache across threads).
+  float* stats = nullptr;
 };
 using AttendFn = void (*)(const AttnArgs& a);
 // Causal attention of a run of T consecutive tokens of one sequence (prompt

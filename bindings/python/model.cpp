@@ -29,8 +29,12 @@ class PyModel {
  public:
   PyModel(const std::string& path, const std::optional<std::string>& tokenizer, std::optional<int> n_threads,
           std::optional<int64_t> n_ctx, const std::string& precision, const std::optional<std::string>& quantize,
-          const std::string& kv_cache, const py::object& progress) {
+          const std::string& kv_cache, const py::object& progress, std::optional<int64_t> n_batch) {
     halfbyte::model::LoadOptions o;
+    if (n_batch) {
+      if (*n_batch < 1) throw py::value_error("Model: n_batch must be >= 1, got " + std::to_string(*n_batch));
+      o.n_batch = *n_batch;
+    }
     if (kv_cache != "f16" && kv_cache != "f32")
       throw py::value_error("Model: kv_cache must be 'f16' or 'f32', got '" + kv_cache + "'");
     o.kv_f16 = kv_cache == "f16";
@@ -139,12 +143,13 @@ const char* kModelDoc = R"doc(A Llama-family model (Llama, SmolLM2, TinyLlama, M
 file, a llama2.c checkpoint or an HF safetensors folder.
 
     Model(path, tokenizer=None, n_threads=None, n_ctx=None, precision="int", quantize=None,
-          kv_cache="f16", progress=None)
+          kv_cache="f16", progress=None, n_batch=None)
 
 tokenizer: a llama2.c tokenizer.bin or HF tokenizer.json for models without one.
 quantize: format of weights stored as float ("q4_0", "q4_1", "q8_0", "int4_g64",
 ..., or "f32"); default q8_0 for llama2.c/safetensors, float for GGUF.
 kv_cache: "f16" (default) or "f32" elements in the KV cache.
+n_batch: tokens per forward pass when evaluating a prompt (default 256; at most n_ctx).
 n_threads: threads for this model (default halfbyte.num_threads()); n_ctx: context
 length (default: the model's, at most 4096). Use as a context manager, or call
 close(), to free its memory at once. Calls on one Model from several Python
@@ -162,10 +167,10 @@ void bind_model(py::module_& m) {
   py::class_<PyModel>(m, "Model", kModelDoc)
       .def(py::init<const std::string&, const std::optional<std::string>&, std::optional<int>,
                     std::optional<int64_t>, const std::string&, const std::optional<std::string>&,
-                    const std::string&, const py::object&>(),
+                    const std::string&, const py::object&, std::optional<int64_t>>(),
            py::arg("path"), py::arg("tokenizer") = py::none(), py::arg("n_threads") = py::none(),
            py::arg("n_ctx") = py::none(), py::arg("precision") = "int", py::arg("quantize") = py::none(),
-           py::arg("kv_cache") = "f16", py::arg("progress") = py::none())
+           py::arg("kv_cache") = "f16", py::arg("progress") = py::none(), py::arg("n_batch") = py::none())
       .def("tokenize",
            [](PyModel& self, const std::string& text, bool add_special) {
              const auto lock = lock_without_gil(self.mutex());

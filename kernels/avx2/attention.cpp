@@ -66,6 +66,16 @@ void scores(const AttnArgs& a, int m0) {
   }
 }
 
+// The largest of s[0..n).
+float row_max(const float* s, int64_t n) {
+  const int64_t full = n / 8 * 8;
+  __m256 mx = _mm256_set1_ps(-INFINITY);
+  for (int64_t j = 0; j < full; j += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(s + j));
+  float m = hmax(mx);
+  for (int64_t j = full; j < n; ++j) m = std::max(m, s[j]);
+  return m;
+}
+
 // exp(s - max) in place over n values (the scores row is padded to a multiple of
 // 16, so whole vectors are read; values past n are set to zero). Returns the sum.
 float softmax_row(float* s, int64_t n) {

@@ -73,6 +73,13 @@ inline float fold(__m512 v, Op op) {
 inline float hsum(__m512 v) { return fold(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); }); }
 inline float hmax(__m512 v) { return fold(v, [](__m512 a, __m512 b) { return _mm512_max_ps(a, b); }); }
 
+// The largest of s[0..n).
+float row_max(const float* s, int64_t n) {
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  for (int64_t j = 0; j < n; j += 16) mx = _mm512_mask_max_ps(mx, first(n - j), mx, _mm512_loadu_ps(s + j));
+  return hmax(mx);
+}
+
 // Row s becomes exp(s - max) (zero past n); returns the sum.
 float softmax_row(float* s, int64_t n) {
   __m512 mx = _mm512_set1_ps(-INFINITY);

@@ -60,6 +60,16 @@ void scores(const AttnArgs& a, int m0) {
   }
 }
 
+// The largest of s[0..n).
+float row_max(const float* s, int64_t n) {
+  const int64_t full = n / 4 * 4;
+  float32x4_t mx = vdupq_n_f32(-INFINITY);
+  for (int64_t j = 0; j < full; j += 4) mx = vmaxq_f32(mx, vld1q_f32(s + j));
+  float m = vmaxvq_f32(mx);
+  for (int64_t j = full; j < n; ++j) m = std::max(m, s[j]);
+  return m;
+}
+
 float softmax_row(float* s, int64_t n) {
   const int64_t full = n / 4 * 4;
   float32x4_t mx = vdupq_n_f32(-INFINITY);

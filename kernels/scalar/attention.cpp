@@ -39,6 +39,10 @@ void attend(const AttnArgs& a) {
       for (int d = 0; d < a.hd; ++d) out[d] += s[j] * load<T>(a.v, j * a.ldv + d);
     const float inv = 1.0f / sum;
     for (int d = 0; d < a.hd; ++d) out[d] *= inv;
+    if (a.stats) {
+      a.stats[2 * m] = mx;
+      a.stats[2 * m + 1] = sum;
+    }
   }
 }
 

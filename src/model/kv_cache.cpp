@@ -76,10 +76,18 @@ void KvCache::attend_block(int64_t layer, int64_t g, const float* q, int64_t ldq
 
 void KvCache::attend(int64_t layer, int64_t g, const float* q, int64_t ldq, int M, int64_t n_keys, float scale,
                      float* scratch, float* out, int64_t ldo) const {
+  attend_keys(layer, g, q, ldq, M, 0, n_keys, scale, scratch, out, ldo, nullptr);
+}
+
+void KvCache::attend_keys(int64_t layer, int64_t g, const float* q, int64_t ldq, int M, int64_t j0, int64_t j1,
+                          float scale, float* scratch, float* out, int64_t ldo, float* stats) const {
+  constexpr int64_t T = kernels::kKeyTile;
   const size_t head = size_t(layer * n_head_kv_ + g);
-  const uint8_t* kt = map_.data() + head * size_t(hd_ * ldk_) * elem_;
-  const uint8_t* v = map_.data() + (size_t(n_layer_ * n_head_kv_ * hd_ * ldk_) + head * size_t(n_ctx_ * hd_)) * elem_;
-  const kernels::AttnArgs a{q, ldq, M, kt, v, hd_, n_keys, int(hd_), scale, scratch, ldk_, out, ldo};
+  const uint8_t* kt = map_.data() + (head * size_t(hd_ * ldk_) + size_t(j0 / T * hd_ * T)) * elem_;
+  const uint8_t* v =
+      map_.data() + (size_t(n_layer_ * n_head_kv_ * hd_ * ldk_) + head * size_t(n_ctx_ * hd_) + size_t(j0 * hd_)) * elem_;
+  kernels::AttnArgs a{q, ldq, M, kt, v, hd_, j1 - j0, int(hd_), scale, scratch, ldk_, out, ldo};
+  a.stats = stats;
   kernels::active().attend[f16_ ? 1 : 0](a);
 }
 

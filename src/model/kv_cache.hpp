@@ -36,6 +36,11 @@ class KvCache {
   // (row m at q + m * ldq, out + m * ldo). scratch: scratch_floats(M) floats.
   void attend(int64_t layer, int64_t g, const float* q, int64_t ldq, int M, int64_t n_keys, float scale,
               float* scratch, float* out, int64_t ldo) const;
+  // The same over keys [j0, j1) (j0 a multiple of kernels::kKeyTile), and per row its
+  // largest score and sum of exponentials in stats (kernel_table.hpp's AttnArgs):
+  // ranges of one row combine into its attention over all of them.
+  void attend_keys(int64_t layer, int64_t g, const float* q, int64_t ldq, int M, int64_t j0, int64_t j1,
+                   float scale, float* scratch, float* out, int64_t ldo, float* stats) const;
   size_t scratch_floats(int M) const noexcept { return size_t(M) * size_t(ldk_); }
   // Causal attention of T consecutive tokens (the first at position n0 - 1, all stored)
   // for the M query heads of KV head g: token i sees keys [0, n0 + i); query row (i, h)

@@ -228,6 +228,10 @@ void Llama::attention(int layer, int64_t n, const int32_t* seq, const int64_t* p
   // same keys (causal: up to each token), one kernel call for all of them.
   const int64_t jobs = int64_t(runs_.size()) * Hkv;
   const size_t scratch = kv_[0].scratch_floats(int(group));
+  if (split_decode(n, jobs, pos)) {
+    attention_split(layer, seq, pos, jobs, scratch);
+    return;
+  }
   detail::parallel_tasks(jobs, n_threads_, [&](int64_t job, int slot) {
     const auto [t, len] = runs_[size_t(job / Hkv)];
     const int64_t g = job % Hkv;
@@ -241,6 +245,59 @@ void Llama::attention(int layer, int64_t n, const int32_t* seq, const int64_t* p
     float* sc = scores_ + size_t(slot) * scratch;
     kv.attend(layer, g, q, hd, int(group), pos[t] + 1, scale, sc, out, hd);
   });
+}
+
+bool Llama::split_decode(int64_t n, int64_t jobs, const int64_t* pos) const {
+  if (n_threads_ < 2 || jobs % n_threads_ == 0 || jobs >= 2 * int64_t(n_threads_)) return false;
+  for (const AttnRun& r : runs_)
+    if (r.len != 1 || pos[r.t] + 1 < kSplitKeys) return false;
+  return true;
+}
+
+// Each (token, KV head) job's keys in n_threads ranges of whole key tiles; per range
+// the kernel's normalised output o_r and its rows' max m_r and sum l_r; combined as
+// sum_r w_r o_r / sum_r w_r with w_r = l_r exp(m_r - max_r m_r).
+void Llama::attention_split(int layer, const int32_t* seq, const int64_t* pos, int64_t jobs, size_t scratch) {
+  const int64_t H = c_.n_head, Hkv = c_.n_head_kv, hd = c_.head_dim, group = H / Hkv;
+  const int64_t qkv_w = (H + 2 * Hkv) * hd;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  const int64_t parts = n_threads_;
+  part_out_.resize(size_t(jobs * parts * group * hd));
+  part_stats_.resize(size_t(jobs * parts * group * 2));
+  detail::parallel_tasks(jobs * parts, n_threads_, [&](int64_t task, int slot) {
+    const int64_t job = task / parts, p = task % parts;
+    const int64_t t = runs_[size_t(job / Hkv)].t, g = job % Hkv;
+    const int64_t n_keys = pos[t] + 1, tiles = (n_keys + kernels::kKeyTile - 1) / kernels::kKeyTile;
+    const int64_t j0 = std::min(n_keys, tiles * p / parts * kernels::kKeyTile);
+    const int64_t j1 = std::min(n_keys, tiles * (p + 1) / parts * kernels::kKeyTile);
+    float* o = part_out_.data() + task * group * hd;
+    float* st = part_stats_.data() + task * group * 2;
+    if (j1 <= j0) {  // (no keys: weight 0)
+      for (int64_t r = 0; r < group; ++r) st[2 * r] = -INFINITY, st[2 * r + 1] = 0.0f;
+      return;
+    }
+    kv_[size_t(seq[t])].attend_keys(layer, g, qkv_ + t * qkv_w + g * group * hd, hd, int(group), j0, j1, scale,
+                                    scores_ + size_t(slot) * scratch, o, hd, st);
+  });
+  for (int64_t job = 0; job < jobs; ++job) {
+    const int64_t t = runs_[size_t(job / Hkv)].t, g = job % Hkv;
+    for (int64_t r = 0; r < group; ++r) {
+      float mx = -INFINITY;
+      for (int64_t p = 0; p < parts; ++p) mx = std::max(mx, part_stats_[size_t(((job * parts + p) * group + r) * 2)]);
+      float* out = att_ + t * H * hd + (g * group + r) * hd;
+      std::fill(out, out + hd, 0.0f);
+      float wsum = 0.0f;
+      for (int64_t p = 0; p < parts; ++p) {
+        const float* st = part_stats_.data() + ((job * parts + p) * group + r) * 2;
+        if (st[1] == 0.0f) continue;
+        const float w = st[1] * std::exp(st[0] - mx);
+        const float* o = part_out_.data() + ((job * parts + p) * group + r) * hd;
+        for (int64_t d = 0; d < hd; ++d) out[d] += w * o[d];
+        wsum += w;
+      }
+      for (int64_t d = 0; d < hd; ++d) out[d] /= wsum;
+    }
+  }
 }
 
 void Llama::forward(const int32_t* tokens, int64_t n, int64_t pos, bool all_logits, float* logits) {

@@ -59,6 +59,8 @@ class Llama {
  private:
   void embed(const int32_t* tokens, int64_t n, float* x) const;
   void attention(int layer, int64_t n, const int32_t* seq, const int64_t* pos);
+  bool split_decode(int64_t n, int64_t jobs, const int64_t* pos) const;
+  void attention_split(int layer, const int32_t* seq, const int64_t* pos, int64_t jobs, size_t scratch);
 
   const io::GgufFile& file_;
   Config c_;
@@ -84,6 +86,11 @@ class Llama {
   // Prompt attention on tiles (amx): tokens per call, and the fewest query rows
   // (tokens x heads per KV head) worth a call; to be tuned on an AMX machine.
   static constexpr int64_t kAttnChunk = 64, kAttnMinRows = 16;
+  // Decoding with fewer (token, KV head) jobs than the threads can share evenly
+  // (SmolLM2: 3 KV heads on 2 threads) and a cache of at least kSplitKeys keys: each
+  // job's keys in n_threads ranges, one task each, combined by their softmax stats.
+  static constexpr int64_t kSplitKeys = 512;
+  std::vector<float> part_out_, part_stats_;
   std::vector<float> inv_freq_;
   std::map<std::string, int> requantized_;
   // Activation statistics (imatrix): the names of the tensors behind each matmul

@@ -5,7 +5,9 @@
 //
 // Bounds: attention outputs are convex combinations of V rows, so errors are
 // measured relative to max|V|: <= 2e-5 (fp32 arithmetic over up to 257 keys and
-// 128 dims, vector exp ~1 ulp). silu(g) * u: <= 4e-6 relative (exp, one division).
+// 128 dims, vector exp ~1 ulp); where asked for, each row's max score within 2e-5
+// (1 + |max|) and sum of exponentials within 1e-4 relative (a score's fp32 error,
+// times the sum). silu(g) * u: <= 4e-6 relative (exp, one division).
 // pack_keys (a copy into the tiled layout): exact, padding keys zero.
 #include <catch2/catch.hpp>
 
@@ -66,10 +68,11 @@ double run_case(const Case& c, uint64_t seed) {
   // The scores rows as tight as the contract allows (n_keys rounded up to a key tile):
   // a kernel writing past them shows under AddressSanitizer (CI).
   const int64_t lds = (c.n_keys + kt_ - 1) / kt_ * kt_;
-  std::vector<float> scratch(size_t(c.M * lds), nan), out(size_t(c.M * ldo), nan);
+  std::vector<float> scratch(size_t(c.M * lds), nan), out(size_t(c.M * ldo), nan), stats(size_t(2 * c.M), nan);
   kernels::AttnArgs a{q.data(), ldq, c.M, c.f16 ? (const void*)kt16.data() : (const void*)kt.data(),
                       c.f16 ? (const void*)v16.data() : (const void*)v.data(), ldv, c.n_keys, c.hd, scale,
                       scratch.data(), lds, out.data(), ldo};
+  if (seed % 2 == 0) a.stats = stats.data();  // every other case: the rows' max and sum as well
   kernels::active().attend[c.f16 ? 1 : 0](a);
 
   double vmax = 0.0, err = 0.0;
@@ -85,6 +88,11 @@ double run_case(const Case& c, uint64_t seed) {
       mx = std::max(mx, s[size_t(j)]);
     }
     for (double& x : s) sum += (x = std::exp(x - mx));
+    if (a.stats) {  // the max as the kernel's fp32 scores hold it, the sum of ~1-ulp exps
+      const double got_max = stats[size_t(2 * m)], got_sum = stats[size_t(2 * m + 1)];
+      if (!(std::abs(got_max - mx) <= 2e-5 * (1.0 + std::abs(mx)))) return INFINITY;
+      if (!(std::abs(got_sum - sum) <= 1e-4 * sum)) return INFINITY;
+    }
     for (int d = 0; d < c.hd; ++d) {
       double ref = 0.0;
       for (int64_t j = 0; j < c.n_keys; ++j) ref += s[size_t(j)] * v[size_t(j * ldv + d)];

@@ -145,3 +145,23 @@ def test_smollm2_exact_arithmetic_matches_llama_cpp(tmp_path):
     print(f"SmolLM2 float path vs llama.cpp on its f32 copy: max {mx.max():.1e} rms {rms.max():.1e}")
     assert mx.max() < 3e-2 and rms.max() < 1e-2  # measured 1.0e-2 / 4e-3
     assert (ours.argmax(axis=1) == ref.argmax(axis=1)).all()
+
+
+@needs_vocab
+def test_decoding_past_512_keys_matches_llama_cpp(tmp_path):
+    """Token by token (n_batch=1: the decoding path) up to 700 keys, 3 KV heads on 2
+    threads: from 512 keys on, each head's keys split across the threads and the parts
+    combine by their softmax maxima and sums (Llama::attention_split); on 1 thread, one
+    pass. Both against llama.cpp on the same f32 weights (exact arithmetic)."""
+    path = write_random_llama(str(tmp_path / "kv3.gguf"), dtype="f32", vocab="spm", n_layer=2, n_embd=192, n_head=6,
+                              n_head_kv=3, n_ff=256, n_ctx=1024, seed=3)
+    with halfbyte.Model(path, n_ctx=1024) as m:
+        ids = (m.tokenize(TEXT) * 40)[:700]
+    ref = llama_cpp_logits(path, ids, n_ctx=1024)
+    for threads in (2, 1):
+        with halfbyte.Model(path, n_ctx=1024, precision="float", n_threads=threads, n_batch=1) as m:
+            ours = m.logits(ids).astype(np.float64)
+        mx, rms = rel_err(ours, ref)
+        print(f"{threads} threads, token by token, 700 keys: max {mx.max():.1e} rms {rms.max():.1e}")
+        assert mx.max() < 5e-3  # as the short test's bound (f32 weights)
+        assert (ours.argmax(axis=1) == ref.argmax(axis=1)).mean() > 0.95

@@ -39,6 +39,8 @@ class Model:
             else a line on stderr) or a callable f(fraction) called after each layer;
             returning False cancels the load (RuntimeError). Ctrl-C during the load
             raises KeyboardInterrupt and frees what was loaded.
+        n_batch: tokens per forward pass when evaluating a prompt (default 256, at most
+            n_ctx): the scratch memory scales with it; 1 evaluates token by token.
 
     Use it as a context manager (or call close()) to free its memory at once::
 
@@ -53,11 +55,11 @@ class Model:
 
     def __init__(self, path: PathArg, tokenizer: Optional[PathArg] = None, n_threads: Optional[int] = None,
                  n_ctx: Optional[int] = None, precision: str = "int", quantize: Optional[str] = None,
-                 kv_cache: str = "f16", progress: ProgressArg = None) -> None:
+                 kv_cache: str = "f16", progress: ProgressArg = None, n_batch: Optional[int] = None) -> None:
         file = os.fsdecode(os.fspath(path))  # TypeError for what is not a path
         tok = None if tokenizer is None else os.fsdecode(os.fspath(tokenizer))
         with progress_callback(progress, f"loading {os.path.basename(file)}") as cb:
-            self._m = _core.Model(file, tok, n_threads, n_ctx, precision, quantize, kv_cache, cb)
+            self._m = _core.Model(file, tok, n_threads, n_ctx, precision, quantize, kv_cache, cb, n_batch)
 
     @property
     def config(self) -> Dict[str, Any]:
