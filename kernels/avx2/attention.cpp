@@ -79,11 +79,7 @@ float row_max(const float* s, int64_t n) {
 // exp(s - max) in place over n values (the scores row is padded to a multiple of
 // 16, so whole vectors are read; values past n are set to zero). Returns the sum.
 float softmax_row(float* s, int64_t n) {
-  const int64_t full = n / 8 * 8;
-  __m256 mx = _mm256_set1_ps(-INFINITY);
-  for (int64_t j = 0; j < full; j += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(s + j));
-  float m = hmax(mx);
-  for (int64_t j = full; j < n; ++j) m = std::max(m, s[j]);
+  const float m = row_max(s, n);
   for (int64_t j = n; j < (n + 7) / 8 * 8; ++j) s[j] = -INFINITY;  // the tail vector's padding (none when 8 | n)
   const __m256 mv = _mm256_set1_ps(m);
   __m256 sum = _mm256_setzero_ps();

@@ -82,9 +82,7 @@ float row_max(const float* s, int64_t n) {
 
 // Row s becomes exp(s - max) (zero past n); returns the sum.
 float softmax_row(float* s, int64_t n) {
-  __m512 mx = _mm512_set1_ps(-INFINITY);
-  for (int64_t j = 0; j < n; j += 16) mx = _mm512_mask_max_ps(mx, first(n - j), mx, _mm512_loadu_ps(s + j));
-  const __m512 m = _mm512_set1_ps(hmax(mx));
+  const __m512 m = _mm512_set1_ps(row_max(s, n));
   __m512 sum = _mm512_setzero_ps();
   for (int64_t j = 0; j < n; j += 16) {
     const __m512 e = _mm512_maskz_mov_ps(first(n - j), exp_ps(_mm512_sub_ps(_mm512_loadu_ps(s + j), m)));

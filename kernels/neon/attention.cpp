@@ -72,10 +72,7 @@ float row_max(const float* s, int64_t n) {
 
 float softmax_row(float* s, int64_t n) {
   const int64_t full = n / 4 * 4;
-  float32x4_t mx = vdupq_n_f32(-INFINITY);
-  for (int64_t j = 0; j < full; j += 4) mx = vmaxq_f32(mx, vld1q_f32(s + j));
-  float m = vmaxvq_f32(mx);
-  for (int64_t j = full; j < n; ++j) m = std::max(m, s[j]);
+  const float m = row_max(s, n);
   const float32x4_t mv = vdupq_n_f32(m);
   float32x4_t sum = vdupq_n_f32(0.0f);
   for (int64_t j = 0; j < full; j += 4) {
