@@ -228,7 +228,7 @@ void Llama::attention(int layer, int64_t n, const int32_t* seq, const int64_t* p
   // same keys (causal: up to each token), one kernel call for all of them.
   const int64_t jobs = int64_t(runs_.size()) * Hkv;
   const size_t scratch = kv_[0].scratch_floats(int(group));
-  if (split_decode(n, jobs, pos)) {
+  if (split_decode(jobs, pos)) {
     attention_split(layer, seq, pos, jobs, scratch);
     return;
   }
@@ -247,7 +247,7 @@ void Llama::attention(int layer, int64_t n, const int32_t* seq, const int64_t* p
   });
 }
 
-bool Llama::split_decode(int64_t n, int64_t jobs, const int64_t* pos) const {
+bool Llama::split_decode(int64_t jobs, const int64_t* pos) const {
   if (n_threads_ < 2 || jobs % n_threads_ == 0 || jobs >= 2 * int64_t(n_threads_)) return false;
   for (const AttnRun& r : runs_)
     if (r.len != 1 || pos[r.t] + 1 < kSplitKeys) return false;

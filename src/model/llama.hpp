@@ -59,7 +59,7 @@ class Llama {
  private:
   void embed(const int32_t* tokens, int64_t n, float* x) const;
   void attention(int layer, int64_t n, const int32_t* seq, const int64_t* pos);
-  bool split_decode(int64_t n, int64_t jobs, const int64_t* pos) const;
+  bool split_decode(int64_t jobs, const int64_t* pos) const;
   void attention_split(int layer, const int32_t* seq, const int64_t* pos, int64_t jobs, size_t scratch);
 
   const io::GgufFile& file_;
