@@ -57,31 +57,15 @@ void attend(const AttnArgs& a) {
 // per-thread buffer of kBlockTokens rows.
 constexpr int kBlockTokens = 16;
 
-struct ScoreRows {
-  float* data = nullptr;
-  size_t size = 0;
-  ~ScoreRows() {
-    if (data) ::operator delete(data, std::align_val_t(64));
-  }
-  float* get(size_t n) {
-    if (n > size) {
-      if (data) ::operator delete(data, std::align_val_t(64));
-      data = nullptr;
-      size = 0;
-      data = static_cast<float*>(::operator new(n * sizeof(float), std::align_val_t(64)));
-      size = n;
-    }
-    return data;
-  }
-};
-thread_local ScoreRows t_score_rows;
+#include "panel_buffer.inl"
+thread_local PanelBuffer t_score_rows;
 
 template <class T>
 void attend_block(const AttnBlockArgs& b) {
   if (b.T <= 0 || b.group <= 0) return;
   const int64_t nk_max = b.n0 + b.T - 1;
   const int64_t lds = (nk_max + kKeyTile - 1) / kKeyTile * kKeyTile;
-  float* scratch = t_score_rows.get(size_t(kBlockTokens * lds));
+  float* scratch = reinterpret_cast<float*>(t_score_rows.get(size_t(kBlockTokens * lds) * sizeof(float)));
   for (int i0 = 0; i0 < b.T; i0 += kBlockTokens) {
     const int tb = std::min(kBlockTokens, b.T - i0);
     const int64_t n_keys = b.n0 + i0 + tb - 1;  // what the block's last token sees

@@ -120,29 +120,14 @@ void configure(int r0, int r1) {
   t_config = c;
 }
 
+#include "panel_buffer.inl"
+
 // The 4-bit weights of a panel (one or two row groups) widened to int8 (code - 8
 // for the symmetric formats, code for the affine ones), per block kb and group j
 // at (2 * kb + j) * 512: B-tile rows 0..3 hold k = 0..15 (the low nibbles), rows
 // 4..7 k = 16..31 (the high ones). Reused by every step
 // of the panel, so the unpacking is paid once per panel, not once per row of x.
 // Per thread, kept across calls, grown to the largest K seen.
-struct PanelBuffer {
-  uint8_t* data = nullptr;
-  size_t size = 0;
-  ~PanelBuffer() {
-    if (data) ::operator delete(data, std::align_val_t(64));
-  }
-  uint8_t* get(size_t n) {
-    if (n > size) {
-      if (data) ::operator delete(data, std::align_val_t(64));
-      data = nullptr;
-      size = 0;
-      data = static_cast<uint8_t*>(::operator new(n, std::align_val_t(64)));
-      size = n;
-    }
-    return data;
-  }
-};
 thread_local PanelBuffer t_panel;
 
 template <Family F>

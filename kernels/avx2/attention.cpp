@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <new>
 #include <cstring>
+#include <new>
 
 #include "avx2/simd_common.hpp"
 #include "kernel_table.hpp"

@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <new>
 #include <cstring>
+#include <new>
 
 #include "kernel_table.hpp"
 

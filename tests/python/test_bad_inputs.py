@@ -174,6 +174,7 @@ MODEL_CASES = [
     ("Model no tensors", lambda c: halfbyte.Model(c.small), ValueError, None),
     ("Model None", lambda c: halfbyte.Model(None), TypeError, None),
     ("Model n_ctx", lambda c: halfbyte.Model(c.model_path, n_ctx=0), ValueError, "n_ctx"),
+    ("Model n_batch", lambda c: halfbyte.Model(c.model_path, n_batch=0), ValueError, "n_batch"),
     ("Model n_threads", lambda c: halfbyte.Model(c.model_path, n_threads=0), ValueError, "n_threads"),
     ("Model n_threads huge", lambda c: halfbyte.Model(c.model_path, n_threads=10**6), ValueError, "n_threads"),
     ("Model precision", lambda c: halfbyte.Model(c.model_path, precision="half"), ValueError, "precision"),

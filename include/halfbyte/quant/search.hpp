@@ -51,7 +51,7 @@ inline float sat(float v, float lo, float hi, float if_nan) noexcept {
 
 // Nearest integer code in [lo, hi] (ties to even) as a float; NaN gives 0. Clamps
 // first, then rounds with the 1.5 * 2^23 trick (exact for |v| < 2^22), avoiding a
-// libm call; branch-free, so loops over a block compile to vector code.
+// libm call. The definition; codes_of does a block of them 4 at a time.
 inline float clamp_code_f(float v, float lo, float hi) noexcept {
   v = v == v ? v : 0.0f;
   v = v < lo ? lo : v > hi ? hi : v;
