@@ -205,14 +205,29 @@ TEST_CASE("thread pool: short jobs on the caller alone when so set; longer jobs 
     }
     CHECK(worker_ran);
   }
-  // ... on the caller alone, every task runs on the caller's slot, each once.
+  // ... on the caller alone, every task runs on the caller's slot. A job is short
+  // when its caller's part took under 250 us the last time it ran with the workers
+  // (and stays so while it runs alone), so a call that took under 250 us in all,
+  // timed here, makes the next one short. Only such next calls are checked: under a
+  // sanitizer on a busy machine a preempted call can take longer, and the job that
+  // follows it then rightly runs with the workers.
   const ShortJobsGuard guard(ShortJobs::Alone);
   CHECK(halfbyte::detail::short_jobs_alone());
-  for (int round = 0; round < 50; ++round) {
+  int checked = 0;
+  bool next_short = false;
+  const auto checks_until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (checked < 50 && std::chrono::steady_clock::now() < checks_until) {
     std::fill(slots.begin(), slots.end(), -1);
+    const auto t0 = std::chrono::steady_clock::now();
     short_job(slots);
-    CHECK(std::count(slots.begin(), slots.end(), 0) == 8);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    if (next_short) {
+      ++checked;
+      CHECK(std::count(slots.begin(), slots.end(), 0) == 8);
+    }
+    next_short = took < std::chrono::microseconds(250);
   }
+  CHECK(checked > 0);
   // Its exception still reaches the caller, and the pool still works.
   const auto throwing = [](int64_t bad) {
     parallel_tasks(8, 2, [&](int64_t t, int) {
