@@ -59,6 +59,11 @@ CpuFeatures detect() {
     f.avx512bw = b & (1u << 30);
     f.avx512vl = b & (1u << 31);
     f.avx512vnni = c & (1u << 11);
+    if (a >= 1) {  // (leaf 7's EAX: its last subleaf)
+      unsigned a1, b1, c1, d1;
+      __cpuid_count(7, 1, a1, b1, c1, d1);
+      f.avx512bf16 = f.avx512f && (a1 & (1u << 5));
+    }
   }
   f.amx_bf16 = d & (1u << 22);
   f.amx_tile = d & (1u << 24);
@@ -106,6 +111,7 @@ std::string cpu_feature_string() {
   add(f.avx512vl, "avx512vl");
   add(f.avx512dq, "avx512dq");
   add(f.avx512vnni, "avx512vnni");
+  add(f.avx512bf16, "avx512bf16");
   add(f.amx_tile, "amx_tile");
   add(f.amx_int8, "amx_int8");
   add(f.amx_bf16, "amx_bf16");

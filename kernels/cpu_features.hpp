@@ -10,6 +10,7 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;        // with OS YMM state
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
   bool avx512vnni = false;                             // with OS ZMM state
+  bool avx512bf16 = false;                             // CPUID leaf 7 subleaf 1, with OS ZMM state
   // AMX: CPUID leaf 7 EDX, the OS tile state in XCR0 (bits 17 XTILECFG, 18
   // XTILEDATA), and Linux's per-process permission for XTILEDATA, requested once
   // (arch_prctl ARCH_REQ_XCOMP_PERM) when the first three are present.

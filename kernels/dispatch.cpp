@@ -37,6 +37,20 @@ bool has_avx512() {
   return has_avx2() && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni;
 }
 #endif
+#if defined(HALFBYTE_HAVE_AVX512_KERNELS)
+// avx512's kernels, and its prompt attention on bf16 dot products where the CPU has
+// AVX512_BF16 (HALFBYTE_BF16_ATTENTION=0 leaves it out: fp32 attention throughout).
+void fill_avx512(KernelTable& t) {
+  avx512::fill(t);
+#if defined(HALFBYTE_HAVE_AVX512BF16_KERNELS)
+  const char* env = std::getenv("HALFBYTE_BF16_ATTENTION");
+  if (cpu_features().avx512bf16 && !(env && std::strcmp(env, "0") == 0)) {
+    t.attend_block_bf16[0] = avx512::bf16_attend_block(false);
+    t.attend_block_bf16[1] = avx512::bf16_attend_block(true);
+  }
+#endif
+}
+#endif
 #if defined(HALFBYTE_HAVE_AMX_KERNELS)
 // amx builds on the avx512 table; the tile instructions need CPUID's AMX-TILE and
 // AMX-INT8, the OS's tile state in XCR0, and Linux's permission (cpu_features.cpp).
@@ -79,9 +93,9 @@ const Entry kEntries[] = {
     {"avx2", avx2::fill, has_avx2, "scalar"},
 #endif
 #if defined(HALFBYTE_HAVE_AVX512_KERNELS) && defined(HALFBYTE_HAVE_AVX2_KERNELS)
-    {"avx512", avx512::fill, has_avx512, "avx2"},
+    {"avx512", fill_avx512, has_avx512, "avx2"},
 #elif defined(HALFBYTE_HAVE_AVX512_KERNELS)
-    {"avx512", avx512::fill, has_avx512, "scalar"},
+    {"avx512", fill_avx512, has_avx512, "scalar"},
 #endif
 #if defined(HALFBYTE_HAVE_AMX_KERNELS)
     {"amx", amx::fill, has_amx, "avx512"},

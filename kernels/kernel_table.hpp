@@ -162,8 +162,9 @@ using AttendFn = void (*)(const AttnArgs& a);
 // Query row (i, h) at q + i ldq + h hd, output row at out + i ldo + h hd. K and V as
 // AttnArgs (K tiled; V rows at a stride of ldv). Elements fp32 or fp16 bits
 // (attend_block[0] / [1]). Vector ISAs (attention_driver.inl): fp32, the per-token
-// kernels' arithmetic and bound, blocks of 16 tokens per pass over the keys. amx:
-// bf16 tiles (attend_block_bf16). Where null (scalar), the caller runs attend per token.
+// kernels' arithmetic and bound, blocks of 16 tokens per pass over the keys. Rounded
+// to bf16 (attend_block_bf16): amx's tiles, avx512's vdpbf16ps. Where null (scalar),
+// the caller runs attend per token.
 struct AttnBlockArgs {
   const float* q;
   int64_t ldq;
@@ -233,12 +234,14 @@ struct KernelTable {
   // within (K + 2) 2^-24 sum_k |w_k x_k| of the exact product.
   GemmDenseFn gemm_dense[kDenseTypes] = {};
   // Prompt attention (AttnBlockArgs). Vector ISAs: fp32 (attention_driver.inl), within
-  // tests/kernels/test_attention.cpp's bound. amx (AMX-BF16): bf16 tiles
-  // (kernels/amx/tile_attention.inl): q, K, V and the softmax weights rounded to bf16,
-  // fp32 sums; head dims a multiple of 32; within the bound
-  // tests/kernels/test_amx_attention.cpp states against fp32.
+  // tests/kernels/test_attention.cpp's bound.
   AttendBlockFn attend_block[2] = {};
-  bool attend_block_bf16 = false;  // attend_block rounds to bf16 (amx): not for fp32 precision
+  // The same with q, K, V and the softmax weights rounded to bf16, fp32 sums; head dims
+  // a multiple of 32; within the bound tests/kernels/test_amx_attention.cpp states
+  // against fp32: amx's tiles (AMX-BF16, kernels/amx/tile_attention.inl), else avx512's
+  // vdpbf16ps where the CPU has AVX512_BF16 (kernels/avx512/attention_bf16.cpp). Not
+  // for fp32 precision (KvCache::attend_block). Null elsewhere.
+  AttendBlockFn attend_block_bf16[2] = {};
   int64_t tile_min_rows = 0;
 };
 
@@ -273,6 +276,9 @@ GemmIntFn gemm_int_asym(Family f);
 }  // namespace scalar
 namespace avx2 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); void fill_elementwise(KernelTable& t); void fill_dense(KernelTable& t); }
 namespace avx512 { void fill(KernelTable& t); void fill_attention(KernelTable& t); void fill_i16(KernelTable& t); void fill_elementwise(KernelTable& t); void fill_dense(KernelTable& t); }
+// avx512's prompt attention on vdpbf16ps ([0] fp32 cache, [1] fp16): built where the
+// compiler has -mavx512bf16 (HALFBYTE_HAVE_AVX512BF16_KERNELS); for CPUs with AVX512_BF16.
+namespace avx512 { AttendBlockFn bf16_attend_block(bool f16); }
 namespace neon { void fill(KernelTable& t); void fill_attention(KernelTable& t); }
 namespace neon_i8mm { void fill(KernelTable& t); }
 

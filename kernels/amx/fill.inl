@@ -48,12 +48,12 @@ void fill_tiles(KernelTable& t, bool bf16_tiles) {
     for (int f = 0; f < kFamilies; ++f)
       for (int bf = 0; bf < 2; ++bf) t.gemm_tile[f][bf] = bf16_tiles_for<Tiles>(Family(f), bf != 0);
     for (int d = 0; d < kDenseTypes; ++d) t.gemm_tile_dense[d] = dense_tiles_for<Tiles>(DenseType(d));
-    // HALFBYTE_AMX_ATTENTION=avx512 keeps avx512's attention (to measure one against the other).
+    // HALFBYTE_AMX_ATTENTION=avx512 keeps avx512's attention (to measure one against the
+    // other): its vdpbf16ps kernel where the CPU has AVX512_BF16, else fp32.
     const char* att = std::getenv("HALFBYTE_AMX_ATTENTION");
     if (!(att && std::strcmp(att, "avx512") == 0)) {
-      t.attend_block[0] = attend_block_for<Tiles>(false);
-      t.attend_block[1] = attend_block_for<Tiles>(true);
-      t.attend_block_bf16 = true;
+      t.attend_block_bf16[0] = attend_block_for<Tiles>(false);
+      t.attend_block_bf16[1] = attend_block_for<Tiles>(true);
     }
     t.tile_min_rows = kMinBf16Rows;
   }

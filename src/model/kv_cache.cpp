@@ -59,19 +59,20 @@ void KvCache::copy_prefix(const KvCache& src, int64_t n) {
   }
 }
 
-bool KvCache::has_attend_block(bool bf16_ok) const noexcept {
-  const kernels::KernelTable& t = kernels::active();
-  if (t.attend_block[f16_ ? 1 : 0] == nullptr) return false;
-  return !t.attend_block_bf16 || (bf16_ok && hd_ % 32 == 0);
+bool KvCache::has_attend_block() const noexcept { return kernels::active().attend_block[f16_ ? 1 : 0] != nullptr; }
+
+bool KvCache::bf16_attention(bool bf16_ok) const noexcept {
+  return bf16_ok && kernels::active().attend_block_bf16[f16_ ? 1 : 0] != nullptr && hd_ % 32 == 0;
 }
 
 void KvCache::attend_block(int64_t layer, int64_t g, const float* q, int64_t ldq, int T, int M, int64_t n0,
-                           float scale, float* out, int64_t ldo) const {
+                           float scale, float* out, int64_t ldo, bool bf16_ok) const {
   const size_t head = size_t(layer * n_head_kv_ + g);
   const uint8_t* kt = map_.data() + head * size_t(hd_ * ldk_) * elem_;
   const uint8_t* v = map_.data() + (size_t(n_layer_ * n_head_kv_ * hd_ * ldk_) + head * size_t(n_ctx_ * hd_)) * elem_;
   const kernels::AttnBlockArgs a{q, ldq, T, M, kt, v, hd_, n0, int(hd_), scale, out, ldo};
-  kernels::active().attend_block[f16_ ? 1 : 0](a);
+  const kernels::KernelTable& t = kernels::active();
+  (bf16_attention(bf16_ok) ? t.attend_block_bf16 : t.attend_block)[f16_ ? 1 : 0](a);
 }
 
 void KvCache::attend(int64_t layer, int64_t g, const float* q, int64_t ldq, int M, int64_t n_keys, float scale,

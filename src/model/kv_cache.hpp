@@ -45,12 +45,16 @@ class KvCache {
   // Causal attention of T consecutive tokens (the first at position n0 - 1, all stored)
   // for the M query heads of KV head g: token i sees keys [0, n0 + i); query row (i, h)
   // at q + i ldq + h head_dim, output likewise at out + i ldo. Only where the kernel
-  // table has attend_block (has_attend_block()): fp32 on the vector ISAs; on amx's
-  // bf16 tiles only where bf16_ok (the products are not fp32 already) and
-  // head_dim % 32 == 0.
-  bool has_attend_block(bool bf16_ok) const noexcept;
+  // table has attend_block (has_attend_block(): the vector ISAs), in fp32; rounded to
+  // bf16 (amx's tiles, avx512's vdpbf16ps: KernelTable::attend_block_bf16) where
+  // bf16_ok (the products are not fp32 already), the table has it and head_dim % 32 == 0.
+  bool has_attend_block() const noexcept;
+  // Whether attend_block rounds to bf16 given bf16_ok. Then every token's attention
+  // must go through it (runs of one token too: a token's bits then do not depend on
+  // how a batch is cut into runs).
+  bool bf16_attention(bool bf16_ok) const noexcept;
   void attend_block(int64_t layer, int64_t g, const float* q, int64_t ldq, int T, int M, int64_t n0, float scale,
-                    float* out, int64_t ldo) const;
+                    float* out, int64_t ldo, bool bf16_ok) const;
 
  private:
   int64_t n_layer_ = 0, n_head_kv_ = 0, hd_ = 0, n_ctx_ = 0, ldk_ = 0;

@@ -211,16 +211,20 @@ void Llama::attention(int layer, int64_t n, const int32_t* seq, const int64_t* p
   // Runs of tokens: where the kernels have prompt attention (attend_block), up to
   // kAttnChunk consecutive tokens of one sequence at consecutive positions with at
   // least kAttnMinRows query rows in all; else (decoding, short runs) one token.
-  // amx's tiles round q, k, v to bf16: only where the layer's products are not fp32
-  // already (int8 activations or 16-bit weights); precision "float" and f32 layers
-  // keep fp32 (the vector ISAs' attend_block).
-  const bool tiles = kv_[0].has_attend_block(!float_ && !layers_[size_t(layer)].wqkv.f32_weights());
+  // Rounded to bf16 (amx's tiles, avx512's vdpbf16ps) only where the layer's products
+  // are not fp32 already (int8 activations or 16-bit weights); precision "float" and
+  // f32 layers keep fp32 (the vector ISAs' attend_block, the same bits as attend per
+  // token). In bf16, every run goes to attend_block, single tokens too, and decoding
+  // does not split a head's keys across threads: a token's result then does not
+  // depend on the batch it came in (which runs, which split).
+  const bool tiles = kv_[0].has_attend_block();
+  const bool bf16 = kv_[0].bf16_attention(!float_ && !layers_[size_t(layer)].wqkv.f32_weights());
   runs_.clear();
   for (int64_t t = 0; t < n;) {
     int64_t t1 = t + 1;
     if (tiles)
       while (t1 < n && t1 - t < kAttnChunk && seq[t1] == seq[t] && pos[t1] == pos[t1 - 1] + 1) ++t1;
-    if ((t1 - t) * group < kAttnMinRows) t1 = t + 1;
+    if (!bf16 && (t1 - t) * group < kAttnMinRows) t1 = t + 1;
     runs_.push_back({t, t1 - t});
     t = t1;
   }
@@ -228,7 +232,7 @@ void Llama::attention(int layer, int64_t n, const int32_t* seq, const int64_t* p
   // same keys (causal: up to each token), one kernel call for all of them.
   const int64_t jobs = int64_t(runs_.size()) * Hkv;
   const size_t scratch = kv_[0].scratch_floats(int(group));
-  if (split_decode(jobs, pos)) {
+  if (!bf16 && split_decode(jobs, pos)) {
     attention_split(layer, seq, pos, jobs, scratch);
     return;
   }
@@ -238,8 +242,8 @@ void Llama::attention(int layer, int64_t n, const int32_t* seq, const int64_t* p
     const KvCache& kv = kv_[size_t(seq[t])];
     const float* q = qkv_ + t * qkv_w + g * group * hd;
     float* out = att_ + t * H * hd + g * group * hd;
-    if (len > 1) {
-      kv.attend_block(layer, g, q, qkv_w, int(len), int(group), pos[t] + 1, scale, out, H * hd);
+    if (len > 1 || bf16) {
+      kv.attend_block(layer, g, q, qkv_w, int(len), int(group), pos[t] + 1, scale, out, H * hd, bf16);
       return;
     }
     float* sc = scores_ + size_t(slot) * scratch;
