@@ -73,6 +73,7 @@ int cmd_run(const Args& args) {
               },
               &st, chat);
   std::printf("\n");
+  std::fflush(stdout);  // (the text's end before the stats on stderr, also through a pipe)
   std::fprintf(stderr, "prompt: %lld tokens, %.1f tokens/s | decode: %lld tokens, %.1f tokens/s | isa %s, %d threads\n",
                (long long)st.prompt_tokens, st.prompt_tps(), (long long)st.generated_tokens, st.decode_tps(),
                isa().c_str(), lo.n_threads > 0 ? lo.n_threads : num_threads());
