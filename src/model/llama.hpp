@@ -83,8 +83,9 @@ class Llama {
     int64_t t, len;
   };
   std::vector<AttnRun> runs_;
-  // Prompt attention on tiles (amx): tokens per call, and the fewest query rows
-  // (tokens x heads per KV head) worth a call; to be tuned on an AMX machine.
+  // Prompt attention (KvCache::attend_block): tokens per call, and the fewest query
+  // rows (tokens x heads per KV head) worth a call in fp32 (in bf16 every run takes
+  // it, single tokens too); the chunk to be tuned on an AMX machine.
   static constexpr int64_t kAttnChunk = 64, kAttnMinRows = 16;
   // Decoding with fewer (token, KV head) jobs than the threads can share evenly
   // (SmolLM2: 3 KV heads on 2 threads) and a cache of at least kSplitKeys keys: each

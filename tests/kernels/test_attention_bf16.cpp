@@ -5,6 +5,7 @@
 // offers it exactly there.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include "cpu_features.hpp"
 #include "halfbyte/runtime.hpp"
 #include "kernels/attention_bf16_check.hpp"
+#include "kernels/kernel_test_util.hpp"
 #include "kernel_table.hpp"
 
 using namespace halfbyte;
@@ -46,7 +48,7 @@ TEST_CASE("avx512: the kernel table offers bf16 prompt attention exactly where t
     std::printf("avx512 bf16 attention table: skipped: no AVX-512 on this CPU\n");
     return;
   }
-  const std::string before = isa();
+  IsaGuard guard;
   set_isa("avx512");
   const kernels::KernelTable& t = kernels::active();
   const char* env = std::getenv("HALFBYTE_BF16_ATTENTION");
@@ -54,5 +56,4 @@ TEST_CASE("avx512: the kernel table offers bf16 prompt attention exactly where t
   CHECK((t.attend_block_bf16[0] != nullptr) == wanted);
   CHECK((t.attend_block_bf16[1] != nullptr) == wanted);
   CHECK(t.attend_block[0] != nullptr);  // the fp32 kernel stays, for fp32 precision
-  set_isa(before);
 }
